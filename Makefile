@@ -1,0 +1,54 @@
+# esdm-hpc: `make demo` and `make test` set everything up first (`make setup`).
+# Slow builds (parallel HDF5, MPI wheels) are cached under ~/.cache/esdm-hpc.
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+HDF5   := .deps/hdf5
+KERNEL_SOURCES := $(wildcard csrc/*.c csrc/*.h esdm_hpc/kernels/*.pyx setup.py)
+
+# OpenMPI refuses root and more ranks than cores unless told; tests and demo
+# run 2-8 ranks on this 2-core machine as root.
+export OMPI_ALLOW_RUN_AS_ROOT := 1
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
+export OMPI_MCA_rmaps_base_oversubscribe := 1
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/$(HDF5)/bin:$(PATH)
+
+.PHONY: setup system hdf5 python demo test lint bench clean
+
+setup: build/kernels.stamp
+
+system:
+	@deps/apt.sh deps/apt-packages.txt
+
+hdf5: system
+	@deps/build-hdf5.sh $(HDF5)
+
+python: hdf5
+	@deps/python-env.sh $(VENV) $(HDF5)
+
+# Order-only: the environment must exist, but its (phony) check alone does
+# not force a recompile.
+build/kernels.stamp: $(KERNEL_SOURCES) | python build
+	@echo "== compiling kernels"
+	@$(PY) setup.py -q build_ext --inplace >build/kernels.log 2>&1 \
+		|| { cat build/kernels.log; exit 1; }
+	@touch $@
+
+build:
+	@mkdir -p build
+
+demo: setup
+	mpirun -n 4 $(PY) -m esdm_hpc.demo
+
+test: setup
+	$(PY) -m pytest tests
+
+lint: setup
+	$(VENV)/bin/ruff check esdm_hpc tests benchmarks
+	$(VENV)/bin/ruff format --check esdm_hpc tests benchmarks
+
+bench: setup
+	$(PY) benchmarks/kernels.py
+
+clean:
+	rm -rf build esdm_hpc/kernels/*.so esdm_hpc/kernels/_*.c

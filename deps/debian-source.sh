@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Download a source package from a newer Debian suite than the one installed.
+#
+#   debian-source.sh PACKAGE SUITE DESTDIR
+#
+# The mirror is the one this machine's apt already uses; the package lists go
+# into a private apt state directory under DESTDIR, so nothing system-wide
+# changes. Prints the path of the upstream tarball (*.orig.tar.*).
+set -euo pipefail
+
+package=$1 suite=$2 dest=$3
+
+# The first Debian URI configured for the installed suite (deb822 or one-line form).
+mirror() {
+    local codename
+    codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+    {
+        for f in /etc/apt/sources.list.d/*.sources; do
+            [ -e "$f" ] || continue
+            awk -v c="$codename" '
+                /^URIs:/ {u=$2} /^Suites:/ {for (i=2;i<=NF;i++) if ($i==c) s=1}
+                /^$/ {if (s && u) print u; u=""; s=0}
+                END {if (s && u) print u}' "$f"
+        done
+        if [ -e /etc/apt/sources.list ]; then
+            awk -v c="$codename" '$1=="deb" && $0 ~ " "c" " {for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; break}}' /etc/apt/sources.list
+        fi
+    } | grep -v security | head -n1
+}
+
+url=$(mirror)
+[ -n "$url" ] || { echo "debian-source: no Debian mirror found in the apt configuration" >&2; exit 1; }
+
+state="$dest/apt-state"
+mkdir -p "$state/lists/partial" "$state/cache/archives/partial" "$state/etc/parts"
+echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $url $suite main" \
+    > "$state/etc/sources.list"
+apt_opts=(
+    -o "Dir::State=$state" -o "Dir::State::Lists=$state/lists"
+    -o "Dir::State::status=/dev/null" -o "Dir::Cache=$state/cache"
+    -o "Dir::Etc::SourceList=$state/etc/sources.list"
+    -o "Dir::Etc::SourceParts=$state/etc/parts" -o "APT::Sandbox::User=root"
+    -qq
+)
+apt-get "${apt_opts[@]}" update >&2
+(cd "$dest" && apt-get "${apt_opts[@]}" source --download-only "$package" >&2)
+ls "$dest"/"${package}"_*.orig.tar.* | head -n1
