@@ -30,6 +30,7 @@ def kernel_extension(pyx: Path) -> Extension:
         sources,
         include_dirs=[str(CSRC), numpy.get_include()],
         libraries=LIBRARIES.get(name, []),
+        depends=[str(h.relative_to(ROOT)) for h in CSRC.glob("*.h")],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wno-unused-function"],
     )
@@ -42,9 +43,7 @@ def selected(pyx: Path) -> bool:
 
 
 extensions = [
-    kernel_extension(p)
-    for p in sorted((ROOT / "esdm_hpc/kernels").glob("_*.pyx"))
-    if selected(p)
+    kernel_extension(p) for p in sorted((ROOT / "esdm_hpc/kernels").glob("_*.pyx")) if selected(p)
 ]
 
 setup(

@@ -2,7 +2,7 @@
  * Region algebra on N-D boxes (see region.h for the conventions).
  *
  * Internally a box is handled as bounds lo/hi per axis (hi = offset + count),
- * which keeps the overlap tests to two comparisons per axis.
+ * with the helpers of box.h, which boxindex.c shares.
  */
 #include "region.h"
 
@@ -10,36 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- Boxes ---------------------------------------------------------------- */
+#include "box.h"
+
+_Static_assert((int)REGION_OK == BOX_OK && (int)REGION_ENOMEM == BOX_ENOMEM,
+               "box.h statuses pass through");
+_Static_assert(REGION_MAX_NDIM == BOX_MAX_NDIM, "box.h helpers take every supported box");
 
 static bool valid_ndim(size_t ndim) { return ndim >= 1 && ndim <= REGION_MAX_NDIM; }
 
-static int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-static int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-/* Bounds of the intersection of two boxes given as offset/count; false if it is empty. */
-static bool intersection(size_t ndim, const int64_t *a_offset, const int64_t *a_count,
-                         const int64_t *b_offset, const int64_t *b_count, int64_t *lo, int64_t *hi)
-{
-    for (size_t d = 0; d < ndim; d++) {
-        lo[d] = max_i64(a_offset[d], b_offset[d]);
-        hi[d] = min_i64(a_offset[d] + a_count[d], b_offset[d] + b_count[d]);
-        if (lo[d] >= hi[d])
-            return false;
-    }
-    return true;
-}
-
-/* Whether two non-empty boxes given as bounds overlap. */
-static bool overlap(size_t ndim, const int64_t *a_lo, const int64_t *a_hi, const int64_t *b_lo,
-                    const int64_t *b_hi)
-{
-    for (size_t d = 0; d < ndim; d++)
-        if (a_lo[d] >= b_hi[d] || b_lo[d] >= a_hi[d])
-            return false;
-    return true;
-}
+/* ---- Intersection --------------------------------------------------------- */
 
 int region_intersect(size_t ndim, const int64_t *offset, const int64_t *count, size_t n,
                      const int64_t *offsets, const int64_t *counts, size_t *nhits, int64_t *index,
@@ -51,7 +30,7 @@ int region_intersect(size_t ndim, const int64_t *offset, const int64_t *count, s
     for (size_t i = 0; i < n; i++) {
         /* Computed straight into the next output slot, which a miss leaves free. */
         int64_t *lo = hit_offsets + k * ndim, *hi = hit_counts + k * ndim;
-        if (!intersection(ndim, offset, count, offsets + i * ndim, counts + i * ndim, lo, hi))
+        if (!box_intersection(ndim, offset, count, offsets + i * ndim, counts + i * ndim, lo, hi))
             continue;
         for (size_t d = 0; d < ndim; d++)
             hi[d] -= lo[d];
@@ -63,76 +42,6 @@ int region_intersect(size_t ndim, const int64_t *offset, const int64_t *count, s
 
 /* ---- Subtraction ---------------------------------------------------------- */
 
-/* A growable list of boxes as two (len, ndim) arrays of bounds. */
-struct box_list {
-    size_t ndim, len, cap;
-    int64_t *lo, *hi;
-};
-
-static int box_list_push(struct box_list *list, const int64_t *lo, const int64_t *hi)
-{
-    const size_t ndim = list->ndim;
-    if (list->len == list->cap) {
-        size_t cap = list->cap ? 2 * list->cap : 16;
-        int64_t *grown = realloc(list->lo, cap * ndim * sizeof *grown);
-        if (!grown)
-            return REGION_ENOMEM;
-        list->lo = grown;
-        grown = realloc(list->hi, cap * ndim * sizeof *grown);
-        if (!grown)
-            return REGION_ENOMEM;
-        list->hi = grown;
-        list->cap = cap;
-    }
-    memcpy(list->lo + list->len * ndim, lo, ndim * sizeof *lo);
-    memcpy(list->hi + list->len * ndim, hi, ndim * sizeof *hi);
-    list->len++;
-    return REGION_OK;
-}
-
-/* Pushes the slab [from, to) along axis d of the box (lo, hi). */
-static int push_slab(struct box_list *out, int64_t *lo, int64_t *hi, size_t d, int64_t from,
-                     int64_t to)
-{
-    const int64_t saved_lo = lo[d], saved_hi = hi[d];
-    lo[d] = from;
-    hi[d] = to;
-    int status = box_list_push(out, lo, hi);
-    lo[d] = saved_lo;
-    hi[d] = saved_hi;
-    return status;
-}
-
-/*
- * Pushes the part of a box outside a hole onto `out`: the slabs below and above
- * the hole along axis 0, then, within the remaining core, along axis 1, and so
- * on; the final core lies inside the hole and is dropped.  The pieces are
- * disjoint and non-empty because each one is cut off a non-empty core.
- */
-static int carve(size_t ndim, const int64_t *box_lo, const int64_t *box_hi, const int64_t *hole_lo,
-                 const int64_t *hole_hi, struct box_list *out)
-{
-    if (!overlap(ndim, box_lo, box_hi, hole_lo, hole_hi))
-        return box_list_push(out, box_lo, box_hi);
-    int64_t lo[REGION_MAX_NDIM], hi[REGION_MAX_NDIM];
-    memcpy(lo, box_lo, ndim * sizeof *lo);
-    memcpy(hi, box_hi, ndim * sizeof *hi);
-    for (size_t d = 0; d < ndim; d++) {
-        int status = REGION_OK;
-        if (lo[d] < hole_lo[d]) {
-            status = push_slab(out, lo, hi, d, lo[d], hole_lo[d]);
-            lo[d] = hole_lo[d];
-        }
-        if (status == REGION_OK && hi[d] > hole_hi[d]) {
-            status = push_slab(out, lo, hi, d, hole_hi[d], hi[d]);
-            hi[d] = hole_hi[d];
-        }
-        if (status != REGION_OK)
-            return status;
-    }
-    return REGION_OK;
-}
-
 int region_subtract(size_t ndim, const int64_t *offset, const int64_t *count, size_t n,
                     const int64_t *offsets, const int64_t *counts, size_t *npieces,
                     int64_t **piece_offsets, int64_t **piece_counts)
@@ -142,25 +51,23 @@ int region_subtract(size_t ndim, const int64_t *offset, const int64_t *count, si
     struct box_list pieces = {.ndim = ndim}, next = {.ndim = ndim};
     int64_t lo[REGION_MAX_NDIM], hi[REGION_MAX_NDIM];
     int status = REGION_OK;
-    if (intersection(ndim, offset, count, offset, count, lo, hi)) /* the box, unless empty */
+    if (box_intersection(ndim, offset, count, offset, count, lo, hi)) /* the box, unless empty */
         status = box_list_push(&pieces, lo, hi);
 
     for (size_t j = 0; status == REGION_OK && pieces.len && j < n; j++) {
         /* Only the part of box j inside the box can cut pieces of it. */
-        if (!intersection(ndim, offset, count, offsets + j * ndim, counts + j * ndim, lo, hi))
+        if (!box_intersection(ndim, offset, count, offsets + j * ndim, counts + j * ndim, lo, hi))
             continue;
         next.len = 0;
         for (size_t p = 0; status == REGION_OK && p < pieces.len; p++)
-            status = carve(ndim, pieces.lo + p * ndim, pieces.hi + p * ndim, lo, hi, &next);
+            status = box_carve(ndim, pieces.lo + p * ndim, pieces.hi + p * ndim, lo, hi, &next);
         struct box_list carved = next;
         next = pieces;
         pieces = carved;
     }
-    free(next.lo);
-    free(next.hi);
+    box_list_free(&next);
     if (status != REGION_OK) {
-        free(pieces.lo);
-        free(pieces.hi);
+        box_list_free(&pieces);
         return status;
     }
     for (size_t x = 0; x < pieces.len * ndim; x++)
@@ -168,66 +75,6 @@ int region_subtract(size_t ndim, const int64_t *offset, const int64_t *count, si
     *npieces = pieces.len;
     *piece_offsets = pieces.lo;
     *piece_counts = pieces.hi;
-    return REGION_OK;
-}
-
-/* ---- Sorting -------------------------------------------------------------- */
-
-/* Maps int64 onto uint64 preserving order, so that coordinates sort as unsigned keys. */
-static uint64_t order_key(int64_t v) { return (uint64_t)v ^ UINT64_C(0x8000000000000000); }
-
-/*
- * Stable LSD radix sort of keys[0..n), byte by byte, moving vals[] (unless
- * NULL) along.  A byte that is the same in all keys needs no pass, so keys of
- * small coordinates or box indices take only a few.
- */
-static int radix_sort(uint64_t *keys, uint32_t *vals, size_t n)
-{
-    if (n < 2)
-        return REGION_OK;
-    size_t histogram[8][256] = {{0}};
-    for (size_t i = 0; i < n; i++)
-        for (unsigned b = 0; b < 8; b++)
-            histogram[b][keys[i] >> 8 * b & 0xff]++;
-
-    uint64_t *key_buffer = malloc(n * sizeof *key_buffer);
-    uint32_t *val_buffer = vals ? malloc(n * sizeof *val_buffer) : NULL;
-    if (!key_buffer || (vals && !val_buffer)) {
-        free(key_buffer);
-        free(val_buffer);
-        return REGION_ENOMEM;
-    }
-    uint64_t *src_keys = keys, *dst_keys = key_buffer;
-    uint32_t *src_vals = vals, *dst_vals = val_buffer;
-    for (unsigned b = 0; b < 8; b++) {
-        size_t *next = histogram[b]; /* becomes the next output slot per digit */
-        if (next[src_keys[0] >> 8 * b & 0xff] == n)
-            continue; /* all keys share this byte */
-        for (size_t digit = 0, total = 0; digit < 256; digit++) {
-            size_t count = next[digit];
-            next[digit] = total;
-            total += count;
-        }
-        for (size_t i = 0; i < n; i++) {
-            size_t slot = next[src_keys[i] >> 8 * b & 0xff]++;
-            dst_keys[slot] = src_keys[i];
-            if (vals)
-                dst_vals[slot] = src_vals[i];
-        }
-        uint64_t *k = src_keys;
-        src_keys = dst_keys;
-        dst_keys = k;
-        uint32_t *v = src_vals;
-        src_vals = dst_vals;
-        dst_vals = v;
-    }
-    if (src_keys != keys) {
-        memcpy(keys, src_keys, n * sizeof *keys);
-        if (vals)
-            memcpy(vals, src_vals, n * sizeof *vals);
-    }
-    free(key_buffer);
-    free(val_buffer);
     return REGION_OK;
 }
 
@@ -316,10 +163,10 @@ static int bound_order_init(struct bound_order *order, const struct boxes *b,
     if (!order->key || !order->box)
         return REGION_ENOMEM;
     for (size_t t = 0; t < b->n; t++) {
-        order->key[t] = order_key(bound[t * b->ndim + axis]);
+        order->key[t] = box_order_key(bound[t * b->ndim + axis]);
         order->box[t] = (uint32_t)t;
     }
-    return radix_sort(order->key, order->box, b->n);
+    return box_radix_sort(order->key, order->box, b->n);
 }
 
 static void bound_order_free(struct bound_order *order)
@@ -551,16 +398,16 @@ static int sweep_pairs(const struct boxes *b, size_t sweep_axis, size_t index_ax
     size_t ended = 0;
     for (size_t t = 0; status == REGION_OK && t < b->n && pairs->len < max_pairs; t++) {
         const int64_t *lo = b->lo + t * ndim, *hi = b->hi + t * ndim;
-        while (s.ends.key[ended] <= order_key(lo[sweep_axis]))
+        while (s.ends.key[ended] <= box_order_key(lo[sweep_axis]))
             end_tree_set(&s.tree, s.leaf[s.ends.box[ended++]], 0);
 
-        size_t nhits = end_tree_stab(&s.tree, s.limit[t], order_key(lo[index_axis]), s.hits);
+        size_t nhits = end_tree_stab(&s.tree, s.limit[t], box_order_key(lo[index_axis]), s.hits);
         for (size_t h = 0; status == REGION_OK && h < nhits && pairs->len < max_pairs; h++) {
             const uint32_t j = s.by_index.box[s.hits[h]];
-            if (overlap(ndim, lo, hi, b->lo + j * ndim, b->hi + j * ndim))
+            if (box_overlap(ndim, lo, hi, b->lo + j * ndim, b->hi + j * ndim))
                 status = pair_list_push(pairs, b->id[t], b->id[j]);
         }
-        end_tree_set(&s.tree, s.leaf[t], order_key(hi[index_axis]));
+        end_tree_set(&s.tree, s.leaf[t], box_order_key(hi[index_axis]));
     }
     sweep_free(&s);
     return status;
@@ -575,7 +422,7 @@ static int overlapping_pairs(struct boxes *b, size_t max_pairs, struct pair_list
     if (status == REGION_OK)
         status = sweep_pairs(b, sweep_axis, index_axis, max_pairs, pairs);
     if (status == REGION_OK)
-        status = radix_sort(pairs->key, NULL, pairs->len);
+        status = box_radix_sort(pairs->key, NULL, pairs->len);
     return status;
 }
 

@@ -20,9 +20,9 @@ import numpy as np
 import numpy.typing as npt
 
 from esdm_hpc.kernels import _region
+from esdm_hpc.kernels.boxes import as_box, as_boxes
 
 MAX_NDIM: int = _region.MAX_NDIM
-_INT64_MAX = np.iinfo(np.int64).max
 _UNLIMITED = np.iinfo(np.uintp).max  # max_pairs for "no limit" (SIZE_MAX in C)
 _MAX_BOXES = 2**32 - 1  # find_overlaps keeps box indices in 32 bits
 
@@ -36,8 +36,8 @@ def intersect(
     the boxes whose intersection with the box is non-empty, shape ``(k,)``,
     and those intersections, shape ``(k, ndim)``.
     """
-    offset, count = _box(offset, count)
-    offsets, counts = _boxes(offsets, counts, ndim=len(offset))
+    offset, count = as_box(offset, count)
+    offsets, counts = as_boxes(offsets, counts, ndim=len(offset))
     return _region.intersect(offset, count, offsets, counts)
 
 
@@ -52,8 +52,8 @@ def subtract(
     into slabs along the axes in turn, so the result has few pieces for the
     usual handful of fragments around a request (not necessarily the fewest).
     """
-    offset, count = _box(offset, count)
-    offsets, counts = _boxes(offsets, counts, ndim=len(offset))
+    offset, count = as_box(offset, count)
+    offsets, counts = as_boxes(offsets, counts, ndim=len(offset))
     return _region.subtract(offset, count, offsets, counts)
 
 
@@ -72,64 +72,11 @@ def find_overlaps(
     projections, so random boxes and grid decompositions alike take
     near-linear time.
     """
-    offsets, counts = _boxes(offsets, counts)
+    offsets, counts = as_boxes(offsets, counts)
     if len(offsets) > _MAX_BOXES:
         raise ValueError(f"offsets: at most {_MAX_BOXES} boxes, got {len(offsets)}")
     limit = _UNLIMITED if max_pairs is None else _non_negative_int(max_pairs, "max_pairs")
     return _region.find_overlaps(offsets, counts, min(limit, _UNLIMITED))  # size_t in C
-
-
-def _box(offset: npt.ArrayLike, count: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    return _checked_bounds("offset", offset, "count", count, rank=1)
-
-
-def _boxes(
-    offsets: npt.ArrayLike, counts: npt.ArrayLike, ndim: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    offsets, counts = _checked_bounds("offsets", offsets, "counts", counts, rank=2)
-    if ndim is not None and offsets.shape[1] != ndim:
-        raise ValueError(
-            f"offsets: boxes of {offsets.shape[1]} dimensions do not match the box of {ndim}"
-        )
-    return offsets, counts
-
-
-def _checked_bounds(
-    offset_name: str,
-    offset: npt.ArrayLike,
-    count_name: str,
-    count: npt.ArrayLike,
-    rank: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets and counts as C-contiguous int64 arrays of `rank` dimensions, checked."""
-    offset = _as_int64(offset, offset_name)
-    count = _as_int64(count, count_name)
-    if offset.ndim != rank:
-        shape = "(ndim,)" if rank == 1 else "(n, ndim)"
-        raise ValueError(f"{offset_name} must have shape {shape}, got {offset.shape}")
-    if count.shape != offset.shape:
-        raise ValueError(
-            f"{count_name} must have the shape of {offset_name}, "
-            f"got {count.shape} and {offset.shape}"
-        )
-    ndim = offset.shape[-1]
-    if not 1 <= ndim <= MAX_NDIM:
-        raise ValueError(f"{offset_name}: boxes must have 1 to {MAX_NDIM} dimensions, got {ndim}")
-    if np.any(count < 0):
-        raise ValueError(f"{count_name} must be non-negative")
-    # Box ends are computed in int64.
-    if np.any(offset > _INT64_MAX - count):
-        raise ValueError(f"{offset_name} + {count_name} overflows int64")
-    return offset, count
-
-
-def _as_int64(value: npt.ArrayLike, name: str) -> np.ndarray:
-    array = np.asarray(value)
-    if not np.issubdtype(array.dtype, np.integer):  # also rejects bool
-        raise ValueError(f"{name} must hold integers, got dtype {array.dtype}")
-    if array.dtype == np.uint64 and np.any(array > _INT64_MAX):
-        raise ValueError(f"{name} does not fit int64")
-    return np.ascontiguousarray(array, dtype=np.int64)
 
 
 def _non_negative_int(value: object, name: str) -> int:

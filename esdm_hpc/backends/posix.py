@@ -1,0 +1,347 @@
+"""The posix backend: a directory tree on a local or parallel file system (DESIGN 5).
+
+Durability follows the usual POSIX recipe: data is fsynced, and so is every
+directory whose entries changed, once. Small metadata objects are replaced by
+write-temp, fsync, rename, fsync-directory, so a reader sees old or new, whole.
+On Lustre, log directories get the configured striping (``lfs setstripe``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from esdm_hpc.backends.base import (
+    TEMP_PREFIX,
+    Backend,
+    BackendError,
+    Buffer,
+    LogWriter,
+    byte_view,
+    check_name,
+    check_prefix,
+    check_range,
+)
+from esdm_hpc.config import BackendConfig
+from esdm_hpc.faults import crash_point
+
+logger = logging.getLogger(__name__)
+
+LUSTRE_SUPER_MAGIC = 0x0BD00BD0
+
+
+# --- Lustre ----------------------------------------------------------------------------
+
+
+def is_lustre(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is on Lustre, by the statfs(2) magic (os.statvfs does not report it)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit Linux
+    if libc.statfs(os.fsencode(path), buf) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno), os.fspath(path))
+    f_type = ctypes.c_long.from_buffer(buf).value  # the first member, a long, on 64-bit Linux
+    return f_type & 0xFFFFFFFF == LUSTRE_SUPER_MAGIC
+
+
+def setstripe_command(lfs: str, directory: str, options: Mapping[str, Any]) -> list[str] | None:
+    """The ``lfs setstripe`` call giving ``directory`` the configured layout, if any is set."""
+    args = []
+    if "stripe_count" in options:
+        args += ["-c", str(options["stripe_count"])]
+    if "stripe_size" in options:
+        args += ["-S", str(options["stripe_size"])]
+    return [lfs, "setstripe", *args, directory] if args else None
+
+
+# --- small helpers -----------------------------------------------------------------------
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    # Positioned writes: a failed append leaves the file offset of later ones intact.
+    done = 0
+    while done < view.nbytes:
+        done += os.pwrite(fd, view[done:], offset + done)
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: str) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+@contextmanager
+def _os_errors(backend: Backend, name: str, action: str) -> Iterator[None]:
+    """OSErrors become BackendErrors that name the backend and the object."""
+    try:
+        yield
+    except BackendError:
+        raise
+    except FileNotFoundError:
+        raise backend.not_found(name) from None
+    except OSError as exc:
+        raise backend.error(name, f"cannot {action}: {exc.strerror or exc}") from exc
+
+
+# --- the backend -------------------------------------------------------------------------
+
+
+class PosixBackend(Backend):
+    def __init__(self, config: BackendConfig) -> None:
+        super().__init__(config)
+        self.root = os.path.abspath(config.target)
+        os.makedirs(self.root, exist_ok=True)
+        self._lfs = self._find_lfs()
+
+    def _find_lfs(self) -> str | None:
+        """The ``lfs`` tool, when striping is configured and the target is on Lustre."""
+        if setstripe_command("lfs", self.root, self.config.options) is None:
+            return None
+        lfs = shutil.which("lfs")
+        return lfs if lfs is not None and is_lustre(self.root) else None
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.root, check_name(name))
+
+    # --- directories -------------------------------------------------------------------
+
+    def _make_dirs(self, directory: str, *, lfs: str | None = None) -> list[str]:
+        """Create ``directory`` and missing ancestors; the directories whose entries changed.
+
+        With ``lfs``, ``directory`` itself gets the configured Lustre striping.
+        """
+        missing = []
+        path = directory
+        while not os.path.isdir(path):
+            missing.append(path)
+            path = os.path.dirname(path)
+        for path in reversed(missing):
+            if lfs is not None and path == directory:
+                self._mkdir_striped(path, lfs)
+            else:
+                with suppress(FileExistsError):  # another rank made it first
+                    os.mkdir(path)
+        return [os.path.dirname(path) for path in missing]
+
+    def _mkdir_striped(self, directory: str, lfs: str) -> None:
+        """Create ``directory`` with the configured Lustre layout, in one atomic step.
+
+        The layout is set on a temporary sibling that is then renamed into place,
+        so no rank can create a log in the directory before it is striped.
+        """
+        temp = os.path.join(os.path.dirname(directory), f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+        os.mkdir(temp)
+        command = setstripe_command(lfs, temp, self.config.options)
+        if command is not None:
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:  # striping is an optimisation: never fail a write over it
+                logger.warning("backend %r: %s: %s", self.id, " ".join(command), done.stderr)
+        try:
+            os.rename(temp, directory)
+        except OSError:  # another rank won; its directory has the same layout
+            os.rmdir(temp)
+            if not os.path.isdir(directory):
+                raise
+
+    # --- data logs -------------------------------------------------------------------------
+
+    def create_log(self, name: str) -> PosixLogWriter:
+        path = self._path(name)
+        directory = os.path.dirname(path)
+        with _os_errors(self, name, "create log"):
+            changed = self._make_dirs(directory, lfs=self._lfs)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            except FileExistsError:
+                raise self.error(name, "cannot create log: it exists already") from None
+        return PosixLogWriter(self, name, fd, unsynced_dirs=[directory, *changed])
+
+    def read(self, name: str, offset: int, length: int) -> bytes:
+        check_range(offset, length)
+        chunks = []
+        got = 0
+        with self._opened(name) as fd:
+            while got < length:
+                chunk = os.pread(fd, length - got, offset + got)
+                if not chunk:
+                    raise self.short_read(name, offset, length, got)
+                chunks.append(chunk)
+                got += len(chunk)
+        return b"".join(chunks)  # no copy when one pread returned everything
+
+    def readinto(self, name: str, offset: int, buffer: Buffer) -> None:
+        view = byte_view(buffer, writable=True)
+        check_range(offset, view.nbytes)
+        got = 0
+        with self._opened(name) as fd:
+            while got < view.nbytes:
+                n = os.preadv(fd, [view[got:]], offset + got)
+                if n == 0:
+                    raise self.short_read(name, offset, view.nbytes, got)
+                got += n
+
+    @contextmanager
+    def _opened(self, name: str) -> Iterator[int]:
+        path = self._path(name)
+        with _os_errors(self, name, "read"):
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                yield fd
+            finally:
+                os.close(fd)
+
+    # --- objects -------------------------------------------------------------------------
+
+    def size(self, name: str) -> int:
+        path = self._path(name)
+        with _os_errors(self, name, "stat"):
+            status = os.stat(path)
+        if not stat.S_ISREG(status.st_mode):
+            raise self.not_found(name)
+        return status.st_size
+
+    def exists(self, name: str) -> bool:
+        return os.path.isfile(self._path(name))
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        check_prefix(prefix)
+        head = prefix.rpartition("/")[0]
+        top = os.path.join(self.root, head) if head else self.root
+        for directory, subdirs, files in os.walk(top):
+            rel = os.path.relpath(directory, self.root)
+            base = "" if rel == "." else rel + "/"
+            # Descend only where names can still start with the prefix.
+            subdirs[:] = sorted(d for d in subdirs if f"{base}{d}/".startswith(prefix))
+            for file in sorted(files):
+                if f"{base}{file}".startswith(prefix):
+                    yield f"{base}{file}"
+
+    def delete(self, name: str) -> None:
+        path = self._path(name)
+        with _os_errors(self, name, "delete"):
+            _unlink_quietly(path)
+
+    # --- small objects for metadata ----------------------------------------------------------
+
+    def write_atomic(self, name: str, data: bytes) -> None:
+        path = self._path(name)
+        directory = os.path.dirname(path)
+        with _os_errors(self, name, "write"):
+            changed = self._make_dirs(directory)
+            temp = self._write_temp(directory, data)
+            crash_point("atomic.temp-written")
+            try:
+                os.replace(temp, path)
+            except BaseException:
+                _unlink_quietly(temp)
+                raise
+            crash_point("atomic.renamed")
+            for synced in {directory, *changed}:
+                _fsync_dir(synced)
+
+    def read_small(self, name: str) -> bytes:
+        chunks = []
+        with self._opened(name) as fd:
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    def create_exclusive(self, name: str, data: bytes) -> bool:
+        path = self._path(name)
+        directory = os.path.dirname(path)
+        with _os_errors(self, name, "create"):
+            changed = self._make_dirs(directory)
+            temp = self._write_temp(directory, data)
+            try:
+                # link(2) fails if the name exists, and publishes the content whole;
+                # unlike O_EXCL it is also atomic on NFS.
+                os.link(temp, path)
+            except FileExistsError:
+                return False
+            finally:
+                _unlink_quietly(temp)
+            for synced in {directory, *changed}:
+                _fsync_dir(synced)
+        return True
+
+    def _write_temp(self, directory: str, data: bytes) -> str:
+        """A durable temporary file in ``directory`` holding ``data``."""
+        temp = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            _pwrite_all(fd, byte_view(data), 0)
+            os.fsync(fd)
+        except BaseException:
+            _unlink_quietly(temp)
+            raise
+        finally:
+            os.close(fd)
+        return temp
+
+
+class PosixLogWriter(LogWriter):
+    def __init__(self, backend: Backend, name: str, fd: int, unsynced_dirs: list[str]) -> None:
+        self.name = name
+        self._backend = backend
+        self._fd: int | None = fd
+        self._nbytes = 0
+        self._unsynced_dirs = unsynced_dirs  # entries made for this log, fsynced once
+        self._lock = threading.Lock()  # appends from scheduler threads get distinct offsets
+
+    @property
+    def nbytes(self) -> int:
+        return self._nbytes
+
+    def append(self, data: Buffer) -> int:
+        view = byte_view(data)
+        with self._lock:
+            start = self._nbytes
+            with _os_errors(self._backend, self.name, "append"):
+                _pwrite_all(self._open_fd(), view, start)
+            self._nbytes += view.nbytes
+            return start
+
+    def sync(self) -> None:
+        with self._lock:
+            self._sync()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is None:
+                return
+            try:
+                self._sync()
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+    def _sync(self) -> None:
+        with _os_errors(self._backend, self.name, "sync"):
+            os.fdatasync(self._open_fd())  # covers the size too: reading the data needs it
+            for directory in dict.fromkeys(self._unsynced_dirs):
+                _fsync_dir(directory)
+        self._unsynced_dirs = []
+
+    def _open_fd(self) -> int:
+        if self._fd is None:
+            raise ValueError(f"log {self.name}: I/O on a closed log")
+        return self._fd

@@ -1,0 +1,246 @@
+"""The ``esdm`` command: look into containers and look after them.
+
+    esdm ls                         containers and their newest epoch
+    esdm info esdm://run1           datasets, epochs, fragments, bytes per backend
+    esdm dump esdm://run1 tas 0:4,0 a region as text (or --npy FILE)
+    esdm verify esdm://run1         read every block, report corruption (exit 1)
+    esdm gc esdm://run1             remove what no committed epoch refers to
+    esdm unlock esdm://run1         break an expired or abandoned write lease
+
+Exit codes: 0 success, 1 damage found by verify, 2 usage error, 3 other error
+(container missing, lease held, corrupt metadata).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from esdm_hpc import lease as leases
+from esdm_hpc.backends import open_backend
+from esdm_hpc.config import ConfigError, SiteConfig, load_config
+from esdm_hpc.errors import EsdmError
+from esdm_hpc.gc import collect_garbage
+from esdm_hpc.history import History
+from esdm_hpc.selection import parse_region
+from esdm_hpc.store import ContainerStore
+from esdm_hpc.uri import container_name
+from esdm_hpc.verify import verify
+
+EXIT_DAMAGE, EXIT_USAGE, EXIT_ERROR = 1, 2, 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except (ConfigError, ValueError, KeyError, IndexError) as error:
+        print(f"esdm {args.command}: {_message(error)}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(error, ConfigError | ValueError) else EXIT_ERROR
+    except (EsdmError, OSError) as error:
+        print(f"esdm {args.command}: {_message(error)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _message(error: BaseException) -> str:
+    return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="esdm", description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument(
+        "--config", help="site configuration file (default: $ESDM_CONFIG, ./esdm.json, built-in)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(
+        name: str, run: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(run=run)
+        return sub
+
+    command("ls", cmd_ls, "list the containers of the site and their newest epoch")
+    info = command("info", cmd_info, "datasets, shapes, epochs, fragments and bytes per backend")
+    info.add_argument("uri", help="esdm://name")
+    info.add_argument("--epoch", type=int, help="describe this epoch (default: newest)")
+    dump = command("dump", cmd_dump, "print a region of a dataset, or save it as .npy")
+    dump.add_argument("uri", help="esdm://name")
+    dump.add_argument("dataset", help="dataset path, e.g. tas or /atmos/tas")
+    dump.add_argument("region", nargs="?", default="...", help="e.g. 0:10,5,: (default: all)")
+    dump.add_argument("--epoch", type=int, help="read this epoch (default: newest)")
+    dump.add_argument("--npy", type=Path, help="write the region to this .npy file instead")
+    check = command("verify", cmd_verify, "read every committed block and check its checksum")
+    check.add_argument("uri", help="esdm://name")
+    check.add_argument("--quiet", action="store_true", help="no progress bar")
+    gc = command("gc", cmd_gc, "remove data and metadata no committed epoch refers to")
+    gc.add_argument("uri", help="esdm://name")
+    gc.add_argument("--dry-run", action="store_true", help="only report what would be removed")
+    gc.add_argument("--quiet", action="store_true", help="no progress bar")
+    unlock = command("unlock", cmd_unlock, "break an expired or abandoned write lease")
+    unlock.add_argument("uri", help="esdm://name")
+    unlock.add_argument(
+        "--force", action="store_true", help="break it even if its writer may be alive"
+    )
+    return parser
+
+
+def _site(args: argparse.Namespace) -> SiteConfig:
+    return load_config(args.config)
+
+
+def _store(args: argparse.Namespace) -> ContainerStore:
+    site = _site(args)
+    backends = {b.id: open_backend(b) for b in site.backends}
+    return ContainerStore(container_name(args.uri), backends, site.metadata_backend)
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    site = _site(args)
+    meta = open_backend(site.backend(site.metadata_backend))
+    names = sorted(
+        n[len("containers/") : -len("/HEAD")]
+        for n in meta.list("containers/")
+        if n.endswith("/HEAD")
+    )
+    for name in names:
+        store = ContainerStore(name, {meta.id: meta}, meta.id)
+        head = store.head()
+        print(f"esdm://{name}\tepoch {head.epoch}")
+    if not names:
+        print(f"no containers on {meta.id} ({site.backend(meta.id).target})", file=sys.stderr)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    store = _store(args)
+    history = History.load(store)
+    manifests = history.manifests if args.epoch is None else history.manifests[: args.epoch + 1]
+    if args.epoch is not None and not 0 <= args.epoch <= history.head.epoch:
+        raise ValueError(f"{args.uri} has epochs 0..{history.head.epoch}")
+    last = manifests[-1]
+    fragments = [f for m in manifests for f in m.fragments]
+    print(f"{args.uri}  epoch {last.epoch} of {history.head.epoch}  committed {last.created}")
+    per_dataset = Counter(f.dataset for f in fragments)
+    for path, record in sorted(last.namespace["datasets"].items()):
+        shape = "x".join(map(str, record["shape"])) or "scalar"
+        print(f"  {path:<30} {shape:<20} {record['dtype']!s:<8} dims {','.join(record['dims'])}"
+              f"  {per_dataset[path]} fragments")  # fmt: skip
+    per_backend: Counter[str] = Counter()
+    for fragment in fragments:
+        for replica in fragment.replicas:
+            per_backend[replica.backend] += replica.length
+    print(f"  epochs: {len(manifests)}  fragments: {len(fragments)}")
+    for backend, nbytes in sorted(per_backend.items()):
+        print(f"  {backend}: {_size(nbytes)}")
+    return 0
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    import esdm_hpc
+
+    with esdm_hpc.open(args.uri, config=args.config, epoch=args.epoch) as container:
+        node = container[args.dataset]
+        if not isinstance(node, esdm_hpc.Dataset):
+            raise ValueError(f"{args.dataset} is a group, not a dataset")
+        data = node[parse_region(args.region)]
+    if args.npy:
+        np.save(args.npy, data)
+        print(f"wrote {data.shape} {data.dtype} to {args.npy}", file=sys.stderr)
+    else:
+        with np.printoptions(threshold=sys.maxsize, linewidth=120):
+            print(data)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    report = verify(_store(args), progress=_progress("verify", args.quiet))
+    for damage in report.damage:
+        print(damage)
+    print(f"{args.uri}: {report.fragments} fragments, {report.replicas} replicas, "
+          f"{_size(report.bytes_checked)} checked, {len(report.damage)} damaged")  # fmt: skip
+    return EXIT_DAMAGE if report.damage else 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    report = collect_garbage(
+        _store(args), dry_run=args.dry_run, progress=_progress("gc", args.quiet)
+    )
+    verb = "would remove" if args.dry_run else "removed"
+    for backend, name in report.removed:
+        print(f"{verb} {backend}:{name}")
+    print(f"{args.uri}: {verb} {len(report.removed)} objects ({_size(report.bytes_freed)}), "
+          f"kept {report.kept}")  # fmt: skip
+    return 0
+
+
+def cmd_unlock(args: argparse.Namespace) -> int:
+    store = _store(args)
+    holder = leases.current(store)
+    if holder is None:
+        print(f"{args.uri} is not locked")
+        return 0
+    dead = holder.host == socket.gethostname() and not _pid_alive(holder.pid)
+    abandoned = dead or holder.expires <= time.time()
+    if not (args.force or abandoned):
+        print(f"esdm unlock: {args.uri} is held by {holder.describe()}, which may still be "
+              "writing; use --force if you are sure it is gone", file=sys.stderr)  # fmt: skip
+        return EXIT_ERROR
+    leases.break_lease(store)
+    print(f"{args.uri}: broke the lease of {holder.describe()}")
+    return 0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _progress(label: str, quiet: bool) -> Callable[[int, int], None] | None:
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    bar: dict[str, tqdm] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, desc=label, unit="obj", file=sys.stderr, leave=False)
+        bar["bar"].update(done - bar["bar"].n)
+        if done >= total:
+            bar["bar"].close()
+
+    return update
+
+
+def _size(nbytes: int) -> str:
+    size = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1024
+    return f"{nbytes} B"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

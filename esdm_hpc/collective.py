@@ -1,0 +1,51 @@
+"""Collective metadata calls: every rank must pass the same arguments (DESIGN 3).
+
+A mismatch would silently fork the namespace between ranks; instead every
+rank compares a digest of its arguments with all others and all raise the same
+error. One allgather of 16 bytes per call: cheap, and it cannot hang as long
+as every rank makes the call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from esdm_hpc.comm import Comm
+from esdm_hpc.errors import CollectiveMismatchError
+
+T = TypeVar("T")
+
+
+def agree(comm: Comm, call: str, arguments: dict[str, Any]) -> None:
+    """Raise CollectiveMismatchError on every rank unless all ranks passed ``arguments``."""
+    if comm.size == 1:
+        return
+    encoded = json.dumps(arguments, sort_keys=True, default=repr).encode()
+    digests = comm.allgather(hashlib.sha256(encoded).hexdigest()[:16])
+    differing = [rank for rank, digest in enumerate(digests) if digest != digests[0]]
+    if differing:
+        raise CollectiveMismatchError(
+            f"{call} is collective: ranks {differing} passed different arguments than "
+            f"rank 0 (rank {comm.rank} passed {arguments})"
+        )
+
+
+def on_root(comm: Comm, action: Callable[[], T]) -> T:
+    """Run ``action`` on rank 0 and give its result, or raise its error, on every rank.
+
+    For the fallible steps only one rank may do (read HEAD, take the lease):
+    an exception on rank 0 must not leave the other ranks waiting forever.
+    """
+    outcome: T | Exception | None = None
+    if comm.rank == 0:
+        try:
+            outcome = action()
+        except Exception as error:  # every rank re-raises it below
+            outcome = error
+    outcome = comm.bcast(outcome, root=0)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome  # type: ignore[return-value]

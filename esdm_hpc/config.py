@@ -1,0 +1,642 @@
+"""The site configuration: which storage backends exist and what they cost (DESIGN 4).
+
+One JSON or TOML file, looked for in this order:
+
+1. the path (or mapping, or `SiteConfig`) passed to `load_config`,
+2. the file named by ``$ESDM_CONFIG``,
+3. ``./esdm.json`` or ``./esdm.toml``,
+4. none: the built-in default, one posix backend in ``$ESDM_ROOT`` or ``./esdm-data``.
+
+The file is checked against the schema in this module (the ``_Key`` tables);
+every problem raises a `ConfigError` naming the file, the key path and what is
+wrong, e.g. ``esdm.json: backends[1].performance.write_bandwidth: must be a
+positive number ..., got -3``. docs/configuration.md documents every key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from math import inf, isfinite
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+
+BackendType = Literal["posix", "memory", "burstbuffer", "s3"]
+Accessibility = Literal["global", "node-local"]
+
+
+class ConfigError(ValueError):
+    """The site configuration cannot be found, parsed or validated."""
+
+
+# --- records ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PerformanceModel:
+    """What the layout component expects of a backend (seed 6.2.1)."""
+
+    latency_s: float
+    read_bandwidth: float  # bytes/s
+    write_bandwidth: float  # bytes/s
+    capacity: int | None = None  # bytes; None: unbounded
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-backend bounds on what the core asks of it at once."""
+
+    max_fragment_bytes: int = 64 * MiB
+    threads: int = 1
+
+
+class Options(Mapping[str, Any]):
+    """Read-only type-specific backend options whose repr never shows credentials."""
+
+    def __init__(self, items: Mapping[str, Any] | None = None) -> None:
+        self._items = dict(items or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        shown = {k: "***" if is_secret(k) else v for k, v in self._items.items()}
+        return f"Options({shown!r})"
+
+
+_SECRET = re.compile(r"secret|password|token|credential|access_key", re.IGNORECASE)
+
+
+def is_secret(key: str) -> bool:
+    """Whether an option holds a credential, to be masked wherever it could be printed."""
+    return _SECRET.search(key) is not None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackendConfig:
+    """One configured storage target; `load_config` builds and validates these."""
+
+    id: str
+    type: BackendType
+    target: str  # directory (posix, burstbuffer: absolute), store name (memory), key prefix (s3)
+    tier: str  # "bb", "pfs", "object", "memory" or free text
+    accessibility: Accessibility
+    performance: PerformanceModel
+    limits: Limits = Limits()
+    # Excluded from the hash: a mapping is not hashable, and the id identifies a backend.
+    options: Mapping[str, Any] = field(default_factory=Options, hash=False)
+    drain_to: str | None = None
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How the layout component weighs the estimated cost of placing a fragment."""
+
+    time: float = 1.0
+    capacity: float = 0.0
+    cost: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class SiteConfig:
+    """Everything the layout component and the backends need to know about the site."""
+
+    backends: tuple[BackendConfig, ...]
+    weights: Weights = Weights()
+    replicas: int = 1
+    metadata_backend: str  # id of the backend that holds container metadata
+    block_size: int = 1 * MiB  # checksum block size
+    source: str = "<dict>"  # the file it came from, "<default>" or "<dict>"
+
+    def backend(self, id: str) -> BackendConfig:
+        """The backend with this id; KeyError naming the configured ones if there is none."""
+        for backend in self.backends:
+            if backend.id == id:
+                return backend
+        known = ", ".join(b.id for b in self.backends)
+        raise KeyError(f"{self.source}: no backend {id!r}; configured: {known}")
+
+
+# --- units -----------------------------------------------------------------------------
+
+# SI prefixes are powers of 1000, IEC ones of 1024. Bits ("Gb") and ambiguous
+# shorthands ("1G") are refused rather than guessed: a silent factor of 8 or
+# 1.07 in a performance model misplaces data.
+_SIZE_UNITS: dict[str, int] = {
+    "": 1, "B": 1,
+    "kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15,
+    "KiB": KiB, "MiB": MiB, "GiB": GiB, "TiB": 1 << 40, "PiB": 1 << 50,
+}  # fmt: skip
+_TIME_UNITS: dict[str, Fraction] = {
+    "": Fraction(1), "s": Fraction(1), "ms": Fraction(1, 10**3),
+    "us": Fraction(1, 10**6), "µs": Fraction(1, 10**6), "ns": Fraction(1, 10**9),
+}  # fmt: skip
+_QUANTITY = re.compile(r"\s*(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+)\s*(\S*?)\s*")
+
+
+def _quantity(value: str | float, units: Mapping[str, Fraction | int]) -> Fraction:
+    """An exact non-negative amount in the base unit of ``units``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not isfinite(value) or value < 0:
+            raise ValueError(f"{value!r} is negative or not finite")
+        return Fraction(value)
+    match = _QUANTITY.fullmatch(value) if isinstance(value, str) else None
+    if match is None or match[2] not in units:
+        accepted = ", ".join(u for u in units if u)
+        raise ValueError(f"{value!r} is not a number with one of the units {accepted}")
+    return Fraction(match[1]) * units[match[2]]
+
+
+def parse_size(value: str | float) -> int:
+    """Bytes in ``4096``, ``"64 MiB"`` or ``"1.5 GB"``."""
+    amount = _quantity(value, _SIZE_UNITS)
+    if amount.denominator != 1:
+        raise ValueError(f"{value!r} is not a whole number of bytes")
+    return int(amount)
+
+
+def parse_bandwidth(value: str | float) -> float:
+    """Bytes per second in ``1e9``, ``"2 GiB/s"`` or ``"500 MB/s"``."""
+    if isinstance(value, str):
+        if not value.rstrip().endswith("/s"):
+            raise ValueError(f'{value!r} needs a rate unit such as "GiB/s"')
+        value = value.rstrip()[:-2]
+    return float(_quantity(value, _SIZE_UNITS))
+
+
+def parse_duration(value: str | float) -> float:
+    """Seconds in ``0.001``, ``"1 ms"`` or ``"50 us"``."""
+    return float(_quantity(value, _TIME_UNITS))
+
+
+# --- schema ----------------------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    """A problem at a key path; `load_config` prefixes the file it is in."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"{where}: {problem}" if where else problem)
+
+
+Parser = Callable[[object, str], Any]
+_REQUIRED: Any = object()
+
+
+@dataclass(frozen=True)
+class _Key:
+    parse: Parser
+    default: Any = _REQUIRED
+
+
+def _show(value: object) -> str:
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, str | int | float | None):
+        return json.dumps(value, ensure_ascii=False)  # as written in the file
+    return repr(value)
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _table(raw: object, where: str, schema: Mapping[str, _Key]) -> dict[str, Any]:
+    """The keys of ``schema`` read from ``raw``, defaults filled in; null counts as absent."""
+    if not isinstance(raw, Mapping):
+        raise _Invalid(where, f"must be a table, got {_show(raw)}")
+    for key in raw:
+        if key not in schema:
+            close = difflib.get_close_matches(str(key), schema, n=1)
+            hint = (
+                f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(schema)}"
+            )
+            raise _Invalid(_join(where, str(key)), f"unknown key ({hint})")
+    values = {}
+    for key, spec in schema.items():
+        if raw.get(key) is not None:
+            values[key] = spec.parse(raw[key], _join(where, key))
+        elif spec.default is _REQUIRED:
+            raise _Invalid(_join(where, key), "required key is missing")
+        else:
+            values[key] = spec.default
+    return values
+
+
+def _unit_parser(parse: Callable[[Any], Any], expected: str, *, positive: bool) -> Parser:
+    def parser(value: object, where: str) -> Any:
+        try:
+            amount = parse(value)
+        except ValueError:
+            amount = None
+        if amount is None or (positive and amount <= 0):
+            raise _Invalid(where, f"must be {expected}, got {_show(value)}")
+        return amount
+
+    return parser
+
+
+_size = _unit_parser(parse_size, 'a positive size (bytes or a string like "64 MiB")', positive=True)
+_bandwidth = _unit_parser(
+    parse_bandwidth,
+    'a positive number of bytes/s or a string like "2 GiB/s"',
+    positive=True,
+)
+_duration = _unit_parser(
+    parse_duration, 'a non-negative duration (seconds or a string like "50 us")', positive=False
+)
+
+
+def _weight(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < inf:
+        raise _Invalid(where, f"must be a non-negative number, got {_show(value)}")
+    return float(value)
+
+
+def _positive_int(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _Invalid(where, f"must be a positive integer, got {_show(value)}")
+    return value
+
+
+def _string(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid(where, f"must be a non-empty string, got {_show(value)}")
+    return value
+
+
+def _secret(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise _Invalid(where, "must be a non-empty string (value not shown: it is a credential)")
+    return value
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _identifier(value: object, where: str) -> str:
+    # Ids end up in manifests, log names and messages: keep them plain.
+    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
+        raise _Invalid(
+            where, f"must be a name of letters, digits, '_', '.', '-', got {_show(value)}"
+        )
+    return value
+
+
+def _choice(allowed: tuple[str, ...]) -> Parser:
+    def parser(value: object, where: str) -> str:
+        if value not in allowed:
+            raise _Invalid(where, f"must be one of {', '.join(allowed)}, got {_show(value)}")
+        return str(value)
+
+    return parser
+
+
+_ENV_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def _directory(base_dir: str) -> Parser:
+    """A directory target: ``$VARS`` and ``~`` expanded, relative to ``base_dir``."""
+
+    def parser(value: object, where: str) -> str:
+        def substitute(match: re.Match[str]) -> str:
+            name = match[1] or match[2]
+            if name not in os.environ:
+                raise _Invalid(where, f"environment variable ${name} is not set (in {value!r})")
+            return os.environ[name]
+
+        expanded = os.path.expanduser(_ENV_VAR.sub(substitute, _string(value, where)))
+        return os.path.normpath(os.path.join(base_dir, expanded))
+
+    return parser
+
+
+def _stripe_count(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+        raise _Invalid(
+            where,
+            f"must be -1 (all OSTs), 0 (file system default) or a count, got {_show(value)}",
+        )
+    return value
+
+
+def _stripe_size(value: object, where: str) -> int:
+    size = _size(value, where)
+    if size % (64 * KiB):  # Lustre's own constraint, checked here rather than at first write
+        raise _Invalid(where, f"must be a multiple of 64 KiB, got {_show(value)}")
+    return size
+
+
+# Options each backend type understands; the tiers issue extends burstbuffer and s3.
+_OPTIONS: dict[str, dict[str, _Key]] = {
+    "posix": {"stripe_count": _Key(_stripe_count, None), "stripe_size": _Key(_stripe_size, None)},
+    "memory": {},
+    "burstbuffer": {},
+    "s3": {
+        "endpoint": _Key(_string, None),
+        "bucket": _Key(_string),
+        "region": _Key(_string, None),
+        "access_key_id": _Key(_secret, None),
+        "secret_access_key": _Key(_secret, None),
+        "session_token": _Key(_secret, None),
+    },
+}
+
+
+@dataclass(frozen=True)
+class _TypeDefaults:
+    tier: str
+    accessibility: Accessibility
+    performance: PerformanceModel
+    target_is_directory: bool
+
+
+_TYPES: dict[str, _TypeDefaults] = {
+    "posix": _TypeDefaults("pfs", "global", PerformanceModel(1e-3, 1.0 * GiB, 1.0 * GiB), True),
+    # Global within one process: the memory backend is for tests and in-situ pipelines.
+    "memory": _TypeDefaults(
+        "memory", "global", PerformanceModel(1e-6, 8.0 * GiB, 8.0 * GiB), False
+    ),
+    "burstbuffer": _TypeDefaults(
+        "bb", "node-local", PerformanceModel(1e-4, 4.0 * GiB, 4.0 * GiB), True
+    ),
+    "s3": _TypeDefaults("object", "global", PerformanceModel(2e-2, 200e6, 200e6), False),
+}
+
+
+def _performance(default: PerformanceModel) -> Parser:
+    def parser(value: object, where: str) -> PerformanceModel:
+        schema = {
+            "latency_s": _Key(_duration, default.latency_s),
+            "read_bandwidth": _Key(_bandwidth, default.read_bandwidth),
+            "write_bandwidth": _Key(_bandwidth, default.write_bandwidth),
+            "capacity": _Key(_size, default.capacity),
+        }
+        return PerformanceModel(**_table(value, where, schema))
+
+    return parser
+
+
+def _limits(value: object, where: str) -> Limits:
+    schema = {
+        "max_fragment_bytes": _Key(_size, Limits.max_fragment_bytes),
+        "threads": _Key(_positive_int, Limits.threads),
+    }
+    return Limits(**_table(value, where, schema))
+
+
+def _options(kind: str) -> Parser:
+    def parser(value: object, where: str) -> Options:
+        given = _table(value, where, _OPTIONS[kind])
+        return Options({k: v for k, v in given.items() if v is not None})
+
+    return parser
+
+
+def _backend(raw: object, where: str, base_dir: str) -> BackendConfig:
+    if not isinstance(raw, Mapping):
+        raise _Invalid(where, f"must be a table, got {_show(raw)}")
+    if raw.get("type") is None:
+        raise _Invalid(f"{where}.type", "required key is missing")
+    # The type decides the defaults and options of every other key, so it is read first.
+    kind = _choice(tuple(_TYPES))(raw["type"], f"{where}.type")
+    defaults = _TYPES[kind]
+    schema = {
+        "id": _Key(_identifier),
+        "type": _Key(_choice((kind,))),
+        "target": _Key(_directory(base_dir) if defaults.target_is_directory else _string),
+        "tier": _Key(_string, defaults.tier),
+        "accessibility": _Key(_choice(get_args(Accessibility)), defaults.accessibility),
+        "performance": _Key(_performance(defaults.performance), defaults.performance),
+        "limits": _Key(_limits, Limits()),
+        "options": _Key(_options(kind), Options()),
+        "drain_to": _Key(_identifier, None),
+    }
+    return BackendConfig(**_table(raw, where, schema))
+
+
+def _backends(base_dir: str) -> Parser:
+    def parser(value: object, where: str) -> tuple[BackendConfig, ...]:
+        if not isinstance(value, list):
+            raise _Invalid(where, f"must be a list of backend tables, got {_show(value)}")
+        if not value:
+            raise _Invalid(where, "must list at least one backend")
+        return tuple(_backend(item, f"{where}[{i}]", base_dir) for i, item in enumerate(value))
+
+    return parser
+
+
+def _weights(value: object, where: str) -> Weights:
+    names = ("time", "capacity", "cost")
+    schema = {name: _Key(_weight, getattr(Weights, name)) for name in names}
+    weights = Weights(**_table(value, where, schema))
+    if not any((weights.time, weights.capacity, weights.cost)):
+        raise _Invalid(where, "at least one weight must be positive")
+    return weights
+
+
+def _default_backend() -> BackendConfig:
+    """Works out of the box on the local disk: ``esdm://name`` needs no configuration."""
+    root = os.environ.get("ESDM_ROOT") or "esdm-data"
+    defaults = _TYPES["posix"]
+    return BackendConfig(
+        id="local",
+        type="posix",
+        target=os.path.abspath(os.path.expanduser(root)),
+        tier=defaults.tier,
+        accessibility=defaults.accessibility,
+        performance=defaults.performance,
+    )
+
+
+# --- cross-references ------------------------------------------------------------------
+
+
+def _check_ids(backends: tuple[BackendConfig, ...]) -> None:
+    first: dict[str, int] = {}
+    for i, backend in enumerate(backends):
+        if backend.id in first:
+            raise _Invalid(
+                f"backends[{i}].id",
+                f"duplicate backend id {backend.id!r} (also backends[{first[backend.id]}])",
+            )
+        first[backend.id] = i
+
+
+def _check_drains(backends: tuple[BackendConfig, ...]) -> None:
+    by_id = {b.id: b for b in backends}
+    for i, backend in enumerate(backends):
+        if backend.drain_to is None:
+            continue
+        where = f"backends[{i}].drain_to"
+        target = by_id.get(backend.drain_to)
+        if target is None:
+            raise _Invalid(
+                where, f"no backend {backend.drain_to!r}; configured: {', '.join(by_id)}"
+            )
+        if target.accessibility != "global":
+            raise _Invalid(where, f"backend {target.id!r} is node-local; drains go to a global one")
+        chain = [backend.id]
+        while target is not None and target.id not in chain:  # a circle elsewhere: reported there
+            chain.append(target.id)
+            target = by_id.get(target.drain_to or "")
+        if target is not None and target.id == backend.id:
+            raise _Invalid(
+                where, f"drains go round in a circle: {' -> '.join([*chain, target.id])}"
+            )
+
+
+def _metadata_backend(chosen: str | None, backends: tuple[BackendConfig, ...]) -> str:
+    """The named backend, else the first global posix one, else the first global one."""
+    global_ids = [b.id for b in backends if b.accessibility == "global"]
+    if chosen is None:
+        if not global_ids:
+            raise _Invalid("metadata_backend", "no global backend to hold container metadata")
+        posix = [b.id for b in backends if b.accessibility == "global" and b.type == "posix"]
+        return (posix or global_ids)[0]
+    if chosen not in {b.id for b in backends}:
+        known = ", ".join(b.id for b in backends)
+        raise _Invalid("metadata_backend", f"no backend {chosen!r}; configured: {known}")
+    if chosen not in global_ids:
+        raise _Invalid(
+            "metadata_backend", f"backend {chosen!r} is node-local; every rank must see metadata"
+        )
+    return chosen
+
+
+def _check_replicas(replicas: int, backends: tuple[BackendConfig, ...]) -> None:
+    global_ids = [b.id for b in backends if b.accessibility == "global"]
+    if replicas > len(global_ids):
+        raise _Invalid(
+            "replicas",
+            f"{replicas} replicas need as many global backends, "
+            f"only {len(global_ids)} configured ({', '.join(global_ids) or 'none'})",
+        )
+
+
+def _site(raw: object, base_dir: str, source: str) -> SiteConfig:
+    values = _table(
+        raw,
+        "",
+        {
+            "backends": _Key(_backends(base_dir), None),
+            "weights": _Key(_weights, Weights()),
+            "replicas": _Key(_positive_int, 1),
+            "metadata_backend": _Key(_identifier, None),
+            "block_size": _Key(_size, SiteConfig.block_size),
+        },
+    )
+    backends = values["backends"] or (_default_backend(),)
+    _check_ids(backends)
+    _check_drains(backends)
+    metadata_backend = _metadata_backend(values["metadata_backend"], backends)
+    _check_replicas(values["replicas"], backends)
+    return SiteConfig(
+        backends=backends,
+        weights=values["weights"],
+        replicas=values["replicas"],
+        metadata_backend=metadata_backend,
+        block_size=values["block_size"],
+        source=source,
+    )
+
+
+# --- finding and reading the file ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Found:
+    path: Path
+    named_by: str  # who named the file, for "cannot read": "" or " named by $ESDM_CONFIG"
+
+
+def _locate(source: str | os.PathLike[str] | None) -> _Found | None:
+    if source is not None:
+        return _Found(Path(source), "")
+    named = os.environ.get("ESDM_CONFIG")
+    if named:  # an empty value counts as unset, as shells make unsetting awkward
+        return _Found(Path(named), " named by $ESDM_CONFIG")
+    present = [Path(name) for name in ("esdm.json", "esdm.toml") if Path(name).is_file()]
+    if len(present) > 1:
+        raise ConfigError(
+            f"both esdm.json and esdm.toml exist in {os.getcwd()}: keep one or set $ESDM_CONFIG"
+        )
+    return _Found(present[0], "") if present else None
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads would silently keep the last of two equal keys.
+    table: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in table:
+            raise ValueError(f"duplicate key {key!r}")
+        table[key] = value
+    return table
+
+
+def _read(found: _Found) -> object:
+    label = str(found.path)
+    try:
+        text = found.path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"{label}: cannot read the configuration{found.named_by}: {exc.strerror or exc}"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if found.path.suffix.lower() == ".toml":
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{label}: invalid TOML: {exc}") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{label}: line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}"
+        ) from None
+    except ValueError as exc:
+        raise ConfigError(f"{label}: invalid JSON: {exc}") from None
+
+
+def _validated(raw: object, label: str, source: str, base_dir: str) -> SiteConfig:
+    try:
+        return _site(raw, base_dir, source)
+    except _Invalid as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+
+
+def load_config(
+    source: str | os.PathLike[str] | Mapping[str, Any] | SiteConfig | None = None,
+) -> SiteConfig:
+    """The validated site configuration (see the module docstring for where it is looked for).
+
+    Relative directory targets are resolved against the configuration file's
+    directory, or the current directory for a mapping or the default.
+    """
+    if isinstance(source, SiteConfig):
+        return source
+    if isinstance(source, Mapping):
+        return _validated(source, "<dict>", "<dict>", os.getcwd())
+    found = _locate(source)
+    if found is None:
+        return _validated({}, "<default>", "<default>", os.getcwd())
+    raw = _read(found)
+    path = os.path.abspath(found.path)
+    return _validated(raw, str(found.path), path, os.path.dirname(path))

@@ -1,0 +1,408 @@
+"""Containers: the virtual files of ESDM, opened collectively, committed in epochs."""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from esdm_hpc import lease as leases
+from esdm_hpc.backends import Backend, open_backend
+from esdm_hpc.collective import agree, on_root
+from esdm_hpc.comm import Comm, as_comm
+from esdm_hpc.commit import commit
+from esdm_hpc.config import SiteConfig, load_config
+from esdm_hpc.errors import ContainerExistsError
+from esdm_hpc.fragment import Fragment
+from esdm_hpc.group import Group
+from esdm_hpc.manifest import Head, Manifest
+from esdm_hpc.namespace import DatasetMeta, Namespace
+from esdm_hpc.reader import FragmentView, read_region
+from esdm_hpc.store import ContainerStore
+from esdm_hpc.uri import container_name
+from esdm_hpc.writer import EpochWriter
+
+MODES = ("r", "w", "a")
+
+
+@dataclass(slots=True)
+class _Opened:
+    """What rank 0 finds at open and every rank receives."""
+
+    head: Head
+    manifests: list[Manifest]
+    lease: leases.Lease | None
+    fresh: bool  # "w" with overwrite: the namespace starts empty
+
+
+def open(
+    uri: str,
+    mode: str = "r",
+    comm: Any = None,
+    config: Any = None,
+    epoch: int | None = None,
+    overwrite: bool = False,
+) -> Container:
+    """Open the container ``esdm://name`` (collective over ``comm`` when given).
+
+    mode "r" reads the epoch HEAD names (or ``epoch``); "w" creates a container
+    (an existing one only with ``overwrite=True``); "a" adds epochs to an
+    existing one. "w" and "a" take the container's single-writer lease.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, not {mode!r}")
+    if epoch is not None and mode != "r":
+        raise ValueError("epoch= travels back in time and is for mode 'r' only")
+    comm = as_comm(comm)
+    name = container_name(uri)
+    agree(comm, "open", {"uri": uri, "mode": mode, "epoch": epoch, "overwrite": overwrite})
+    site = load_config(config)
+    backends = {b.id: open_backend(b) for b in site.backends}
+    store = ContainerStore(name, backends, site.metadata_backend)
+    session = on_root(comm, lambda: secrets.token_hex(4))
+    opened = on_root(comm, lambda: _open_on_root(store, mode, epoch, overwrite, session))
+    return Container(
+        uri=f"esdm://{name}",
+        mode=mode,
+        comm=comm,
+        config=site,
+        store=store,
+        backends=backends,
+        session=session,
+        opened=opened,
+    )
+
+
+def _open_on_root(
+    store: ContainerStore, mode: str, epoch: int | None, overwrite: bool, session: str
+) -> _Opened:
+    exists = store.exists()
+    if mode == "w" and exists and not overwrite:
+        raise ContainerExistsError(
+            f"esdm://{store.name} already exists: open it with mode 'a' to add epochs, "
+            "or pass overwrite=True to start it afresh"
+        )
+    lease = leases.acquire(store, session) if mode in ("w", "a") else None
+    try:
+        if mode == "w" and not exists:
+            store.publish(Manifest(0, None, _now(), {}, Namespace().to_json()))
+        head = store.head()
+        manifests = store.chain(head)
+    except BaseException:
+        if lease is not None:
+            leases.release(store, lease)
+        raise
+    if epoch is not None:
+        if not 0 <= epoch <= head.epoch:
+            raise ValueError(
+                f"esdm://{store.name} has epochs 0..{head.epoch}; epoch {epoch} does not exist"
+            )
+        manifests = manifests[: epoch + 1]
+    return _Opened(head, manifests, lease, fresh=mode == "w" and exists)
+
+
+def _now() -> str:
+    import datetime
+
+    return datetime.datetime.now(datetime.UTC).isoformat()
+
+
+class Container(Group):
+    """An open container. Use ``esdm_hpc.open`` to get one."""
+
+    def __init__(
+        self,
+        *,
+        uri: str,
+        mode: str,
+        comm: Comm,
+        config: SiteConfig,
+        store: ContainerStore,
+        backends: Mapping[str, Backend],
+        session: str,
+        opened: _Opened,
+    ):
+        super().__init__(self, "/")
+        self.uri = uri
+        self.mode = mode
+        self.comm = comm
+        self.config = config
+        self._store = store
+        self._backends = backends
+        self._session = session
+        self._lease = opened.lease
+        self._manifests: list[Manifest] = []
+        self._fragments: dict[str, list[Fragment]] = defaultdict(list)
+        self._views: dict[str, FragmentView] = {}
+        self._head = opened.head
+        self._absorb(opened.manifests)
+        committed = Namespace.from_json(self._manifests[-1].namespace)
+        self._namespace = Namespace() if opened.fresh else committed
+        self._dirty = opened.fresh
+        self._writer: EpochWriter | None = None
+        if self.writable:
+            self._writer = self._new_writer()
+        self._closed = False
+
+    # --- state ----------------------------------------------------------------
+
+    @property
+    def writable(self) -> bool:
+        return self.mode in ("w", "a")
+
+    @property
+    def epoch(self) -> int:
+        """The committed epoch this container shows."""
+        return self._manifests[-1].epoch
+
+    @property
+    def head(self) -> Head:
+        return self._head
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"mode {self.mode!r}, epoch {self.epoch}"
+        return f"<esdm Container {self.uri} ({state})>"
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._abort()
+
+    # --- collective operations -------------------------------------------------
+
+    def commit(self) -> int:
+        """Publish everything written since the last commit as a new epoch (collective)."""
+        writer = self._require_writable("commit")
+        done = commit(self.comm, self._store, self._namespace, writer, self._head)
+        writer.close()
+        self._head = done.head
+        self._absorb([done.manifest])
+        self._namespace = Namespace.from_json(done.manifest.namespace)
+        self._dirty = False
+        self._writer = self._new_writer()
+        lease = self._lease
+        self._lease = on_root(
+            self.comm, lambda: leases.renew(self._store, lease) if lease else None
+        )
+        return self.epoch
+
+    def refresh(self) -> int:
+        """Move a reader on to the newest committed epoch (collective); returns it."""
+        if self.writable:
+            return self.epoch
+        current, checksum = self.epoch, self._head.checksum
+
+        def newer() -> tuple[Head, list[Manifest]]:
+            head = self._store.head()
+            if head.epoch == current:
+                return head, []
+            return head, self._store.chain(head, since=current, since_checksum=checksum)
+
+        head, manifests = on_root(self.comm, newer)
+        self._head = head
+        if manifests:
+            self._absorb(manifests)
+            self._namespace = Namespace.from_json(manifests[-1].namespace)
+        return self.epoch
+
+    def close(self) -> None:
+        """Commit what is pending (collective) and release the lease."""
+        if self._closed:
+            return
+        if self._writer is not None:
+            pending = self._dirty or bool(self._writer.fragments)
+            if any(self.comm.allgather(pending)):
+                self.commit()
+        self._abort()
+
+    def _abort(self) -> None:
+        # Leaves the open epoch uncommitted: its logs become orphans for gc.
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._lease is not None and self.comm.rank == 0:
+            leases.release(self._store, self._lease)
+        self._lease = None
+        for backend in self._backends.values():
+            backend.close()
+        self._closed = True
+
+    # --- internals used by Group, Dataset and Attributes ------------------------
+
+    def _absorb(self, manifests: list[Manifest]) -> None:
+        for manifest in manifests:
+            self._manifests.append(manifest)
+            for fragment in manifest.fragments:
+                self._fragments[fragment.dataset].append(fragment)
+                self._views.pop(fragment.dataset, None)
+
+    def _new_writer(self) -> EpochWriter:
+        return EpochWriter(
+            self._store,
+            self.config,
+            rank=self.comm.rank,
+            epoch=self._head.epoch + 1,
+            session=self._session,
+        )
+
+    def _require_writable(self, what: str) -> EpochWriter:
+        if self._closed:
+            raise ValueError(f"{self.uri} is closed")
+        if self._writer is None:
+            raise PermissionError(
+                f"{self.uri}: {what} needs mode 'w' or 'a' (opened {self.mode!r})"
+            )
+        return self._writer
+
+    def _dataset_meta(self, path: str) -> DatasetMeta:
+        try:
+            return self._namespace.datasets[path]
+        except KeyError:
+            raise KeyError(f"{self.uri}: no dataset {path!r}") from None
+
+    def _view(self, meta: DatasetMeta) -> FragmentView:
+        view = self._views.get(meta.path)
+        if view is None:
+            fragments = [
+                f for f in self._fragments.get(meta.path, ()) if f.epoch > meta.created_epoch
+            ]
+            view = self._views[meta.path] = FragmentView(fragments, len(meta.shape))
+        return view
+
+    def _read(
+        self, meta: DatasetMeta, offset: tuple[int, ...], count: tuple[int, ...]
+    ) -> np.ndarray:
+        if self._closed:
+            raise ValueError(f"{self.uri} is closed")
+        return read_region(meta, self._view(meta), offset, count, self._backends)
+
+    def _write(self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray) -> None:
+        self._require_writable(f"writing {meta.path}").write(meta, offset, data)
+
+    def _collective(self, call: str, arguments: dict[str, Any]) -> None:
+        """Check a namespace change is allowed and that every rank makes the same one.
+
+        Callers set ``_dirty`` only once the change succeeded, so a refused
+        change does not make ``close()`` commit an empty epoch.
+        """
+        self._require_writable(call)
+        agree(self.comm, call, arguments)
+
+    def _create_group(self, path: str) -> None:
+        self._collective("create_group", {"path": path})
+        if self._namespace.exists(path):
+            raise ValueError(f"{self.uri}: {path!r} already exists")
+        self._add_parents(path)
+        self._namespace.groups.add(path)
+        self._dirty = True
+
+    def _set_attribute(self, path: str, key: str, value: np.ndarray) -> None:
+        self._collective("attrs.__setitem__", {"path": path, "key": key, "value": value.tolist()})
+        self._namespace.attributes.setdefault(path, {})[key] = value
+        self._dirty = True
+
+    def _delete_attribute(self, path: str, key: str) -> None:
+        self._collective("attrs.__delitem__", {"path": path, "key": key})
+        attributes = self._namespace.attributes.get(path, {})
+        if key not in attributes:
+            raise KeyError(f"{path} has no attribute {key!r}")
+        del attributes[key]
+        self._dirty = True
+
+    def _add_parents(self, path: str) -> None:
+        parts = path.strip("/").split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            parent = "/" + "/".join(parts[:depth])
+            if parent in self._namespace.datasets:
+                raise ValueError(f"{self.uri}: {parent!r} is a dataset, not a group")
+            self._namespace.groups.add(parent)
+
+    def _create_dataset(self, path: str, shape: Any, dtype: Any, **options: Any) -> None:
+        data = options.pop("data", None)
+        unknown = set(options) - {"maxshape", "dims", "fillvalue", "hints"}
+        if unknown:
+            raise TypeError(f"create_dataset got unknown options {sorted(unknown)}")
+        if data is not None:
+            data = np.asarray(data)
+            shape = data.shape if shape is None else shape
+            dtype = data.dtype if dtype is None else dtype
+        arguments = {"path": path, "shape": shape, "dtype": str(dtype), **options}
+        if data is not None:
+            arguments["data"] = (data.shape, data.dtype.str)
+        self._collective("create_dataset", arguments)
+        if self._namespace.exists(path):
+            raise ValueError(f"{self.uri}: {path!r} already exists")
+        meta = _dataset_meta(path, shape, dtype, epoch=self._head.epoch, **options)
+        self._add_parents(path)
+        self._namespace.datasets[path] = meta
+        self._dirty = True
+        if data is not None and self.comm.rank == 0 and data.size:
+            self[path][...] = data
+
+    def _resize(self, path: str, shape: tuple[int, ...]) -> None:
+        self._collective("resize", {"path": path, "shape": shape})
+        meta = self._dataset_meta(path)
+        if len(shape) != len(meta.shape):
+            raise ValueError(f"{path}: resize to {shape} changes the number of dimensions")
+        for axis, (new, limit) in enumerate(zip(shape, meta.maxshape, strict=True)):
+            if new < 0 or (limit is not None and new > limit):
+                bound = "any size" if limit is None else limit
+                raise ValueError(f"{path}: axis {axis} can grow to {bound}, not {new}")
+        self._namespace.datasets[path] = meta.resized(shape)
+        self._dirty = True
+
+
+def _dataset_meta(
+    path: str,
+    shape: Any,
+    dtype: Any,
+    *,
+    epoch: int,
+    maxshape: Any = None,
+    dims: Any = None,
+    fillvalue: Any = None,
+    hints: dict[str, Any] | None = None,
+) -> DatasetMeta:
+    if shape is None:
+        raise ValueError(f"{path}: create_dataset needs a shape (or data)")
+    shape = (shape,) if isinstance(shape, int | np.integer) else tuple(shape)
+    if not all(isinstance(s, int | np.integer) and s >= 0 for s in shape):
+        raise ValueError(f"{path}: shape must be non-negative integers, not {shape}")
+    shape = tuple(int(s) for s in shape)
+    try:
+        dt = np.dtype("f8" if dtype is None else dtype)
+    except TypeError as error:
+        raise TypeError(f"{path}: unsupported dtype {dtype!r} ({error})") from None
+    if dt.hasobject:
+        raise TypeError(f"{path}: dtype {dt} holds Python objects; use fixed-size strings")
+    maxshape = shape if maxshape is None else tuple(maxshape)
+    if len(maxshape) != len(shape) or any(
+        m is not None and (not isinstance(m, int | np.integer) or m < s)
+        for m, s in zip(maxshape, shape, strict=True)
+    ):
+        raise ValueError(f"{path}: maxshape {maxshape} must be None or >= shape {shape} per axis")
+    dims = tuple(f"dim_{i}" for i in range(len(shape))) if dims is None else tuple(dims)
+    if len(dims) != len(shape) or not all(isinstance(d, str) and d for d in dims):
+        raise ValueError(f"{path}: dims must name each of the {len(shape)} dimensions")
+    hints = dict(hints or {})
+    if hints.get("serialisation", "C") not in ("C", "hilbert"):
+        raise ValueError(f"{path}: hints['serialisation'] is 'C' or 'hilbert'")
+    fill = np.zeros((), dtype=dt) if fillvalue is None else np.asarray(fillvalue).astype(dt)
+    return DatasetMeta(
+        path=path,
+        shape=shape,
+        maxshape=tuple(None if m is None else int(m) for m in maxshape),
+        dtype=dt,
+        fillvalue=fill.reshape(()),
+        dims=dims,
+        created_epoch=epoch,
+        hints=hints,
+    )

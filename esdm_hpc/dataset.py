@@ -1,0 +1,112 @@
+"""Datasets (variables): N-dimensional arrays written in fragments, read by region."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from esdm_hpc.attributes import Attributes
+from esdm_hpc.namespace import DatasetMeta
+from esdm_hpc.selection import Key, hyperslab
+
+if TYPE_CHECKING:
+    from esdm_hpc.container import Container
+
+
+class Dataset:
+    """A dataset of a container; ``dset[region]`` reads, ``dset[region] = array`` writes.
+
+    Writes are independent (no other rank takes part) and become visible with
+    the next commit; reads return the epoch the container has pinned.
+    """
+
+    def __init__(self, container: Container, path: str):
+        self._container = container
+        self.name = path
+
+    @property
+    def _meta(self) -> DatasetMeta:
+        return self._container._dataset_meta(self.name)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._meta.shape
+
+    @property
+    def maxshape(self) -> tuple[int | None, ...]:
+        return self._meta.maxshape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._meta.dtype
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return self._meta.dims
+
+    @property
+    def fillvalue(self) -> Any:
+        return self._meta.fillvalue[()]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def attrs(self) -> Attributes:
+        return Attributes(self._container, self.name)
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError(f"{self.name} is a scalar dataset")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f'<esdm Dataset "{self.name}": shape {self.shape}, type "{self.dtype.str}">'
+
+    def __getitem__(self, key: Key) -> np.ndarray:
+        slab = hyperslab(key, self.shape, f"{self.name} read")
+        data = self._container._read(self._meta, slab.offset, slab.count)
+        return data.reshape(slab.shape)
+
+    def __setitem__(self, key: Key, value: Any) -> None:
+        meta = self._meta
+        slab = hyperslab(key, meta.shape, f"{self.name} write")
+        array = np.asarray(value)
+        if not np.can_cast(array.dtype, meta.dtype, casting="same_kind"):
+            raise TypeError(
+                f"{self.name}: cannot write {array.dtype} data into a dataset of {meta.dtype}"
+            )
+        try:
+            array = np.broadcast_to(array, slab.shape).reshape(slab.count)
+        except ValueError:
+            raise ValueError(
+                f"{self.name}{slab}: cannot write an array of shape {array.shape} "
+                f"into a selection of shape {slab.shape}"
+            ) from None
+        if slab.empty:
+            return
+        self._container._write(meta, slab.offset, array.astype(meta.dtype, copy=False))
+
+    def resize(self, shape: tuple[int, ...] | int, axis: int | None = None) -> None:
+        """Change the shape within ``maxshape`` (collective)."""
+        self._container._resize(self.name, _new_shape(self.shape, shape, axis))
+
+
+def _new_shape(
+    current: tuple[int, ...], shape: tuple[int, ...] | int, axis: int | None
+) -> tuple[int, ...]:
+    if axis is None:
+        return (
+            (int(shape),) if isinstance(shape, int | np.integer) else tuple(int(s) for s in shape)
+        )
+    if not isinstance(shape, int | np.integer):
+        raise TypeError("with axis=, the new size is one integer")
+    if not 0 <= axis < len(current):
+        raise ValueError(f"axis {axis} is out of range for {len(current)} dimensions")
+    return (*current[:axis], int(shape), *current[axis + 1 :])

@@ -1,0 +1,61 @@
+"""Fragment records: one hyperslab of one dataset, written by one rank in one epoch.
+
+A fragment's bytes are a range of an append-only data log on a backend
+(``Replica``); it may have several replicas. Checksums are per block of the
+serialised bytes so a partial read verifies only what it touches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+SERIALISATIONS = ("C", "hilbert")
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    backend: str
+    location: str
+    byte_offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    id: str
+    dataset: str
+    epoch: int
+    rank: int
+    seq: int  # order of the rank's writes within the epoch: later wins
+    offset: tuple[int, ...]
+    count: tuple[int, ...]
+    serialisation: str
+    codec: str
+    nbytes: int
+    block_size: int
+    checksums: tuple[int, ...]
+    replicas: tuple[Replica, ...]
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def stop(self) -> tuple[int, ...]:
+        return tuple(o + c for o, c in zip(self.offset, self.count, strict=True))
+
+    def to_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["replicas"] = [asdict(r) for r in self.replicas]
+        return record
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> Fragment:
+        return cls(
+            **{
+                **record,
+                "offset": tuple(record["offset"]),
+                "count": tuple(record["count"]),
+                "checksums": tuple(record["checksums"]),
+                "replicas": tuple(Replica(**r) for r in record["replicas"]),
+            }
+        )

@@ -1,0 +1,59 @@
+"""Garbage collection: remove what no committed epoch refers to (DESIGN 3).
+
+A writer that dies before its commit leaves data logs (and perhaps a manifest
+that HEAD never named, or temporary files of an atomic write) behind. gc takes
+the container's lease first, so it never races a live writer's open epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from esdm_hpc import lease as leases
+from esdm_hpc.backends import Backend
+from esdm_hpc.history import History
+from esdm_hpc.store import ContainerStore
+
+# Kept even though no manifest names them: the lease is live state.
+_LIVE = ("LEASE",)
+
+
+@dataclass(slots=True)
+class GcReport:
+    removed: list[tuple[str, str]] = field(default_factory=list)
+    bytes_freed: int = 0
+    kept: int = 0
+
+
+def collect_garbage(
+    store: ContainerStore,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> GcReport:
+    lease = leases.acquire(store, "gc", seconds=600)
+    try:
+        keep = History.load(store).referenced(store)
+        keep |= {(store.meta.id, store.prefix + name) for name in _LIVE}
+        candidates = list(_objects(store.backends, store.prefix))
+        report = GcReport()
+        for done, (backend, name) in enumerate(candidates, 1):
+            if (backend.id, name) in keep:
+                report.kept += 1
+            else:
+                report.bytes_freed += backend.size(name)
+                report.removed.append((backend.id, name))
+                if not dry_run:
+                    backend.delete(name)
+            if progress:
+                progress(done, len(candidates))
+        return report
+    finally:
+        leases.release(store, lease)
+
+
+def _objects(backends: Mapping[str, Backend], prefix: str):
+    for backend in backends.values():
+        for name in backend.list(prefix):
+            yield backend, name

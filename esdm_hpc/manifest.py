@@ -1,0 +1,102 @@
+"""Epoch manifests and the HEAD pointer (DESIGN 3).
+
+Each commit writes one immutable manifest: the whole namespace as of that
+epoch (small) and the fragments new in it (the rest are in earlier manifests).
+HEAD names the newest manifest and carries its checksum; each manifest carries
+its parent's, so a reader verifies the whole chain it loads. HEAD is replaced
+by atomic rename, so a crash at any point leaves the previous epoch intact.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from esdm_hpc.fragment import Fragment
+from esdm_hpc.kernels.checksum import checksum
+
+HEAD_FORMAT = "esdm-head/1"
+MANIFEST_FORMAT = "esdm-manifest/1"
+
+
+class CorruptMetadataError(ValueError):
+    """HEAD or a manifest is unreadable: truncated, edited or of another format."""
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    epoch: int
+    manifest: str
+    checksum: int
+
+    def encode(self) -> bytes:
+        record = {"format": HEAD_FORMAT, "epoch": self.epoch, "manifest": self.manifest,
+                  "checksum": self.checksum}  # fmt: skip
+        return json.dumps(record).encode() + b"\n"
+
+    @classmethod
+    def decode(cls, data: bytes, where: str) -> Head:
+        record = _load_json(data, where)
+        if record.get("format") != HEAD_FORMAT:
+            raise CorruptMetadataError(
+                f"{where}: not an ESDM HEAD (format {record.get('format')!r})"
+            )
+        try:
+            return cls(int(record["epoch"]), str(record["manifest"]), int(record["checksum"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise CorruptMetadataError(f"{where}: malformed HEAD ({error})") from None
+
+
+@dataclass(slots=True)
+class Manifest:
+    epoch: int
+    parent_checksum: int | None
+    created: str
+    writer: dict[str, Any]
+    namespace: dict[str, Any]
+    fragments: list[Fragment] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        record = {
+            "format": MANIFEST_FORMAT,
+            "epoch": self.epoch,
+            "parent_checksum": self.parent_checksum,
+            "created": self.created,
+            "writer": self.writer,
+            "namespace": self.namespace,
+            "fragments": [f.to_json() for f in self.fragments],
+        }
+        return json.dumps(record, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, data: bytes, expected_checksum: int, where: str) -> Manifest:
+        if checksum(data) != expected_checksum:
+            raise CorruptMetadataError(
+                f"{where}: checksum mismatch (truncated or modified after commit)"
+            )
+        record = _load_json(data, where)
+        if record.get("format") != MANIFEST_FORMAT:
+            raise CorruptMetadataError(f"{where}: not an ESDM manifest")
+        return cls(
+            epoch=record["epoch"],
+            parent_checksum=record["parent_checksum"],
+            created=record["created"],
+            writer=record["writer"],
+            namespace=record["namespace"],
+            fragments=[Fragment.from_json(f) for f in record["fragments"]],
+        )
+
+
+def manifest_name(epoch: int) -> str:
+    return f"manifests/e{epoch:09d}.json"
+
+
+def _load_json(data: bytes, where: str) -> dict[str, Any]:
+    try:
+        record = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CorruptMetadataError(f"{where}: unreadable ({error})") from None
+    if not isinstance(record, dict):
+        raise CorruptMetadataError(f"{where}: unreadable (not a JSON object)")
+    return record

@@ -1,0 +1,93 @@
+"""Where a container lives: its HEAD, manifest chain and data logs on the backends."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from esdm_hpc.backends import Backend
+from esdm_hpc.errors import ContainerNotFoundError, CorruptMetadataError
+from esdm_hpc.faults import crash_point
+from esdm_hpc.kernels.checksum import checksum
+from esdm_hpc.manifest import Head, Manifest, manifest_name
+
+
+class ContainerStore:
+    """The stored state of one container, read and written through backends.
+
+    Metadata (HEAD and manifests) lives on the configured metadata backend;
+    each rank's data log of an epoch lives on every backend it wrote to.
+    """
+
+    def __init__(self, name: str, backends: Mapping[str, Backend], metadata_backend: str):
+        self.name = name
+        self.backends = backends
+        self.meta = backends[metadata_backend]
+        self.prefix = f"containers/{name}/"
+
+    def __repr__(self) -> str:
+        return f"<ContainerStore esdm://{self.name} on {self.meta.id}>"
+
+    # --- HEAD and manifests ------------------------------------------------
+
+    def exists(self) -> bool:
+        return self.meta.exists(self.prefix + "HEAD")
+
+    def head(self) -> Head:
+        where = f"esdm://{self.name} HEAD"
+        if not self.exists():
+            raise ContainerNotFoundError(f"esdm://{self.name}: no such container")
+        return Head.decode(self.meta.read_small(self.prefix + "HEAD"), where)
+
+    def read_manifest(self, epoch: int, expected_checksum: int) -> Manifest:
+        name = manifest_name(epoch)
+        where = f"esdm://{self.name} {name}"
+        if not self.meta.exists(self.prefix + name):
+            raise CorruptMetadataError(f"{where}: missing (the epoch chain is broken)")
+        manifest = Manifest.decode(
+            self.meta.read_small(self.prefix + name), expected_checksum, where
+        )
+        if manifest.epoch != epoch:
+            raise CorruptMetadataError(f"{where}: holds epoch {manifest.epoch}, not {epoch}")
+        return manifest
+
+    def chain(
+        self, head: Head, since: int = -1, since_checksum: int | None = None
+    ) -> list[Manifest]:
+        """Manifests ``since+1 .. head.epoch``, oldest first, each verified by its child.
+
+        ``since_checksum`` is the checksum of the already loaded manifest
+        ``since``; the new part of the chain must lead back to it.
+        """
+        manifests: list[Manifest] = []
+        expected = head.checksum
+        for epoch in range(head.epoch, since, -1):
+            manifest = self.read_manifest(epoch, expected)
+            manifests.append(manifest)
+            expected = manifest.parent_checksum
+        if since >= 0 and expected != since_checksum:
+            raise CorruptMetadataError(
+                f"esdm://{self.name}: epoch {since} was replaced since it was loaded"
+            )
+        manifests.reverse()
+        return manifests
+
+    def publish(self, manifest: Manifest) -> Head:
+        """Write the manifest, then point HEAD at it: the atomic step of a commit."""
+        data = manifest.encode()
+        name = manifest_name(manifest.epoch)
+        self.meta.write_atomic(self.prefix + name, data)
+        crash_point("publish.manifest-written")
+        head = Head(manifest.epoch, name, checksum(data))
+        self.meta.write_atomic(self.prefix + "HEAD", head.encode())
+        crash_point("publish.head-renamed")
+        return head
+
+    # --- data logs ------------------------------------------------------------
+
+    def log_name(self, epoch: int, rank: int, session: str) -> str:
+        # The session token keeps a crashed writer's orphan logs of epoch n
+        # apart from those of the writer that commits epoch n after it.
+        return f"{self.prefix}data/e{epoch:09d}/{session}-r{rank:06d}.log"
+
+    def data_prefix(self) -> str:
+        return f"{self.prefix}data/"

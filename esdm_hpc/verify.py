@@ -1,0 +1,93 @@
+"""Scrubbing: read every committed fragment replica and check every block (DESIGN 7)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from esdm_hpc.backends import BackendError
+from esdm_hpc.fragment import Fragment, Replica
+from esdm_hpc.history import History
+from esdm_hpc.kernels.checksum import block_checksums
+from esdm_hpc.reader import block_region
+from esdm_hpc.selection import Hyperslab
+from esdm_hpc.store import ContainerStore
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    dataset: str
+    region: str
+    fragment: str
+    backend: str
+    location: str
+    blocks: tuple[int, ...]
+    problem: str
+
+    def __str__(self) -> str:
+        blocks = f" block(s) {list(self.blocks)}" if self.blocks else ""
+        return (
+            f"{self.dataset}{self.region}: {self.problem} in fragment {self.fragment}{blocks} "
+            f"({self.backend}:{self.location})"
+        )
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    fragments: int = 0
+    replicas: int = 0
+    bytes_checked: int = 0
+    damage: list[Damage] = field(default_factory=list)
+
+
+def verify(
+    store: ContainerStore, progress: Callable[[int, int], None] | None = None
+) -> VerifyReport:
+    history = History.load(store)
+    namespace = history.namespace
+    fragments = history.fragments()
+    report = VerifyReport()
+    for done, fragment in enumerate(fragments, 1):
+        meta = namespace.datasets.get(fragment.dataset)
+        itemsize = meta.dtype.itemsize if meta else 1
+        report.fragments += 1
+        for replica in fragment.replicas:
+            report.replicas += 1
+            report.bytes_checked += replica.length
+            problem = _check(store, fragment, replica, itemsize)
+            if problem:
+                report.damage.append(problem)
+        if progress:
+            progress(done, len(fragments))
+    return report
+
+
+def _check(
+    store: ContainerStore, fragment: Fragment, replica: Replica, itemsize: int
+) -> Damage | None:
+    def damage(blocks: tuple[int, ...], problem: str, region: str) -> Damage:
+        return Damage(
+            fragment.dataset,
+            region,
+            fragment.id,
+            replica.backend,
+            replica.location,
+            blocks,
+            problem,
+        )
+
+    whole = str(Hyperslab(fragment.offset, fragment.count))
+    backend = store.backends.get(replica.backend)
+    if backend is None:
+        return damage((), f"backend {replica.backend!r} is not configured", whole)
+    try:
+        data = backend.read(replica.location, replica.byte_offset, replica.length)
+    except BackendError as error:
+        return damage((), f"unreadable ({error})", whole)
+    digests = block_checksums(data, fragment.block_size)
+    bad = tuple(int(b) for b in np.nonzero(digests != np.array(fragment.checksums, np.uint64))[0])
+    if not bad:
+        return None
+    return damage(bad, "checksum mismatch", block_region(fragment, bad[0], itemsize))

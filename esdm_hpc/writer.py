@@ -1,0 +1,110 @@
+"""One rank's writes in the open epoch: data appended to logs, fragment records kept.
+
+Nothing written here is visible to anyone (the writer included) until a
+commit publishes the records in a manifest.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from esdm_hpc.backends import Backend, LogWriter
+from esdm_hpc.config import SiteConfig
+from esdm_hpc.faults import crash_point
+from esdm_hpc.fragment import Fragment, Replica
+from esdm_hpc.kernels import checksum, hilbert
+from esdm_hpc.layout import choose_backends, split
+from esdm_hpc.namespace import DatasetMeta
+from esdm_hpc.store import ContainerStore
+
+
+class EpochWriter:
+    def __init__(
+        self,
+        store: ContainerStore,
+        config: SiteConfig,
+        *,
+        rank: int,
+        epoch: int,
+        session: str,
+    ):
+        self.store = store
+        self.config = config
+        self.rank = rank
+        self.epoch = epoch
+        self.session = session
+        self.fragments: list[Fragment] = []
+        self._logs: dict[str, LogWriter] = {}
+
+    def write(self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray) -> None:
+        """Store ``data`` (already of the dataset's dtype and shape) at ``offset``."""
+        limit = min(b.limits.max_fragment_bytes for b in self.config.backends)
+        for piece_offset, piece_count in split(offset, data.shape, data.itemsize, limit):
+            local = tuple(
+                slice(po - o, po - o + c)
+                for po, o, c in zip(piece_offset, offset, piece_count, strict=True)
+            )
+            self._write_piece(meta, piece_offset, data[local])
+
+    def _write_piece(self, meta: DatasetMeta, offset: tuple[int, ...], piece: np.ndarray) -> None:
+        serialisation = meta.hints.get("serialisation", "C")
+        if serialisation == "hilbert" and piece.ndim in (2, 3):
+            payload = hilbert.serialise(piece)
+        else:
+            serialisation = "C"
+            payload = np.ascontiguousarray(piece).reshape(-1)
+        block_size = self.config.block_size
+        replicas = tuple(
+            self._append(backend_config.id, payload)
+            for backend_config in choose_backends(self.config, payload.nbytes)
+        )
+        seq = len(self.fragments)
+        self.fragments.append(
+            Fragment(
+                id=f"e{self.epoch}-{self.session}-r{self.rank}-{seq}",
+                dataset=meta.path,
+                epoch=self.epoch,
+                rank=self.rank,
+                seq=seq,
+                offset=tuple(int(o) for o in offset),
+                count=tuple(int(c) for c in piece.shape),
+                serialisation=serialisation,
+                codec="raw",
+                nbytes=payload.nbytes,
+                block_size=block_size,
+                checksums=tuple(int(d) for d in checksum.block_checksums(payload, block_size)),
+                replicas=replicas,
+                **_extremes(piece),
+            )
+        )
+
+    def _append(self, backend_id: str, payload: np.ndarray) -> Replica:
+        log = self._logs.get(backend_id)
+        if log is None:
+            backend: Backend = self.store.backends[backend_id]
+            log = backend.create_log(self.store.log_name(self.epoch, self.rank, self.session))
+            self._logs[backend_id] = log
+        start = log.append(payload)
+        crash_point("write.appended")
+        return Replica(backend_id, log.name, start, payload.nbytes)
+
+    def sync(self) -> None:
+        """Make every byte written so far durable: the first step of a commit."""
+        for log in self._logs.values():
+            log.sync()
+        crash_point("write.synced")
+
+    def close(self) -> None:
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()
+
+
+def _extremes(piece: np.ndarray) -> dict[str, float | None]:
+    # Kept for searches and quick looks; only where they are well defined.
+    if piece.size == 0 or piece.dtype.kind not in "iuf":
+        return {"minimum": None, "maximum": None}
+    low, high = float(np.min(piece)), float(np.max(piece))
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return {"minimum": None, "maximum": None}
+    return {"minimum": low, "maximum": high}

@@ -1,0 +1,416 @@
+import dataclasses
+import os
+import stat
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from esdm_hpc.backends import (
+    Backend,
+    BackendError,
+    MemoryBackend,
+    ObjectNotFoundError,
+    PosixBackend,
+    open_backend,
+)
+from esdm_hpc.backends import posix as posix_module
+from esdm_hpc.backends.base import TEMP_PREFIX
+from esdm_hpc.config import BackendConfig, load_config
+
+LOG = "containers/demo/data/e000000001/r000003.log"
+
+
+def backend_config(kind: str, target: str, **changes: object) -> BackendConfig:
+    raw = {"id": f"test-{kind}", "type": kind, "target": target, **changes}
+    return load_config({"backends": [raw]}).backends[0]
+
+
+@pytest.fixture(params=["posix", "memory"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    target = str(tmp_path / "store") if request.param == "posix" else f"test-{uuid.uuid4().hex}"
+    with open_backend(backend_config(request.param, target)) as opened:
+        yield opened
+
+
+def reopen(backend: Backend) -> Backend:
+    """A second backend object on the same target, as another part of the process would get."""
+    return open_backend(backend.config)
+
+
+# --- data logs ---------------------------------------------------------------------------
+
+
+def test_append_returns_offsets_and_reads_back(backend: Backend) -> None:
+    with backend.create_log(LOG) as log:
+        assert log.name == LOG
+        assert log.append(b"earth") == 0
+        assert log.append(bytearray(b" system")) == 5
+        assert log.append(memoryview(b" data")) == 12
+        assert log.append(b"") == 17
+        assert log.nbytes == 17
+        log.sync()
+    other = reopen(backend)
+    assert other.size(LOG) == 17
+    assert other.read(LOG, 0, 17) == b"earth system data"
+    assert other.read(LOG, 6, 6) == b"system"
+    assert other.read(LOG, 17, 0) == b""
+    buffer = bytearray(4)
+    other.readinto(LOG, 13, memoryview(buffer))
+    assert buffer == b"data"
+    other.readinto(LOG, 17, bytearray())
+
+
+def test_numpy_arrays_round_trip(backend: Backend) -> None:
+    field = np.arange(24, dtype="<f8").reshape(4, 6)
+    with backend.create_log(LOG) as log:
+        log.append(b"header")
+        start = log.append(field)
+        log.append(np.empty((0, 3)))  # zero extent arrays are fine too
+    out = np.empty_like(field)
+    backend.readinto(LOG, start, out)
+    np.testing.assert_array_equal(out, field)
+    assert backend.read(LOG, start, field.nbytes) == field.tobytes()
+
+
+def test_non_contiguous_and_read_only_buffers_are_refused(backend: Backend) -> None:
+    field = np.arange(24, dtype="<i4").reshape(4, 6)
+    with backend.create_log(LOG) as log:
+        with pytest.raises(ValueError, match="C-contiguous"):
+            log.append(field[:, ::2])
+        log.append(field)
+    with pytest.raises(ValueError, match="read-only"):
+        backend.readinto(LOG, 0, memoryview(bytes(8)))
+
+
+def test_short_read_names_backend_object_and_range(backend: Backend) -> None:
+    with backend.create_log(LOG) as log:
+        log.append(bytes(100))
+    message = rf"backend '{backend.id}': {LOG}: short read of bytes \[90, 110\): only 10 of 20"
+    with pytest.raises(BackendError, match=message):
+        backend.read(LOG, 90, 20)
+    with pytest.raises(BackendError, match=r"\[200, 201\): only 0 of 1"):
+        backend.readinto(LOG, 200, bytearray(1))
+    with pytest.raises(ValueError, match="offset >= 0"):
+        backend.read(LOG, -1, 5)
+
+
+def test_missing_objects(backend: Backend) -> None:
+    for call in (
+        lambda: backend.read("nope.log", 0, 1),
+        lambda: backend.readinto("nope.log", 0, bytearray(1)),
+        lambda: backend.size("nope.log"),
+        lambda: backend.read_small("a/nope"),
+    ):
+        with pytest.raises(ObjectNotFoundError, match=f"backend '{backend.id}': .*nope"):
+            call()
+    assert issubclass(ObjectNotFoundError, FileNotFoundError)
+    assert not backend.exists("nope.log")
+
+
+def test_create_log_twice_is_an_error(backend: Backend) -> None:
+    backend.create_log(LOG).close()
+    with pytest.raises(BackendError, match=f"{LOG}: cannot create log: it exists already"):
+        backend.create_log(LOG)
+
+
+def test_closed_log(backend: Backend) -> None:
+    log = backend.create_log(LOG)
+    log.append(b"x")
+    log.close()
+    log.close()  # harmless
+    with pytest.raises(ValueError, match="closed"):
+        log.append(b"y")
+    assert backend.read(LOG, 0, 1) == b"x"
+
+
+def test_concurrent_appends_get_distinct_offsets(backend: Backend) -> None:
+    log = backend.create_log(LOG)
+    offsets: dict[int, list[int]] = {}
+
+    def writer(tag: int) -> None:
+        offsets[tag] = [log.append(bytes([tag]) * 64) for _ in range(50)]
+
+    threads = [threading.Thread(target=writer, args=(tag,)) for tag in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    log.close()
+    assert backend.size(LOG) == 4 * 50 * 64
+    for tag, starts in offsets.items():
+        for start in starts:
+            assert backend.read(LOG, start, 64) == bytes([tag]) * 64
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(chunks=st.lists(st.binary(max_size=300), max_size=8), data=st.data())
+def test_any_range_reads_what_was_appended(backend: Backend, chunks: list[bytes], data) -> None:
+    name = f"logs/{uuid.uuid4().hex}.log"
+    with backend.create_log(name) as log:
+        starts = [log.append(chunk) for chunk in chunks]
+    whole = b"".join(chunks)
+    assert starts == [sum(map(len, chunks[:i])) for i in range(len(chunks))]
+    offset = data.draw(st.integers(0, len(whole)))
+    length = data.draw(st.integers(0, len(whole) - offset))
+    assert backend.read(name, offset, length) == whole[offset : offset + length]
+
+
+# --- objects -----------------------------------------------------------------------------
+
+
+def test_list_size_delete(backend: Backend) -> None:
+    names = [
+        "containers/a/data/e1/r0.log",
+        "containers/a/data/e1/r1.log",
+        "containers/a/HEAD",
+        "containers/ab/HEAD",
+        "top",
+    ]
+    for i, name in enumerate(names):
+        backend.write_atomic(name, bytes(i))
+    assert sorted(backend.list()) == sorted(names)
+    assert sorted(backend.list("containers/a/")) == sorted(names[:3])
+    assert sorted(backend.list("containers/a")) == sorted(names[:4])
+    assert sorted(backend.list("containers/a/data/e1/r1")) == names[1:2]
+    assert list(backend.list("elsewhere/")) == []
+    assert [backend.size(n) for n in names] == [0, 1, 2, 3, 4]
+    backend.delete(names[0])
+    backend.delete(names[0])  # idempotent
+    assert not backend.exists(names[0])
+    assert sorted(backend.list("containers/a/data/")) == names[1:2]
+
+
+def test_write_atomic_replaces_whole_content(backend: Backend) -> None:
+    backend.write_atomic("containers/c/HEAD", b"epoch 1")
+    backend.write_atomic("containers/c/HEAD", b"epoch 2, longer")
+    assert backend.read_small("containers/c/HEAD") == b"epoch 2, longer"
+    assert list(backend.list()) == ["containers/c/HEAD"]
+
+
+def test_readers_never_see_a_partial_replacement(backend: Backend) -> None:
+    old, new = b"o" * 100_000, b"n" * 50_000
+    backend.write_atomic("HEAD", old)
+    seen: set[bytes] = set()
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            seen.add(backend.read_small("HEAD"))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    for i in range(20):
+        backend.write_atomic("HEAD", new if i % 2 == 0 else old)
+    done.set()
+    thread.join()
+    assert seen <= {old, new}
+
+
+def test_create_exclusive(backend: Backend) -> None:
+    assert backend.create_exclusive("containers/c/lease", b"rank 0 on node1")
+    assert not backend.create_exclusive("containers/c/lease", b"rank 0 on node2")
+    assert backend.read_small("containers/c/lease") == b"rank 0 on node1"
+    assert list(backend.list()) == ["containers/c/lease"]
+    backend.delete("containers/c/lease")
+    assert backend.create_exclusive("containers/c/lease", b"node2")
+
+
+def test_create_exclusive_has_one_winner(backend: Backend) -> None:
+    wins: list[int] = []
+    threads = [
+        threading.Thread(
+            target=lambda i=i: backend.create_exclusive("lease", b"%d" % i) and wins.append(i)
+        )
+        for i in range(6)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(wins) == 1
+    assert backend.read_small("lease") == b"%d" % wins[0]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../escape", "/etc/passwd", "a/../../escape", "a//b", "./a", "a/.", "", "a\0b"],
+)
+def test_names_cannot_escape_or_alias(backend: Backend, name: str) -> None:
+    for call in (
+        lambda: backend.create_log(name),
+        lambda: backend.read(name, 0, 1),
+        lambda: backend.readinto(name, 0, bytearray(1)),
+        lambda: backend.size(name),
+        lambda: backend.exists(name),
+        lambda: backend.delete(name),
+        lambda: backend.write_atomic(name, b"x"),
+        lambda: backend.read_small(name),
+        lambda: backend.create_exclusive(name, b"x"),
+    ):
+        with pytest.raises(ValueError, match="name"):
+            call()
+    with pytest.raises(ValueError):
+        list(backend.list("../"))
+
+
+# --- open_backend --------------------------------------------------------------------------
+
+
+def test_open_backend_chooses_by_type(tmp_path: Path) -> None:
+    assert isinstance(open_backend(backend_config("posix", str(tmp_path))), PosixBackend)
+    assert isinstance(open_backend(backend_config("memory", "x")), MemoryBackend)
+    s3 = backend_config("s3", "runs/", options={"bucket": "b"})
+    with pytest.raises(NotImplementedError, match="arrives with the tiers issue"):
+        open_backend(s3)
+    with pytest.raises(NotImplementedError):
+        open_backend(backend_config("burstbuffer", str(tmp_path), accessibility="global"))
+    with pytest.raises(ValueError, match="unknown type 'ceph'"):
+        open_backend(dataclasses.replace(s3, type="ceph"))  # type: ignore[arg-type]
+
+
+def test_memory_stores_are_shared_by_target() -> None:
+    target = f"shared-{uuid.uuid4().hex}"
+    first = open_backend(backend_config("memory", target))
+    first.write_atomic("HEAD", b"1")
+    assert open_backend(backend_config("memory", target)).read_small("HEAD") == b"1"
+    assert not open_backend(backend_config("memory", target + "-other")).exists("HEAD")
+
+
+# --- posix specifics -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def posix(tmp_path: Path) -> PosixBackend:
+    backend = open_backend(backend_config("posix", str(tmp_path / "missing/yet")))
+    assert isinstance(backend, PosixBackend)
+    return backend
+
+
+def test_posix_creates_its_target_and_plain_files(posix: PosixBackend, tmp_path: Path) -> None:
+    assert (tmp_path / "missing/yet").is_dir()
+    with posix.create_log(LOG) as log:
+        log.append(b"abc")
+    assert (tmp_path / "missing/yet" / LOG).read_bytes() == b"abc"
+
+
+def test_posix_appends_numpy_without_copy(
+    posix: PosixBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    field = np.random.default_rng(0).random((64, 64))
+    written: list[memoryview] = []
+    real_pwrite = os.pwrite
+
+    def spy(fd: int, data: memoryview, offset: int) -> int:
+        written.append(data)
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", spy)
+    with posix.create_log(LOG) as log:
+        log.append(field)
+    assert written
+    assert all(np.shares_memory(np.frombuffer(view, np.uint8), field) for view in written)
+
+
+def test_posix_partial_writes_are_continued(
+    posix: PosixBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_pwrite = os.pwrite
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, offset: real_pwrite(fd, data[:7], offset))
+    with posix.create_log(LOG) as log:
+        log.append(b"x" * 100)
+        assert log.append(b"y" * 30) == 100
+    assert posix.read(LOG, 95, 10) == b"xxxxxyyyyy"
+
+
+def test_posix_temp_files_do_not_linger(posix: PosixBackend) -> None:
+    posix.write_atomic("c/HEAD", b"1")
+    posix.write_atomic("c/HEAD", b"2")
+    posix.create_exclusive("c/lease", b"me")
+    posix.create_exclusive("c/lease", b"you")
+    leftovers = [p for p in Path(posix.root).rglob("*") if p.name.startswith(TEMP_PREFIX)]
+    assert leftovers == []
+
+
+def test_posix_lists_leftovers_of_killed_writers_for_gc(posix: PosixBackend) -> None:
+    posix.write_atomic("c/HEAD", b"1")
+    leftover = f"c/{TEMP_PREFIX}0123"  # what a writer killed before its rename leaves
+    (Path(posix.root) / leftover).write_bytes(b"half")
+    assert sorted(posix.list("c/")) == [leftover, "c/HEAD"]
+    posix.delete(leftover)
+    assert list(posix.list()) == ["c/HEAD"]
+
+
+def test_posix_failed_atomic_write_leaves_old_content(
+    posix: PosixBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    posix.write_atomic("c/HEAD", b"old")
+
+    def broken_replace(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(BackendError, match=r"'test-posix': c/HEAD: cannot write: No space left"):
+        posix.write_atomic("c/HEAD", b"new")
+    monkeypatch.undo()
+    assert posix.read_small("c/HEAD") == b"old"
+    assert list(posix.list()) == ["c/HEAD"]
+    assert os.listdir(Path(posix.root) / "c") == ["HEAD"]
+
+
+def test_not_on_lustre_here(tmp_path: Path) -> None:
+    assert posix_module.is_lustre(tmp_path) is False
+    with pytest.raises(FileNotFoundError):
+        posix_module.is_lustre(tmp_path / "does-not-exist")
+
+
+def test_setstripe_command() -> None:
+    command = posix_module.setstripe_command
+    options = {"stripe_count": 8, "stripe_size": 4 << 20}
+    assert command("lfs", "/l/e1", options) == [
+        "lfs", "setstripe", "-c", "8", "-S", "4194304", "/l/e1"
+    ]  # fmt: skip
+    assert command("/usr/bin/lfs", "/d", {"stripe_count": -1}) == [
+        "/usr/bin/lfs", "setstripe", "-c", "-1", "/d"
+    ]  # fmt: skip
+    assert command("lfs", "/d", {}) is None
+
+
+def test_log_directories_are_striped_on_lustre(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = tmp_path / "lfs-calls"
+    fake_lfs = tmp_path / "bin/lfs"
+    fake_lfs.parent.mkdir()
+    fake_lfs.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake_lfs.chmod(fake_lfs.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake_lfs.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(posix_module, "is_lustre", lambda path: True)
+    config = backend_config(
+        "posix", str(tmp_path / "lustre"), options={"stripe_count": 4, "stripe_size": "1 MiB"}
+    )
+    backend = open_backend(config)
+    backend.create_log("c/e1/r0.log").close()
+    backend.create_log("c/e1/r1.log").close()  # the directory exists: striped once
+    backend.write_atomic("c/HEAD", b"1")  # metadata directories are not striped
+    (call,) = calls.read_text().splitlines()
+    args = call.split()
+    assert args[:4] == ["setstripe", "-c", "4", "-S"] and args[4] == str(1 << 20)
+    assert Path(args[5]).parent == tmp_path / "lustre/c"
+    assert Path(args[5]).name.startswith(TEMP_PREFIX)  # striped, then renamed into place
+    assert sorted(backend.list()) == ["c/HEAD", "c/e1/r0.log", "c/e1/r1.log"]
+
+
+def test_no_striping_without_lustre(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(posix_module.shutil, "which", lambda name: "/nonexistent/lfs")
+    config = backend_config("posix", str(tmp_path), options={"stripe_count": 4})
+    backend = open_backend(config)
+    backend.create_log("c/e1/r0.log").close()  # would fail if it ran the missing lfs
+    assert backend.exists("c/e1/r0.log")

@@ -1,0 +1,220 @@
+"""The container API on one process: write, commit, read, epochs, namespace."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import esdm_hpc
+from esdm_hpc.errors import ContainerExistsError, ContainerNotFoundError
+from tests.core.conftest import site
+
+
+def test_written_data_reads_back_after_commit(config: dict) -> None:
+    field = np.random.default_rng(0).random((40, 30), dtype=np.float32)
+    with esdm_hpc.open("esdm://roundtrip", "w", config=config) as c:
+        c.create_dataset("tas", shape=field.shape, dtype="f4")
+        c["tas"][...] = field
+    with esdm_hpc.open("esdm://roundtrip", config=config) as c:
+        assert c.epoch == 1
+        np.testing.assert_array_equal(c["tas"][...], field)
+        np.testing.assert_array_equal(c["tas"][3:7, 10:12], field[3:7, 10:12])
+        np.testing.assert_array_equal(c["tas"][5], field[5])
+        assert c["tas"][5, 7] == field[5, 7]
+
+
+def test_fill_value_where_nothing_was_written(config: dict) -> None:
+    with esdm_hpc.open("esdm://fill", "w", config=config) as c:
+        c.create_dataset("x", shape=(10, 10), dtype="i4", fillvalue=-9)
+        c["x"][2:4, 2:4] = 1
+    with esdm_hpc.open("esdm://fill", config=config) as c:
+        expected = np.full((10, 10), -9, np.int32)
+        expected[2:4, 2:4] = 1
+        np.testing.assert_array_equal(c["x"][...], expected)
+        assert c["x"].fillvalue == -9
+
+
+def test_newest_epoch_wins_and_epochs_travel_back(config: dict) -> None:
+    with esdm_hpc.open("esdm://epochs", "w", config=config) as c:
+        x = c.create_dataset("x", shape=(8,), dtype="i8")
+        x[:] = 1
+        assert c.commit() == 1
+        x[2:5] = 2
+        assert c.commit() == 2
+        x[4:8] = 3
+    for epoch, expected in [
+        (1, [1, 1, 1, 1, 1, 1, 1, 1]),
+        (2, [1, 1, 2, 2, 2, 1, 1, 1]),
+        (3, [1, 1, 2, 2, 3, 3, 3, 3]),
+    ]:
+        with esdm_hpc.open("esdm://epochs", config=config, epoch=epoch) as c:
+            np.testing.assert_array_equal(c["x"][...], expected)
+    with esdm_hpc.open("esdm://epochs", config=config, epoch=0) as c:
+        assert "x" not in c
+
+
+def test_readers_keep_their_snapshot_until_refresh(config: dict) -> None:
+    writer = esdm_hpc.open("esdm://snap", "w", config=config)
+    writer.create_dataset("x", shape=(4,), dtype="i4")
+    writer["x"][:] = 1
+    writer.commit()
+    reader = esdm_hpc.open("esdm://snap", config=config)
+    writer["x"][:] = 2
+    writer.commit()
+    assert reader["x"][0] == 1
+    assert reader.refresh() == 2
+    assert reader["x"][0] == 2
+    writer.close()
+    reader.close()
+
+
+def test_a_writer_reads_only_committed_data(config: dict) -> None:
+    with esdm_hpc.open("esdm://own", "w", config=config) as c:
+        x = c.create_dataset("x", shape=(4,), dtype="i4", fillvalue=7)
+        x[:] = 1
+        np.testing.assert_array_equal(x[:], [7, 7, 7, 7])
+        c.commit()
+        np.testing.assert_array_equal(x[:], [1, 1, 1, 1])
+
+
+def test_large_writes_are_split_into_fragments(tmp_path: Path) -> None:
+    config = site(tmp_path, backend={"limits": {"max_fragment_bytes": 4096}})
+    field = np.arange(100 * 37, dtype=np.float64).reshape(100, 37)
+    with esdm_hpc.open("esdm://split", "w", config=config) as c:
+        c.create_dataset("x", data=field)
+    with esdm_hpc.open("esdm://split", config=config) as c:
+        fragments = c._manifests[-1].fragments
+        assert len(fragments) > 1
+        assert all(f.nbytes <= 4096 for f in fragments)
+        np.testing.assert_array_equal(c["x"][...], field)
+        np.testing.assert_array_equal(c["x"][17:83, 5:30], field[17:83, 5:30])
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    ["i1", "u2", "<i8", ">f4", "f8", "c8", "S6", "U3", [("t", "f4"), ("q", "i2", (2,))]],
+)
+def test_dtypes_round_trip(config: dict, dtype: object) -> None:
+    dt = np.dtype(dtype)
+    data = np.frombuffer(np.random.default_rng(1).bytes(12 * 5 * dt.itemsize), dtype=dt)
+    data = data.reshape(12, 5)
+    if dt.kind == "U":
+        data = np.array([["ab", "c", "", "xyz", "q"]] * 12, dtype=dt)
+    with esdm_hpc.open("esdm://dtypes", "w", config=config) as c:
+        c.create_dataset("v", data=data)
+    with esdm_hpc.open("esdm://dtypes", config=config) as c:
+        assert c["v"].dtype == dt
+        got = c["v"][...]
+        assert got.tobytes() == data.tobytes()
+
+
+def test_hilbert_serialised_fragments_read_back(config: dict) -> None:
+    field = np.random.default_rng(2).random((33, 17, 9))
+    with esdm_hpc.open("esdm://hilbert", "w", config=config) as c:
+        c.create_dataset("x", shape=field.shape, hints={"serialisation": "hilbert"})
+        c["x"][...] = field
+    with esdm_hpc.open("esdm://hilbert", config=config) as c:
+        assert c._manifests[-1].fragments[0].serialisation == "hilbert"
+        np.testing.assert_array_equal(c["x"][4:20, 3:9, 1:2], field[4:20, 3:9, 1:2])
+
+
+def test_groups_attributes_and_dimensions(config: dict) -> None:
+    with esdm_hpc.open("esdm://meta", "w", config=config) as c:
+        c.attrs["experiment"] = "piControl"
+        g = c.create_group("atmos/daily")
+        tas = g.create_dataset("tas", shape=(3, 4), dtype="f4", dims=("lat", "lon"))
+        tas.attrs["units"] = "K"
+        tas.attrs["valid_range"] = np.array([150.0, 350.0])
+        tas.attrs["levels"] = 19
+    with esdm_hpc.open("esdm://meta", config=config) as c:
+        assert c.attrs["experiment"] == "piControl"
+        assert c.keys() == ["atmos"]
+        assert c["atmos"].keys() == ["daily"]
+        tas = c["atmos/daily/tas"]
+        assert tas.dims == ("lat", "lon")
+        assert tas.attrs["units"] == "K"
+        np.testing.assert_array_equal(tas.attrs["valid_range"], [150.0, 350.0])
+        assert tas.attrs["levels"] == 19
+        assert dict(c["/atmos/daily"].items())["tas"].shape == (3, 4)
+
+
+def test_unlimited_dimension_grows(config: dict) -> None:
+    with esdm_hpc.open("esdm://grow", "w", config=config) as c:
+        x = c.create_dataset("x", shape=(0, 4), maxshape=(None, 4), dtype="i4")
+        for step in range(3):
+            x.resize(step + 1, axis=0)
+            x[step] = step
+            c.commit()
+        with pytest.raises(ValueError, match="axis 1 can grow to 4"):
+            x.resize((3, 5))
+    with esdm_hpc.open("esdm://grow", config=config) as c:
+        np.testing.assert_array_equal(c["x"][...], np.repeat(np.arange(3), 4).reshape(3, 4))
+
+
+def test_mode_w_refuses_an_existing_container_unless_overwrite(config: dict) -> None:
+    with esdm_hpc.open("esdm://again", "w", config=config) as c:
+        c.create_dataset("x", data=np.ones(3))
+    with pytest.raises(ContainerExistsError, match="esdm://again already exists"):
+        esdm_hpc.open("esdm://again", "w", config=config)
+    with esdm_hpc.open("esdm://again", "w", config=config, overwrite=True) as c:
+        assert "x" not in c
+        c.create_dataset("x", shape=(3,), dtype="f8", fillvalue=5)
+    with esdm_hpc.open("esdm://again", config=config) as c:
+        np.testing.assert_array_equal(c["x"][...], [5, 5, 5])  # old fragments not mixed in
+
+
+def test_append_mode_adds_epochs(config: dict) -> None:
+    with esdm_hpc.open("esdm://append", "w", config=config) as c:
+        c.create_dataset("x", shape=(4,), dtype="i4")
+        c["x"][:2] = 1
+    with esdm_hpc.open("esdm://append", "a", config=config) as c:
+        c["x"][2:] = 2
+    with esdm_hpc.open("esdm://append", config=config) as c:
+        assert c.epoch == 2
+        np.testing.assert_array_equal(c["x"][...], [1, 1, 2, 2])
+
+
+def test_unknown_container(config: dict) -> None:
+    with pytest.raises(ContainerNotFoundError, match="esdm://nothing: no such container"):
+        esdm_hpc.open("esdm://nothing", config=config)
+    with pytest.raises(ContainerNotFoundError):
+        esdm_hpc.open("esdm://nothing", "a", config=config)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda c: esdm_hpc.open("esdm://bad", "x", config=c), ValueError, "mode must be one of"),
+        (lambda c: esdm_hpc.open("bad", config=c), ValueError, "esdm://name"),
+        (lambda c: esdm_hpc.open("esdm://a/../b", config=c), ValueError, "segments"),
+        (lambda c: esdm_hpc.open("esdm://bad", "w", config=c, epoch=1), ValueError, "mode 'r'"),
+    ],
+)
+def test_bad_open_arguments(config: dict, call, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        call(config)
+
+
+def test_bad_selections_and_data_leave_committed_data_intact(config: dict) -> None:
+    with esdm_hpc.open("esdm://strict", "w", config=config) as c:
+        x = c.create_dataset("x", shape=(4, 5), dtype="i4")
+        x[...] = 3
+        c.commit()
+        with pytest.raises(IndexError, match="out of bounds for axis 0 with size 4"):
+            x[4, 0] = 1
+        with pytest.raises(IndexError, match="strided"):
+            x[::2] = 1
+        with pytest.raises(TypeError, match="cannot write float64 data into a dataset of int32"):
+            x[0] = np.ones(5)
+        with pytest.raises(ValueError, match=r"shape \(3,\) into a selection of shape \(5,\)"):
+            x[0] = np.ones(3, dtype="i4")
+        with pytest.raises(IndexError, match="too many indices"):
+            _ = x[0, 0, 0]
+        with pytest.raises(ValueError, match="already exists"):
+            c.create_dataset("x", shape=(1,))
+    with esdm_hpc.open("esdm://strict", config=config) as c:
+        np.testing.assert_array_equal(c["x"][...], np.full((4, 5), 3))
+        with pytest.raises(PermissionError, match="needs mode 'w' or 'a'"):
+            c["x"][0] = 1
+        with pytest.raises(ValueError, match=r"epochs 0\.\.1; epoch 7 does not exist"):
+            esdm_hpc.open("esdm://strict", config=config, epoch=7)

@@ -1,0 +1,88 @@
+"""Crash consistency: a writer SIGKILLed anywhere leaves the last committed epoch intact.
+
+The writer (tests/programs/crash_writer.py) is killed at crash points spread
+over writing and committing (esdm_hpc.faults): after data appends, after the
+data flush, inside the atomic writes of manifest and HEAD (temp file written,
+renamed), between manifest and HEAD. Each time the container must open, read
+back its newest committed epoch bit-exact, and after `esdm unlock` + `esdm gc`
+hold nothing that no epoch refers to, while still reading the same.
+"""
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import esdm_hpc
+from esdm_hpc import cli
+from esdm_hpc.errors import LeaseHeldError
+from esdm_hpc.history import History
+from tests.mpirun import ROOT, mpi_env
+from tests.programs import crash_writer
+
+EPOCHS = 5
+CRASH_POINTS = [
+    *(("write.appended", n) for n in range(1, 48, 4)),
+    *(("write.synced", n) for n in range(1, EPOCHS + 1)),
+    *(("atomic.temp-written", n) for n in range(1, 16)),
+    *(("atomic.renamed", n) for n in range(1, 16)),
+    *(("publish.manifest-written", n) for n in range(1, EPOCHS + 1)),
+    *(("publish.head-renamed", n) for n in range(1, EPOCHS + 1)),
+]
+
+
+def test_there_are_at_least_fifty_crash_points() -> None:
+    assert len(CRASH_POINTS) >= 50
+
+
+def run_writer(root: Path, crash: str) -> subprocess.CompletedProcess[str]:
+    env = {**mpi_env(), "ESDM_CRASH": crash}
+    program = ROOT / "tests" / "programs" / "crash_writer.py"
+    return subprocess.run(
+        [sys.executable, str(program), str(root), "c", str(EPOCHS)],
+        capture_output=True, text=True, timeout=120, env=env, cwd=ROOT,
+    )  # fmt: skip
+
+
+def objects(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(("point", "nth"), CRASH_POINTS, ids=lambda p: str(p))
+def test_killed_writer_leaves_last_epoch_intact(tmp_path: Path, point: str, nth: int) -> None:
+    root = tmp_path / "disk"
+    result = run_writer(root, f"{point}:{nth}")
+    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+    printed = [int(line.split()[1]) for line in result.stdout.splitlines()]
+    last_seen = printed[-1] if printed else 0
+    config = crash_writer.config(str(root))
+    config_file = tmp_path / "esdm.json"
+    config_file.write_text(json.dumps(config))
+
+    if not (root / "containers/c/HEAD").exists():
+        assert last_seen == 0  # killed before epoch 0 was published
+        return
+    with esdm_hpc.open("esdm://c", config=config) as c:
+        # the kill may land after HEAD moved but before the line was printed
+        assert c.epoch in (last_seen, last_seen + 1)
+        epoch = c.epoch
+        if epoch >= 1:
+            np.testing.assert_array_equal(c["x"][...], crash_writer.expected(epoch))
+
+    with pytest.raises(LeaseHeldError, match="pid"):
+        esdm_hpc.open("esdm://c", "a", config=config)
+    assert cli.main(["--config", str(config_file), "unlock", "esdm://c"]) == 0
+    assert cli.main(["--config", str(config_file), "gc", "--quiet", "esdm://c"]) == 0
+
+    store_objects = objects(root)
+    with esdm_hpc.open("esdm://c", config=config) as c:
+        assert c.epoch == epoch
+        if epoch >= 1:
+            np.testing.assert_array_equal(c["x"][...], crash_writer.expected(epoch))
+        referenced = {name for _, name in History.load(c._store).referenced(c._store)}
+    assert store_objects == referenced  # no orphan left, nothing referenced lost
+    assert cli.main(["--config", str(config_file), "verify", "--quiet", "esdm://c"]) == 0

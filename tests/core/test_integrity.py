@@ -1,0 +1,123 @@
+"""Corruption and damaged metadata: clear errors, nothing silently wrong, nothing lost."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import esdm_hpc
+from esdm_hpc import cli
+from esdm_hpc.errors import CorruptDataError, CorruptMetadataError, LeaseHeldError
+from tests.core.conftest import site
+
+FIELD = np.arange(64 * 32, dtype=np.float64).reshape(64, 32)  # 256 B per row
+
+
+def write_field(root: Path) -> dict:
+    config = site(root, block_size=1024)  # 4 rows per checksum block
+    with esdm_hpc.open("esdm://f", "w", config=config) as c:
+        c.create_dataset("x", data=FIELD)
+    return config
+
+
+def data_log(root: Path) -> Path:
+    (log,) = (root / "disk").rglob("*.log")
+    return log
+
+
+def config_file(tmp_path: Path, config: dict) -> str:
+    path = tmp_path / "esdm.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def test_a_flipped_byte_fails_the_read_of_its_region_only(tmp_path: Path, capsys) -> None:
+    config = write_field(tmp_path)
+    log = data_log(tmp_path)
+    with log.open("r+b") as f:  # row 21 lies in block 5 (rows 20-23)
+        f.seek(21 * 256 + 8)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0x40]))
+    with esdm_hpc.open("esdm://f", config=config) as c:
+        with pytest.raises(CorruptDataError, match=r"/x\[20:24, 0:32\]: corrupt data"):
+            c["x"][21, 3]
+        with pytest.raises(CorruptDataError):
+            c["x"][...]
+        np.testing.assert_array_equal(c["x"][:20], FIELD[:20])
+        np.testing.assert_array_equal(c["x"][24:], FIELD[24:])
+    assert (
+        cli.main(["--config", config_file(tmp_path, config), "verify", "--quiet", "esdm://f"]) == 1
+    )
+    out = capsys.readouterr().out
+    assert "/x[20:24, 0:32]: checksum mismatch" in out
+    assert "1 damaged" in out
+
+
+def test_verify_reports_every_corrupt_block(tmp_path: Path, capsys) -> None:
+    config = write_field(tmp_path)
+    log = data_log(tmp_path)
+    data = bytearray(log.read_bytes())
+    for row in (1, 30, 63):
+        data[row * 256] ^= 0xFF
+    log.write_bytes(bytes(data))
+    assert (
+        cli.main(["--config", config_file(tmp_path, config), "verify", "--quiet", "esdm://f"]) == 1
+    )
+    out = capsys.readouterr().out
+    assert "block(s) [0, 7, 15]" in out
+
+
+def test_truncated_head_gives_a_clear_error(tmp_path: Path) -> None:
+    config = write_field(tmp_path)
+    head = tmp_path / "disk/containers/f/HEAD"
+    original = head.read_bytes()
+    head.write_bytes(original[:10])
+    with pytest.raises(CorruptMetadataError, match="esdm://f HEAD: unreadable"):
+        esdm_hpc.open("esdm://f", config=config)
+    head.write_bytes(original)  # the committed data was never touched
+    with esdm_hpc.open("esdm://f", config=config) as c:
+        np.testing.assert_array_equal(c["x"][...], FIELD)
+
+
+def test_truncated_manifest_gives_a_clear_error(tmp_path: Path) -> None:
+    config = write_field(tmp_path)
+    manifest = tmp_path / "disk/containers/f/manifests/e000000001.json"
+    manifest.write_bytes(manifest.read_bytes()[:-40])
+    with pytest.raises(CorruptMetadataError, match=r"e000000001\.json: checksum mismatch"):
+        esdm_hpc.open("esdm://f", config=config)
+
+
+def test_malformed_configuration_is_named(tmp_path: Path) -> None:
+    bad = {"backends": [{"id": "disk", "type": "posix", "target": str(tmp_path), "tier": 3}]}
+    with pytest.raises(ValueError, match="tier"):
+        esdm_hpc.open("esdm://f", "w", config=bad)
+
+
+def test_a_second_writer_is_refused_with_the_holder_named(config: dict) -> None:
+    with esdm_hpc.open("esdm://leased", "w", config=config):
+        with pytest.raises(LeaseHeldError, match=rf"open for writing by .*pid {os.getpid()}"):
+            esdm_hpc.open("esdm://leased", "a", config=config)
+        with esdm_hpc.open("esdm://leased", config=config) as reader:  # readers are welcome
+            assert reader.epoch == 0
+    with esdm_hpc.open("esdm://leased", "a", config=config):
+        pass
+
+
+def test_an_expired_lease_is_taken_over(config: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESDM_LEASE_SECONDS", "-1")  # expired as soon as taken
+    first = esdm_hpc.open("esdm://expired", "w", config=config)
+    with esdm_hpc.open("esdm://expired", "a", config=config) as second:
+        assert second.writable
+    first._abort()
+
+
+def test_unlock_refuses_a_live_writer_without_force(tmp_path: Path, config: dict) -> None:
+    path = config_file(tmp_path, config)
+    with esdm_hpc.open("esdm://held", "w", config=config):
+        assert cli.main(["--config", path, "unlock", "esdm://held"]) == 3
+        assert cli.main(["--config", path, "unlock", "--force", "esdm://held"]) == 0
+        with esdm_hpc.open("esdm://held", "a", config=config) as c:
+            assert c.writable

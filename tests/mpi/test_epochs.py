@@ -1,0 +1,86 @@
+"""Collective epochs on 2 and 4 ranks: writes, commits, overlaps, mismatches."""
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+import esdm_hpc
+from esdm_hpc.errors import CollectiveMismatchError, OverlappingWritesError
+from esdm_hpc.kernels.decomposition import decompose
+
+SHAPE = (24, 20, 6)
+
+
+def shared_config() -> dict:
+    """A configuration under a fresh directory every rank agrees on."""
+    comm = MPI.COMM_WORLD
+    root = tempfile.mkdtemp(prefix="esdm-mpi-") if comm.rank == 0 else None
+    root = Path(comm.bcast(root))
+    return {"backends": [{"id": "disk", "type": "posix", "target": str(root)}]}
+
+
+def random_subslab(rng: np.random.Generator, offset: np.ndarray, count: np.ndarray) -> tuple:
+    """A random non-empty hyperslab inside the block (offset, count)."""
+    lo = np.array([rng.integers(0, c) for c in count])
+    hi = np.array([rng.integers(low + 1, c + 1) for low, c in zip(lo, count, strict=True)])
+    return tuple(slice(int(o + a), int(o + b)) for o, a, b in zip(offset, lo, hi, strict=True))
+
+
+@pytest.mark.mpi(min_size=2)
+def test_random_hyperslabs_over_epochs_match_a_numpy_model() -> None:
+    comm = MPI.COMM_WORLD
+    config = shared_config()
+    offsets, counts = decompose(SHAPE, comm.size)
+    model = np.full(SHAPE, -1.0)
+    with esdm_hpc.open("esdm://model", "w", comm=comm, config=config) as c:
+        x = c.create_dataset("x", shape=SHAPE, dtype="f8", fillvalue=-1.0)
+        for epoch in range(1, 6):
+            # every rank draws every rank's writes, so each can update the model
+            for rank in range(comm.size):
+                rng = np.random.default_rng(1000 * epoch + rank)
+                for _ in range(3):
+                    region = random_subslab(rng, offsets[rank], counts[rank])
+                    values = rng.random(tuple(s.stop - s.start for s in region))
+                    model[region] = values
+                    if rank == comm.rank:
+                        x[region] = values
+            assert c.commit() == epoch
+            np.testing.assert_array_equal(x[...], model)
+    with esdm_hpc.open("esdm://model", comm=comm, config=config) as c:
+        np.testing.assert_array_equal(c["x"][...], model)
+        np.testing.assert_array_equal(c["x"][:, 3, 2], model[:, 3, 2])
+
+
+@pytest.mark.mpi(min_size=2)
+def test_overlapping_writes_of_two_ranks_fail_on_every_rank() -> None:
+    comm = MPI.COMM_WORLD
+    config = shared_config()
+    with esdm_hpc.open("esdm://overlap", "w", comm=comm, config=config) as c:
+        x = c.create_dataset("x", shape=(10, 10), dtype="i4")
+        x[comm.rank : comm.rank + 1, :] = comm.rank
+        c.commit()
+        x[0:2, 0 : 3 + comm.rank] = 9  # every rank writes rows 0-1
+        with pytest.raises(
+            OverlappingWritesError, match=r"ranks 0 and 1 both wrote /x\[0:2, 0:3\]"
+        ):
+            c.commit()
+        np.testing.assert_array_equal(x[0:2, 0], [0, 1])  # epoch 1 intact
+        assert c.epoch == 1
+
+
+@pytest.mark.mpi(min_size=2)
+def test_collective_calls_with_different_arguments_fail_on_every_rank() -> None:
+    comm = MPI.COMM_WORLD
+    config = shared_config()
+    with esdm_hpc.open("esdm://mismatch", "w", comm=comm, config=config) as c:
+        with pytest.raises(
+            CollectiveMismatchError, match=r"create_dataset is collective: ranks \["
+        ):
+            c.create_dataset("x", shape=(10 + comm.rank,), dtype="i4")
+        assert "x" not in c
+        c.create_dataset("y", shape=(4,), dtype="i4")
+    with esdm_hpc.open("esdm://mismatch", comm=comm, config=config) as c:
+        assert c.keys() == ["y"]
