@@ -27,7 +27,7 @@ import numpy as np
 from esdm_hpc import lease as leases
 from esdm_hpc.backends import open_backend
 from esdm_hpc.config import ConfigError, SiteConfig, load_config
-from esdm_hpc.errors import EsdmError
+from esdm_hpc.errors import ContainerNotFoundError, CorruptMetadataError, EsdmError
 from esdm_hpc.gc import collect_garbage
 from esdm_hpc.history import History
 from esdm_hpc.selection import parse_region
@@ -46,12 +46,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return args.run(args)
-    except (ConfigError, ValueError, KeyError, IndexError) as error:
-        print(f"esdm {args.command}: {_message(error)}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(error, ConfigError | ValueError) else EXIT_ERROR
-    except (EsdmError, OSError) as error:
-        print(f"esdm {args.command}: {_message(error)}", file=sys.stderr)
-        return EXIT_ERROR
+    except ConfigError as error:
+        return _fail(args, error, EXIT_USAGE)
+    except (EsdmError, CorruptMetadataError, OSError, KeyError, IndexError) as error:
+        return _fail(args, error, EXIT_ERROR)
+    except ValueError as error:
+        return _fail(args, error, EXIT_USAGE)
+
+
+def _fail(args: argparse.Namespace, error: BaseException, code: int) -> int:
+    print(f"esdm {args.command}: {_message(error)}", file=sys.stderr)
+    return code
 
 
 def _message(error: BaseException) -> str:
@@ -136,8 +141,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     last = manifests[-1]
     fragments = [f for m in manifests for f in m.fragments]
     print(f"{args.uri}  epoch {last.epoch} of {history.head.epoch}  committed {last.created}")
-    per_dataset = Counter(f.dataset for f in fragments)
-    for path, record in sorted(last.namespace["datasets"].items()):
+    datasets = last.namespace["datasets"]
+    # a recreated dataset's predecessor's fragments are stored but not its own
+    per_dataset = Counter(
+        f.dataset for f in fragments
+        if f.dataset in datasets and f.epoch > datasets[f.dataset]["created_epoch"]
+    )  # fmt: skip
+    for path, record in sorted(datasets.items()):
         shape = "x".join(map(str, record["shape"])) or "scalar"
         print(f"  {path:<30} {shape:<20} {record['dtype']!s:<8} dims {','.join(record['dims'])}"
               f"  {per_dataset[path]} fragments")  # fmt: skip
@@ -160,7 +170,8 @@ def cmd_dump(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.dataset} is a group, not a dataset")
         data = node[parse_region(args.region)]
     if args.npy:
-        np.save(args.npy, data)
+        with args.npy.open("wb") as f:  # np.save(path) would append ".npy" to the name
+            np.save(f, data)
         print(f"wrote {data.shape} {data.dtype} to {args.npy}", file=sys.stderr)
     else:
         with np.printoptions(threshold=sys.maxsize, linewidth=120):
@@ -193,6 +204,8 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     store = _store(args)
     holder = leases.current(store)
     if holder is None:
+        if not store.exists():
+            raise ContainerNotFoundError(f"{args.uri}: no such container")
         print(f"{args.uri} is not locked")
         return 0
     dead = holder.host == socket.gethostname() and not _pid_alive(holder.pid)
@@ -225,7 +238,10 @@ def _progress(label: str, quiet: bool) -> Callable[[int, int], None] | None:
 
     def update(done: int, total: int) -> None:
         if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, desc=label, unit="obj", file=sys.stderr, leave=False)
+            # disable=None: a bar on terminals only, not in batch logs
+            bar["bar"] = tqdm(
+                total=total, desc=label, unit="obj", file=sys.stderr, leave=False, disable=None
+            )
         bar["bar"].update(done - bar["bar"].n)
         if done >= total:
             bar["bar"].close()

@@ -25,7 +25,7 @@ from esdm_hpc.comm import Comm
 from esdm_hpc.errors import EsdmError, OverlappingWritesError
 from esdm_hpc.fragment import Fragment
 from esdm_hpc.kernels.region import find_overlaps
-from esdm_hpc.manifest import Head, Manifest
+from esdm_hpc.manifest import CorruptMetadataError, Head, Manifest
 from esdm_hpc.namespace import Namespace
 from esdm_hpc.selection import Hyperslab
 from esdm_hpc.store import ContainerStore
@@ -57,8 +57,8 @@ def commit(
                 namespace=namespace.to_json(),
                 fragments=fragments,
             )
-            outcome = Committed(store.publish(manifest), manifest)
-        except (EsdmError, OSError) as error:
+            outcome = Committed(store.publish(manifest, parent=head), manifest)
+        except (EsdmError, CorruptMetadataError, OSError) as error:
             outcome = error
     outcome = comm.bcast(outcome, root=0)
     if isinstance(outcome, Exception):

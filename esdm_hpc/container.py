@@ -179,9 +179,21 @@ class Container(Group):
     # --- collective operations -------------------------------------------------
 
     def commit(self) -> int:
-        """Publish everything written since the last commit as a new epoch (collective)."""
+        """Publish everything written since the last commit as a new epoch (collective).
+
+        A refused commit (overlapping writes, a storage error) raises the same
+        error on every rank and discards the epoch: data and namespace changes
+        since the last commit are dropped, the container shows that commit.
+        """
         writer = self._require_writable("commit")
-        done = commit(self.comm, self._store, self._namespace, writer, self._head)
+        try:
+            done = commit(self.comm, self._store, self._namespace, writer, self._head)
+        except BaseException:
+            writer.close()  # its logs are orphans now, for gc
+            self._namespace = Namespace.from_json(self._manifests[-1].namespace)
+            self._dirty = False
+            self._writer = self._new_writer()
+            raise
         writer.close()
         self._head = done.head
         self._absorb([done.manifest])

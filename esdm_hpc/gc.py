@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from esdm_hpc import lease as leases
 from esdm_hpc.backends import Backend
+from esdm_hpc.errors import ContainerNotFoundError
 from esdm_hpc.history import History
 from esdm_hpc.store import ContainerStore
 
@@ -32,6 +33,8 @@ def collect_garbage(
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> GcReport:
+    if not store.exists():
+        raise ContainerNotFoundError(f"esdm://{store.name}: no such container")
     lease = leases.acquire(store, "gc", seconds=600)
     try:
         keep = History.load(store).referenced(store)

@@ -71,8 +71,17 @@ class ContainerStore:
         manifests.reverse()
         return manifests
 
-    def publish(self, manifest: Manifest) -> Head:
-        """Write the manifest, then point HEAD at it: the atomic step of a commit."""
+    def publish(self, manifest: Manifest, parent: Head | None = None) -> Head:
+        """Write the manifest, then point HEAD at it: the atomic step of a commit.
+
+        ``parent`` is the HEAD the writer built on; if HEAD has moved since (a
+        lease broken by force while this writer lived), nothing is written.
+        """
+        if parent is not None and self.head() != parent:
+            raise CorruptMetadataError(
+                f"esdm://{self.name}: HEAD moved to epoch {self.head().epoch} under this writer "
+                f"(built on epoch {parent.epoch}); was its lease broken? Nothing was committed"
+            )
         data = manifest.encode()
         name = manifest_name(manifest.epoch)
         self.meta.write_atomic(self.prefix + name, data)

@@ -13,7 +13,7 @@ from tests.mpirun import mpirun
 def test_mpi_tests_pass(nprocs: int) -> None:
     result = mpirun(
         nprocs,
-        "-m", "pytest", "--with-mpi", "-m", "mpi", "-q", "-p", "no:cacheprovider",
+        "-m", "pytest", "--with-mpi", "-m", "mpi", "-q", "--color=no", "-p", "no:cacheprovider",
         "tests/mpi",
     )  # fmt: skip
     report = f"--- stdout\n{result.stdout[-8000:]}\n--- stderr\n{result.stderr[-4000:]}"

@@ -1,0 +1,113 @@
+"""The handles the C shim holds, one per open HDF5 object.
+
+The C side keeps a strong reference to one of these for every file, group,
+dataset and attribute ID the application has open, and passes it back with
+each call. They are deliberately thin: a path into the container's
+namespace, never a cached copy of its metadata, so that a handle sees what
+the namespace says now (a resize, a new attribute) just as an HDF5 ID does.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from esdm_hpc.container import Container
+from esdm_hpc.dataset import Dataset
+from esdm_hpc.group import Group
+
+
+class Kind(IntEnum):
+    """Object kinds as the C side numbers them (vol_plugin/src/esdm_vol.h, esdm_kind_t)."""
+
+    NONE = 0
+    GROUP = 1
+    DATASET = 2
+
+
+@dataclass(eq=False, slots=True)
+class FileHandle:
+    """An open container. As an HDF5 location it is the root group."""
+
+    container: Container
+    filename: str  # the name the application gave HDF5
+
+    @property
+    def file(self) -> FileHandle:
+        return self
+
+    @property
+    def path(self) -> str:
+        return "/"
+
+
+@dataclass(eq=False, slots=True)
+class NodeHandle:
+    """An open group or dataset."""
+
+    file: FileHandle
+    path: str
+    kind: Kind
+
+    def dataset(self) -> Dataset:
+        if self.kind is not Kind.DATASET:
+            raise TypeError(f"{self.path} is a group, not a dataset")
+        node = self.file.container[self.path]
+        assert isinstance(node, Dataset)
+        return node
+
+
+@dataclass(eq=False, slots=True)
+class AttributeHandle:
+    """An open attribute of a group or dataset."""
+
+    file: FileHandle
+    owner: str  # path of the group or dataset it belongs to
+    name: str
+
+    def stored(self) -> np.ndarray:
+        """The value as the namespace stores it (not the decoded view ``attrs[name]`` gives)."""
+        # The raw array is what HDF5 needs: ``attrs[name]`` turns 0-d byte
+        # strings into str, which would lose the fixed-length type.
+        stored = self.file.container._namespace.attributes.get(self.owner, {})
+        try:
+            return stored[self.name]
+        except KeyError:
+            raise KeyError(f"{self.owner} has no attribute {self.name!r}") from None
+
+
+Location = FileHandle | NodeHandle
+
+
+def resolve(location: Location, name: str) -> str:
+    """The absolute path ``name`` names, relative to ``location`` unless it starts with '/'."""
+    if not name:
+        raise ValueError("HDF5 names are non-empty")
+    path = posixpath.normpath(posixpath.join(location.path, name))
+    return "/" if path in ("/", "//") else path
+
+
+def node(file: FileHandle, path: str) -> NodeHandle:
+    """A handle on the group or dataset at ``path``; KeyError if there is none."""
+    kind = kind_of(file, path)
+    if kind is Kind.NONE:
+        raise KeyError(f"{file.container.uri}: no object {path!r}")
+    return NodeHandle(file, path, kind)
+
+
+def kind_of(file: FileHandle, path: str) -> Kind:
+    try:
+        found = file.container[path]
+    except KeyError:
+        return Kind.NONE
+    return Kind.DATASET if isinstance(found, Dataset) else Kind.GROUP
+
+
+def group(file: FileHandle, path: str) -> Group:
+    found = file.container if path == "/" else file.container[path]
+    if not isinstance(found, Group):
+        raise TypeError(f"{path} is a dataset, not a group")
+    return found

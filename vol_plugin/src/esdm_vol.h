@@ -1,0 +1,234 @@
+/*
+ * The HDF5 VOL connector "esdm": a terminal connector that maps HDF5 calls
+ * onto the esdm-hpc Python core (DESIGN 1 and 6).
+ *
+ * The shim stays thin on purpose: it owns the HDF5 side of every call
+ * (property lists, dataspaces, selections, type conversion, error stack)
+ * and hands plain values, boxes and packed buffers to
+ * esdm_hpc.vol.bridge, which owns everything ESDM. One concern per file:
+ *
+ *   connector.c  the class table, plugin entry points, introspection
+ *   errors.c     the connector's error class; "not supported yet"
+ *   python.c     the interpreter (embedded or the host's), GIL, bridge calls
+ *   objects.c    object lifetime, the file's list of open objects, locations
+ *   types.c      HDF5 datatypes <-> the bridge's type spellings
+ *   file.c       H5F      group.c  H5G      dataset.c  H5D (but data)
+ *   transfer.c   H5Dread/H5Dwrite: selections -> boxes, packing, conversion
+ *   attribute.c  H5A      link.c   H5L      object.c   H5O
+ */
+#ifndef ESDM_VOL_H
+#define ESDM_VOL_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdbool.h>
+
+#include <hdf5.h>
+#include <H5VLconnector.h>
+#include <mpi.h>
+
+#define ESDM_VOL_NAME "esdm"
+/* H5VLpublic.h reserves values below 256 for the library; The HDF Group's
+ * registry leaves 256-511 to connectors under test, which this one is until
+ * it is registered. */
+#define ESDM_VOL_VALUE   ((H5VL_class_value_t)360)
+#define ESDM_VOL_VERSION 1
+
+/* ------------------------------------------------------------------------ */
+/* Objects                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Kinds 0-2 are numbered as esdm_hpc.vol.objects.Kind numbers them. */
+typedef enum esdm_kind_t {
+    ESDM_NONE    = 0,
+    ESDM_GROUP   = 1,
+    ESDM_DATASET = 2,
+    ESDM_FILE    = 3,
+    ESDM_ATTR    = 4,
+} esdm_kind_t;
+
+typedef struct esdm_file_t esdm_file_t;
+
+/* What HDF5 holds behind every ID the connector hands out. */
+typedef struct esdm_obj_t {
+    esdm_kind_t        kind;
+    esdm_file_t       *file; /* the file it belongs to (itself for files) */
+    PyObject          *py;   /* its handle, from esdm_hpc.vol.objects */
+    struct esdm_obj_t *prev, *next; /* the file's open objects, for H5Fget_obj_ids */
+    hid_t              type_id;     /* datasets, attributes: the datatype HDF5 reports */
+    hid_t              dcpl_id;     /* datasets: creation properties (H5Dget_create_plist) */
+    hid_t              dapl_id;     /* datasets: access properties */
+} esdm_obj_t;
+
+struct esdm_file_t {
+    esdm_obj_t  obj; /* first: a file is a location too (its root group) */
+    char       *name;
+    unsigned    intent; /* H5F_ACC_RDONLY or H5F_ACC_RDWR */
+    MPI_Comm    comm;   /* a duplicate the file owns; MPI_COMM_NULL when serial */
+    hid_t       fapl_id, fcpl_id;
+    int         nids;  /* HDF5 file IDs on this file: the container closes with the last */
+    int         nrefs; /* file IDs + open objects: the struct lives while any remains */
+    bool        open;  /* the container is open in the core */
+    esdm_obj_t *objects;
+};
+
+esdm_obj_t *esdm_obj_new(esdm_kind_t kind, esdm_file_t *file, PyObject *py);
+void        esdm_obj_release(esdm_obj_t *obj); /* GIL held */
+void        esdm_file_unref(esdm_file_t *file);
+bool        esdm_file_owns(const esdm_file_t *file, const void *obj);
+
+/* The name a location addresses, relative to the object (or "." for itself);
+ * NULL with an HDF5 error for the ways of addressing the connector lacks. */
+const char *esdm_loc_name(const H5VL_loc_params_t *loc, const char *operation);
+
+/* 16 bytes identifying the object at a path, for tokens and file numbers. */
+void esdm_token_of(const char *file_name, const char *path, H5O_token_t *token);
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+extern hid_t esdm_err_class, esdm_err_major, esdm_err_python, esdm_err_unsupported,
+    esdm_err_argument;
+
+herr_t esdm_errors_register(void);
+void   esdm_errors_unregister(void);
+
+#define esdm_error(minor, ...)                                                                      \
+    H5Epush2(H5E_DEFAULT, __FILE__, __func__, __LINE__, esdm_err_class, esdm_err_major, (minor),   \
+             __VA_ARGS__)
+
+/* "esdm VOL: <operation> is not supported yet"; returns -1 for convenience. */
+herr_t esdm_unsupported(const char *operation);
+
+/* ------------------------------------------------------------------------ */
+/* Python                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Start the interpreter if the host has none (C/Fortran programs) and take
+ * the GIL; -1 with an HDF5 error if Python cannot run. Pair with esdm_leave. */
+int  esdm_enter(PyGILState_STATE *gil);
+void esdm_leave(PyGILState_STATE gil);
+
+/* esdm_hpc.vol.bridge.<function>(args built by Py_BuildValue(format, ...)).
+ * A new reference, or NULL with the Python exception turned into an HDF5
+ * error that names the operation. GIL held. */
+PyObject *esdm_call(const char *function, const char *format, ...);
+
+/* Memoryviews over memory the caller owns, and their release after a call:
+ * releasing fails if the core kept a reference, which would be a bug there. */
+PyObject *esdm_view(const void *buf, size_t size, bool writable);
+int       esdm_view_release(PyObject *view, const char *operation);
+
+/* Turn the pending Python exception into an HDF5 error. GIL held. */
+void esdm_python_error(const char *operation);
+
+void esdm_python_shutdown(void);
+
+/* ------------------------------------------------------------------------ */
+/* Types                                                                    */
+/* ------------------------------------------------------------------------ */
+
+#define ESDM_SPELLING_MAX 32
+#define ESDM_VLEN_STR     "vlen-str"
+
+/* The bridge's spelling of an HDF5 datatype; -1 with an HDF5 error naming
+ * the type class when the connector cannot store it yet. */
+int esdm_type_spelling(hid_t type_id, char *spelling, size_t size);
+/* The HDF5 datatype for a spelling (a new ID), or H5I_INVALID_HID. */
+hid_t esdm_type_from_spelling(const char *spelling);
+bool  esdm_type_is_vlen_string(hid_t type_id);
+
+/* A dataspace from a Python tuple of dims (and maxdims, -1 unlimited, or NULL). */
+hid_t esdm_space_from_py(PyObject *shape, PyObject *maxshape);
+/* A Python tuple of a simple dataspace's dims (or maxdims, -1 unlimited). */
+PyObject *esdm_space_to_py(hid_t space_id, bool maxdims);
+
+/* ------------------------------------------------------------------------ */
+/* Callbacks, by class                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* file.c */
+void  *esdm_file_create(const char *name, unsigned flags, hid_t fcpl_id, hid_t fapl_id, hid_t dxpl_id,
+                        void **req);
+void  *esdm_file_open(const char *name, unsigned flags, hid_t fapl_id, hid_t dxpl_id, void **req);
+herr_t esdm_file_get(void *obj, H5VL_file_get_args_t *args, hid_t dxpl_id, void **req);
+herr_t esdm_file_specific(void *obj, H5VL_file_specific_args_t *args, hid_t dxpl_id, void **req);
+herr_t esdm_file_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req);
+herr_t esdm_file_close(void *file, hid_t dxpl_id, void **req);
+
+/* group.c */
+void  *esdm_group_create(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t lcpl_id,
+                         hid_t gcpl_id, hid_t gapl_id, hid_t dxpl_id, void **req);
+void  *esdm_group_open(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t gapl_id,
+                       hid_t dxpl_id, void **req);
+herr_t esdm_group_get(void *obj, H5VL_group_get_args_t *args, hid_t dxpl_id, void **req);
+herr_t esdm_group_specific(void *obj, H5VL_group_specific_args_t *args, hid_t dxpl_id, void **req);
+herr_t esdm_group_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req);
+herr_t esdm_group_close(void *grp, hid_t dxpl_id, void **req);
+
+/* dataset.c */
+void  *esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t lcpl_id,
+                           hid_t type_id, hid_t space_id, hid_t dcpl_id, hid_t dapl_id, hid_t dxpl_id,
+                           void **req);
+void  *esdm_dataset_open(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t dapl_id,
+                         hid_t dxpl_id, void **req);
+herr_t esdm_dataset_get(void *obj, H5VL_dataset_get_args_t *args, hid_t dxpl_id, void **req);
+herr_t esdm_dataset_specific(void *obj, H5VL_dataset_specific_args_t *args, hid_t dxpl_id, void **req);
+herr_t esdm_dataset_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req);
+herr_t esdm_dataset_close(void *dset, hid_t dxpl_id, void **req);
+/* The dataset's current extent as a new dataspace (selection: all). GIL held. */
+hid_t esdm_dataset_space(esdm_obj_t *dset);
+
+/* transfer.c */
+herr_t esdm_dataset_read(size_t count, void *dset[], hid_t mem_type_id[], hid_t mem_space_id[],
+                         hid_t file_space_id[], hid_t dxpl_id, void *buf[], void **req);
+herr_t esdm_dataset_write(size_t count, void *dset[], hid_t mem_type_id[], hid_t mem_space_id[],
+                          hid_t file_space_id[], hid_t dxpl_id, const void *buf[], void **req);
+
+/* attribute.c */
+void  *esdm_attr_create(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t type_id,
+                        hid_t space_id, hid_t acpl_id, hid_t aapl_id, hid_t dxpl_id, void **req);
+void  *esdm_attr_open(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t aapl_id,
+                      hid_t dxpl_id, void **req);
+herr_t esdm_attr_read(void *attr, hid_t mem_type_id, void *buf, hid_t dxpl_id, void **req);
+herr_t esdm_attr_write(void *attr, hid_t mem_type_id, const void *buf, hid_t dxpl_id, void **req);
+herr_t esdm_attr_get(void *obj, H5VL_attr_get_args_t *args, hid_t dxpl_id, void **req);
+herr_t esdm_attr_specific(void *obj, const H5VL_loc_params_t *loc, H5VL_attr_specific_args_t *args,
+                          hid_t dxpl_id, void **req);
+herr_t esdm_attr_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req);
+herr_t esdm_attr_close(void *attr, hid_t dxpl_id, void **req);
+
+/* link.c */
+herr_t esdm_link_create(H5VL_link_create_args_t *args, void *obj, const H5VL_loc_params_t *loc,
+                        hid_t lcpl_id, hid_t lapl_id, hid_t dxpl_id, void **req);
+herr_t esdm_link_copy(void *src_obj, const H5VL_loc_params_t *loc1, void *dst_obj,
+                      const H5VL_loc_params_t *loc2, hid_t lcpl_id, hid_t lapl_id, hid_t dxpl_id,
+                      void **req);
+herr_t esdm_link_move(void *src_obj, const H5VL_loc_params_t *loc1, void *dst_obj,
+                      const H5VL_loc_params_t *loc2, hid_t lcpl_id, hid_t lapl_id, hid_t dxpl_id,
+                      void **req);
+herr_t esdm_link_get(void *obj, const H5VL_loc_params_t *loc, H5VL_link_get_args_t *args, hid_t dxpl_id,
+                     void **req);
+herr_t esdm_link_specific(void *obj, const H5VL_loc_params_t *loc, H5VL_link_specific_args_t *args,
+                          hid_t dxpl_id, void **req);
+herr_t esdm_link_optional(void *obj, const H5VL_loc_params_t *loc, H5VL_optional_args_t *args,
+                          hid_t dxpl_id, void **req);
+
+/* object.c */
+void  *esdm_object_open(void *obj, const H5VL_loc_params_t *loc, H5I_type_t *opened_type, hid_t dxpl_id,
+                        void **req);
+herr_t esdm_object_copy(void *src_obj, const H5VL_loc_params_t *loc1, const char *src_name,
+                        void *dst_obj, const H5VL_loc_params_t *loc2, const char *dst_name,
+                        hid_t ocpypl_id, hid_t lcpl_id, hid_t dxpl_id, void **req);
+herr_t esdm_object_get(void *obj, const H5VL_loc_params_t *loc, H5VL_object_get_args_t *args,
+                       hid_t dxpl_id, void **req);
+herr_t esdm_object_specific(void *obj, const H5VL_loc_params_t *loc, H5VL_object_specific_args_t *args,
+                            hid_t dxpl_id, void **req);
+herr_t esdm_object_optional(void *obj, const H5VL_loc_params_t *loc, H5VL_optional_args_t *args,
+                            hid_t dxpl_id, void **req);
+/* Open the group or dataset at name relative to loc as a connector object. GIL held. */
+esdm_obj_t *esdm_open_node(esdm_obj_t *loc, const char *name, hid_t dapl_id);
+
+#endif /* ESDM_VOL_H */
