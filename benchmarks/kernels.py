@@ -24,7 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from esdm_hpc.kernels import checksum, decomposition, hilbert, region  # noqa: E402
+from esdm_hpc.kernels import boxindex, checksum, decomposition, hilbert, region  # noqa: E402
+from tests.reference import boxindex as ref_boxindex  # noqa: E402
 from tests.reference import checksum as ref_checksum  # noqa: E402
 from tests.reference import decomposition as ref_decomposition  # noqa: E402
 from tests.reference import hilbert as ref_hilbert  # noqa: E402
@@ -133,6 +134,25 @@ def bench_region(quick: bool) -> list[Result]:
     ]  # fmt: skip
 
 
+def bench_boxindex(quick: bool) -> list[Result]:
+    blocks = 50 if quick else 100  # blocks per axis: 1,000,000 fragments in full
+    offsets, counts = decomposition.decompose((blocks * 10,) * 3, blocks**3)
+    index = boxindex.BoxIndex(offsets, counts)
+    column = (np.array([0, 333, 333]), np.array([blocks * 10, 16, 16]))
+    return [
+        Result(
+            f"box index build, {blocks**3} fragments", blocks**3, "boxes",
+            best_time(lambda: boxindex.BoxIndex(offsets, counts), 3), None,
+        ),
+        Result(
+            f"box index query 16x16 column of {blocks**3}", 1, "queries",
+            best_time(lambda: index.query(*column), 20),
+            best_time(lambda: ref_boxindex.query(offsets, counts, *column), 2),
+            "< 10 ms",
+        ),
+    ]  # fmt: skip
+
+
 def bench_decomposition(quick: bool) -> list[Result]:
     shape = (1000, 999, 997)
     sizes = range(1, 257 if quick else 1025)
@@ -145,14 +165,20 @@ def bench_decomposition(quick: bool) -> list[Result]:
     ]  # fmt: skip
 
 
+def human_rate(rate: float, unit: str) -> str:
+    unit = "B" if unit == "bytes" else f" {unit}"
+    for prefix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if rate >= scale:
+            return f"{rate / scale:.2f} {prefix}{unit.strip()}/s"
+    return f"{rate:.1f}{unit}/s"
+
+
 def report(results: list[Result]) -> None:
-    print(f"{'kernel':<44} {'rate':>16} {'time':>10} {'vs numpy':>9}  target")
+    print(f"{'kernel':<44} {'rate':>20} {'time':>10} {'vs numpy':>9}  target")
     for r in results:
-        unit = "GB/s" if r.unit == "bytes" else f"M{r.unit}/s"
-        rate = r.rate / 1e9 if r.unit == "bytes" else r.rate / 1e6
         ratio = "-" if r.ratio is None else f"{r.ratio:.1f}x"
         print(
-            f"{r.kernel:<44} {rate:>9.2f} {unit:<6} {r.kernel_s * 1e3:>8.2f}ms"
+            f"{r.kernel:<44} {human_rate(r.rate, r.unit):>20} {r.kernel_s * 1e3:>8.2f}ms"
             f" {ratio:>9}  {r.target}"
         )
 
@@ -166,6 +192,7 @@ def main() -> int:
         *bench_hilbert(args.quick),
         *bench_checksum(args.quick),
         *bench_region(args.quick),
+        *bench_boxindex(args.quick),
         *bench_decomposition(args.quick),
     ]
     report(results)

@@ -82,6 +82,10 @@ bool        esdm_file_owns(const esdm_file_t *file, const void *obj);
  * NULL with an HDF5 error for the ways of addressing the connector lacks. */
 const char *esdm_loc_name(const H5VL_loc_params_t *loc, const char *operation);
 
+/* The name of an object relative to a location (a Python str, new reference):
+ * name itself if absolute or if base is ".", else base/name. */
+PyObject *esdm_name(const char *base, const char *name);
+
 /* 16 bytes identifying the object at a path, for tokens and file numbers. */
 void esdm_token_of(const char *file_name, const char *path, H5O_token_t *token);
 
@@ -124,6 +128,8 @@ int       esdm_view_release(PyObject *view, const char *operation);
 /* Turn the pending Python exception into an HDF5 error. GIL held. */
 void esdm_python_error(const char *operation);
 
+/* Remember whether the application itself runs Python (call at connector init). */
+void esdm_python_note_host(void);
 void esdm_python_shutdown(void);
 
 /* ------------------------------------------------------------------------ */
@@ -157,6 +163,8 @@ herr_t esdm_file_get(void *obj, H5VL_file_get_args_t *args, hid_t dxpl_id, void 
 herr_t esdm_file_specific(void *obj, H5VL_file_specific_args_t *args, hid_t dxpl_id, void **req);
 herr_t esdm_file_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req);
 herr_t esdm_file_close(void *file, hid_t dxpl_id, void **req);
+/* Account for the file ID HDF5 is about to register for H5Iget_file_id. */
+void esdm_file_new_id(esdm_file_t *file);
 
 /* group.c */
 void  *esdm_group_create(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t lcpl_id,
@@ -178,6 +186,9 @@ herr_t esdm_dataset_get(void *obj, H5VL_dataset_get_args_t *args, hid_t dxpl_id,
 herr_t esdm_dataset_specific(void *obj, H5VL_dataset_specific_args_t *args, hid_t dxpl_id, void **req);
 herr_t esdm_dataset_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req);
 herr_t esdm_dataset_close(void *dset, hid_t dxpl_id, void **req);
+/* Fill in what an opened dataset reports: its type, dcpl (with the fill
+ * value), dapl. GIL held. */
+herr_t esdm_dataset_init(esdm_obj_t *dset, hid_t dapl_id);
 /* The dataset's current extent as a new dataspace (selection: all). GIL held. */
 hid_t esdm_dataset_space(esdm_obj_t *dset);
 
@@ -228,7 +239,8 @@ herr_t esdm_object_specific(void *obj, const H5VL_loc_params_t *loc, H5VL_object
                             hid_t dxpl_id, void **req);
 herr_t esdm_object_optional(void *obj, const H5VL_loc_params_t *loc, H5VL_optional_args_t *args,
                             hid_t dxpl_id, void **req);
-/* Open the group or dataset at name relative to loc as a connector object. GIL held. */
-esdm_obj_t *esdm_open_node(esdm_obj_t *loc, const char *name, hid_t dapl_id);
+/* Open the group or dataset at name (a str, reference stolen) relative to loc
+ * as a connector object; datasets get their type and properties. GIL held. */
+esdm_obj_t *esdm_open_node(esdm_obj_t *loc, PyObject *name, hid_t dapl_id);
 
 #endif /* ESDM_VOL_H */

@@ -1,0 +1,465 @@
+/*
+ * H5A: attributes are the scientific metadata of groups and datasets, kept
+ * whole in the container's namespace. Creating, writing and deleting one
+ * is collective in the core, as in parallel HDF5.
+ *
+ * Values cross packed in the attribute's own type; variable-length strings
+ * (what h5py writes for a Python str) cross as lists of bytes, since their
+ * memory form is an array of pointers.
+ */
+#include "esdm_vol.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+/* (spelling, shape) of an open attribute, and its number of elements. GIL held. */
+static PyObject *
+describe(esdm_obj_t *attr, size_t *elements)
+{
+    PyObject *info = esdm_call("attribute_describe", "(O)", attr->py);
+    if (info && elements) {
+        PyObject *shape = PyTuple_GET_ITEM(info, 1);
+        *elements       = 1;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(shape); i++)
+            *elements *= (size_t)PyLong_AsSize_t(PyTuple_GET_ITEM(shape, i));
+    }
+    return info;
+}
+
+static esdm_obj_t *
+attribute_object(esdm_file_t *file, PyObject *py, hid_t type_id)
+{
+    esdm_obj_t *attr = py ? esdm_obj_new(ESDM_ATTR, file, py) : NULL;
+    if (attr && (attr->type_id = type_id) < 0) {
+        esdm_obj_release(attr);
+        return NULL;
+    }
+    return attr;
+}
+
+/* ---- create, open ------------------------------------------------------------------------ */
+
+void *
+esdm_attr_create(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t type_id,
+                 hid_t space_id, hid_t acpl_id, hid_t aapl_id, hid_t dxpl_id, void **req)
+{
+    esdm_obj_t      *where = obj, *attr = NULL;
+    char             spelling[ESDM_SPELLING_MAX];
+    PyGILState_STATE gil;
+    const char      *base = esdm_loc_name(loc, "creating an attribute");
+    (void)acpl_id, (void)aapl_id, (void)dxpl_id, (void)req;
+
+    if (!base || esdm_type_spelling(type_id, spelling, sizeof spelling) < 0 || esdm_enter(&gil) < 0)
+        return NULL;
+    PyObject *shape = esdm_space_to_py(space_id, false);
+    if (shape) {
+        PyObject *py = esdm_call("attribute_create", "(OssN)", where->py, base, name, spelling, shape);
+        attr         = attribute_object(where->file, py, H5Tcopy(type_id));
+    }
+    esdm_leave(gil);
+    return attr;
+}
+
+void *
+esdm_attr_open(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t aapl_id,
+               hid_t dxpl_id, void **req)
+{
+    esdm_obj_t      *where = obj, *attr = NULL;
+    PyGILState_STATE gil;
+    const char      *base = esdm_loc_name(loc, "opening an attribute");
+    (void)aapl_id, (void)dxpl_id, (void)req;
+
+    if (!base || esdm_enter(&gil) < 0)
+        return NULL;
+    PyObject *py = esdm_call("attribute_open", "(Oss)", where->py, base, name);
+    if (py && (attr = attribute_object(where->file, py, 0))) {
+        PyObject   *info     = describe(attr, NULL);
+        const char *spelling = info ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(info, 0)) : NULL;
+        if (!spelling || (attr->type_id = esdm_type_from_spelling(spelling)) < 0) {
+            esdm_obj_release(attr);
+            attr = NULL;
+        }
+        Py_XDECREF(info);
+    }
+    esdm_leave(gil);
+    return attr;
+}
+
+/* ---- write, read --------------------------------------------------------------------------- */
+
+static herr_t
+write_strings(esdm_obj_t *attr, hid_t mem_type_id, const void *buf, size_t n)
+{
+    if (!esdm_type_is_vlen_string(mem_type_id))
+        return esdm_unsupported("writing fixed-length strings to a variable-length string attribute");
+    PyObject *values = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; values && i < n; i++) {
+        const char *s = ((const char *const *)buf)[i];
+        PyList_SET_ITEM(values, (Py_ssize_t)i, s ? PyBytes_FromString(s) : Py_NewRef(Py_None));
+    }
+    PyObject *done = values ? esdm_call("attribute_write_strings", "(ON)", attr->py, values) : NULL;
+    Py_XDECREF(done);
+    return done ? 0 : -1;
+}
+
+static herr_t
+read_strings(esdm_obj_t *attr, hid_t mem_type_id, void *buf, size_t n)
+{
+    if (!esdm_type_is_vlen_string(mem_type_id))
+        return esdm_unsupported("reading a variable-length string attribute as fixed-length strings");
+    PyObject *values = esdm_call("attribute_read_strings", "(O)", attr->py);
+    if (!values)
+        return -1;
+    /* Strings the application frees with H5free_memory / H5Treclaim. */
+    for (size_t i = 0; i < n && i < (size_t)PyList_GET_SIZE(values); i++) {
+        PyObject *item = PyList_GET_ITEM(values, (Py_ssize_t)i);
+        size_t    len  = (size_t)PyBytes_GET_SIZE(item);
+        char     *s    = H5allocate_memory(len + 1, false);
+        if (!s) {
+            Py_DECREF(values);
+            esdm_error(esdm_err_argument, "esdm VOL: out of memory reading strings");
+            return -1;
+        }
+        memcpy(s, PyBytes_AS_STRING(item), len + 1);
+        ((char **)buf)[i] = s;
+    }
+    Py_DECREF(values);
+    return 0;
+}
+
+/* Fixed-size values, converted between the application's type and the
+ * attribute's where they differ. */
+static herr_t
+transfer_values(esdm_obj_t *attr, hid_t mem_type_id, void *buf, size_t n, hid_t dxpl_id,
+                bool writing)
+{
+    size_t mem_size = H5Tget_size(mem_type_id), own_size = H5Tget_size(attr->type_id);
+    htri_t same     = H5Tequal(mem_type_id, attr->type_id);
+    char  *scratch  = NULL;
+    void  *packed   = buf;
+    herr_t status   = -1;
+
+    if (same < 0)
+        return -1;
+    if (!same) {
+        if (!(scratch = malloc(n * (mem_size > own_size ? mem_size : own_size) + 1))) {
+            esdm_error(esdm_err_argument, "esdm VOL: out of memory converting an attribute");
+            return -1;
+        }
+        packed = scratch;
+        if (writing) {
+            memcpy(scratch, buf, n * mem_size);
+            if (H5Tconvert(mem_type_id, attr->type_id, n, scratch, NULL, dxpl_id) < 0)
+                goto done;
+        }
+    }
+    PyObject *view = esdm_view(packed, n * own_size, !writing);
+    const char *function = writing ? "attribute_write" : "attribute_read";
+    PyObject *done = view ? esdm_call(function, "(OO)", attr->py, view) : NULL;
+    Py_XDECREF(done);
+    if (view && esdm_view_release(view, function) < 0)
+        goto done;
+    if (!done)
+        goto done;
+    if (!same && !writing) {
+        if (H5Tconvert(attr->type_id, mem_type_id, n, scratch, NULL, dxpl_id) < 0)
+            goto done;
+        memcpy(buf, scratch, n * mem_size);
+    }
+    status = 0;
+done:
+    free(scratch);
+    return status;
+}
+
+herr_t
+esdm_attr_write(void *obj, hid_t mem_type_id, const void *buf, hid_t dxpl_id, void **req)
+{
+    esdm_obj_t      *attr = obj;
+    PyGILState_STATE gil;
+    size_t           n;
+    herr_t           status = -1;
+    (void)req;
+
+    if (esdm_enter(&gil) < 0)
+        return -1;
+    PyObject *info = describe(attr, &n);
+    if (info) {
+        if (esdm_type_is_vlen_string(attr->type_id))
+            status = write_strings(attr, mem_type_id, buf, n);
+        else
+            status = transfer_values(attr, mem_type_id, (void *)buf, n, dxpl_id, true);
+        Py_DECREF(info);
+    }
+    esdm_leave(gil);
+    return status;
+}
+
+herr_t
+esdm_attr_read(void *obj, hid_t mem_type_id, void *buf, hid_t dxpl_id, void **req)
+{
+    esdm_obj_t      *attr = obj;
+    PyGILState_STATE gil;
+    size_t           n;
+    herr_t           status = -1;
+    (void)req;
+
+    if (esdm_enter(&gil) < 0)
+        return -1;
+    PyObject *info = describe(attr, &n);
+    if (info) {
+        if (esdm_type_is_vlen_string(attr->type_id))
+            status = read_strings(attr, mem_type_id, buf, n);
+        else
+            status = transfer_values(attr, mem_type_id, buf, n, dxpl_id, false);
+        Py_DECREF(info);
+    }
+    esdm_leave(gil);
+    return status;
+}
+
+/* ---- get ------------------------------------------------------------------------------------- */
+
+static herr_t
+attr_info(esdm_obj_t *attr, H5A_info_t *info)
+{
+    size_t    n;
+    PyObject *described = describe(attr, &n);
+    if (!described)
+        return -1;
+    Py_DECREF(described);
+    info->corder_valid = false; /* creation order is not tracked */
+    info->corder       = 0;
+    info->cset         = esdm_type_is_vlen_string(attr->type_id) ? H5T_CSET_UTF8 : H5T_CSET_ASCII;
+    info->data_size    = (hsize_t)(n * H5Tget_size(attr->type_id));
+    return 0;
+}
+
+static herr_t
+attr_name(esdm_obj_t *attr, H5VL_attr_get_name_args_t *args)
+{
+    if (args->loc_params.type != H5VL_OBJECT_BY_SELF)
+        return esdm_unsupported("H5Aget_name_by_idx");
+    PyObject   *name = PyObject_GetAttrString(attr->py, "name");
+    const char *text = name ? PyUnicode_AsUTF8(name) : NULL;
+    if (!text) {
+        Py_XDECREF(name);
+        esdm_python_error("H5Aget_name");
+        return -1;
+    }
+    size_t len = strlen(text);
+    if (args->buf && args->buf_size) {
+        size_t copied = len < args->buf_size - 1 ? len : args->buf_size - 1;
+        memcpy(args->buf, text, copied);
+        args->buf[copied] = '\0';
+    }
+    *args->attr_name_len = len;
+    Py_DECREF(name);
+    return 0;
+}
+
+/* Attribute queries through the object that holds it (H5Aget_info_by_name). */
+static herr_t
+attr_info_by_name(esdm_obj_t *where, H5VL_attr_get_info_args_t *args)
+{
+    const char *base = esdm_loc_name(&args->loc_params, "H5Aget_info_by_name");
+    if (!base)
+        return -1;
+    PyObject *py = esdm_call("attribute_open", "(Oss)", where->py, base, args->attr_name);
+    if (!py)
+        return -1;
+    esdm_obj_t  probe = {.kind = ESDM_ATTR, .file = where->file, .py = py};
+    PyObject   *info  = describe(&probe, NULL);
+    const char *spelling = info ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(info, 0)) : NULL;
+    herr_t      status   = -1;
+    if (spelling && (probe.type_id = esdm_type_from_spelling(spelling)) >= 0) {
+        status = attr_info(&probe, args->ainfo);
+        H5Tclose(probe.type_id);
+    }
+    Py_XDECREF(info);
+    Py_DECREF(py);
+    return status;
+}
+
+herr_t
+esdm_attr_get(void *obj, H5VL_attr_get_args_t *args, hid_t dxpl_id, void **req)
+{
+    esdm_obj_t      *attr = obj;
+    PyGILState_STATE gil;
+    herr_t           status = -1;
+    size_t           n;
+    (void)dxpl_id, (void)req;
+
+    switch (args->op_type) {
+        case H5VL_ATTR_GET_ACPL:
+            return (args->args.get_acpl.acpl_id = H5Pcreate(H5P_ATTRIBUTE_CREATE)) < 0 ? -1 : 0;
+        case H5VL_ATTR_GET_TYPE:
+            return (args->args.get_type.type_id = H5Tcopy(attr->type_id)) < 0 ? -1 : 0;
+        case H5VL_ATTR_GET_SPACE:
+        case H5VL_ATTR_GET_STORAGE_SIZE:
+        case H5VL_ATTR_GET_INFO:
+        case H5VL_ATTR_GET_NAME:
+            break;
+        default:
+            esdm_error(esdm_err_unsupported, "esdm VOL: attribute query %d is not supported yet",
+                       (int)args->op_type);
+            return -1;
+    }
+    if (esdm_enter(&gil) < 0)
+        return -1;
+    switch (args->op_type) {
+        case H5VL_ATTR_GET_SPACE: {
+            PyObject *info = describe(attr, NULL);
+            args->args.get_space.space_id =
+                info ? esdm_space_from_py(PyTuple_GET_ITEM(info, 1), NULL) : H5I_INVALID_HID;
+            status = args->args.get_space.space_id < 0 ? -1 : 0;
+            Py_XDECREF(info);
+            break;
+        }
+        case H5VL_ATTR_GET_STORAGE_SIZE: {
+            PyObject *info = describe(attr, &n);
+            if (info) {
+                *args->args.get_storage_size.data_size = (hsize_t)(n * H5Tget_size(attr->type_id));
+                status                                 = 0;
+                Py_DECREF(info);
+            }
+            break;
+        }
+        case H5VL_ATTR_GET_INFO:
+            if (args->args.get_info.loc_params.type == H5VL_OBJECT_BY_SELF && !args->args.get_info.attr_name)
+                status = attr_info(attr, args->args.get_info.ainfo);
+            else if (args->args.get_info.loc_params.type == H5VL_OBJECT_BY_IDX)
+                status = esdm_unsupported("H5Aget_info_by_idx");
+            else
+                status = attr_info_by_name(attr, &args->args.get_info);
+            break;
+        case H5VL_ATTR_GET_NAME:
+            status = attr_name(attr, &args->args.get_name);
+            break;
+        default:
+            break;
+    }
+    esdm_leave(gil);
+    return status;
+}
+
+/* ---- specific: exists, delete, iterate ------------------------------------------------------- */
+
+static herr_t
+iterate(esdm_obj_t *where, const char *base, H5VL_attr_iterate_args_t *args)
+{
+    herr_t status = -1;
+
+    if (args->idx_type != H5_INDEX_NAME)
+        return esdm_unsupported("iterating attributes in creation order (not tracked)");
+    PyObject   *names = esdm_call("attribute_names", "(Os)", where->py, base);
+    esdm_obj_t *self  = names ? esdm_open_node(where, esdm_name(base, "."), H5P_DEFAULT) : NULL;
+    if (!self)
+        goto done;
+    /* The callback gets an ID for the object whose attributes these are. */
+    hid_t self_id = H5VLwrap_register(self, self->kind == ESDM_DATASET ? H5I_DATASET : H5I_GROUP);
+    if (self_id < 0) {
+        esdm_obj_release(self);
+        goto done;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(names);
+    hsize_t    start = args->idx ? *args->idx : 0;
+    status           = 0;
+    for (hsize_t k = start; k < (hsize_t)count && status == 0; k++) {
+        Py_ssize_t index = args->order == H5_ITER_DEC ? count - 1 - (Py_ssize_t)k : (Py_ssize_t)k;
+        const char *name = PyUnicode_AsUTF8(PyList_GET_ITEM(names, index));
+        PyObject   *py   = name ? esdm_call("attribute_open", "(Oss)", where->py, base, name) : NULL;
+        esdm_obj_t  probe = {.kind = ESDM_ATTR, .file = where->file, .py = py};
+        H5A_info_t  info;
+        PyObject   *described = py ? describe(&probe, NULL) : NULL;
+        const char *spelling  = described ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(described, 0)) : NULL;
+        status = -1;
+        if (spelling && (probe.type_id = esdm_type_from_spelling(spelling)) >= 0) {
+            if (attr_info(&probe, &info) == 0) {
+                /* the application's callback runs without the GIL held for it */
+                PyThreadState *saved = PyEval_SaveThread();
+                status               = args->op(self_id, name, &info, args->op_data);
+                PyEval_RestoreThread(saved);
+                if (args->idx)
+                    *args->idx = k + 1;
+            }
+            H5Tclose(probe.type_id);
+        }
+        Py_XDECREF(described);
+        Py_XDECREF(py);
+    }
+    H5Idec_ref(self_id);
+done:
+    Py_XDECREF(names);
+    return status;
+}
+
+herr_t
+esdm_attr_specific(void *obj, const H5VL_loc_params_t *loc, H5VL_attr_specific_args_t *args,
+                   hid_t dxpl_id, void **req)
+{
+    esdm_obj_t      *where = obj;
+    PyGILState_STATE gil;
+    PyObject        *answer = NULL;
+    herr_t           status = -1;
+    const char      *base   = esdm_loc_name(loc, "an attribute operation");
+    (void)dxpl_id, (void)req;
+
+    switch (args->op_type) {
+        case H5VL_ATTR_DELETE_BY_IDX:
+            return esdm_unsupported("H5Adelete_by_idx");
+        case H5VL_ATTR_RENAME:
+            return esdm_unsupported("H5Arename");
+        default:
+            break;
+    }
+    if (!base || esdm_enter(&gil) < 0)
+        return -1;
+    switch (args->op_type) {
+        case H5VL_ATTR_EXISTS:
+            answer = esdm_call("attribute_exists", "(Oss)", where->py, base, args->args.exists.name);
+            if (answer) {
+                *args->args.exists.exists = PyObject_IsTrue(answer) == 1;
+                status                    = 0;
+            }
+            break;
+        case H5VL_ATTR_DELETE:
+            answer = esdm_call("attribute_delete", "(Oss)", where->py, base, args->args.del.name);
+            status = answer ? 0 : -1;
+            break;
+        case H5VL_ATTR_ITER:
+            status = iterate(where, base, &args->args.iterate);
+            break;
+        default:
+            esdm_error(esdm_err_unsupported, "esdm VOL: attribute operation %d is not supported yet",
+                       (int)args->op_type);
+            break;
+    }
+    Py_XDECREF(answer);
+    esdm_leave(gil);
+    return status;
+}
+
+herr_t
+esdm_attr_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req)
+{
+    (void)obj, (void)dxpl_id, (void)req;
+    esdm_error(esdm_err_unsupported, "esdm VOL: native attribute operation %d is not supported yet",
+               args->op_type);
+    return -1;
+}
+
+herr_t
+esdm_attr_close(void *obj, hid_t dxpl_id, void **req)
+{
+    PyGILState_STATE gil;
+    (void)dxpl_id, (void)req;
+
+    if (esdm_enter(&gil) < 0)
+        return -1;
+    esdm_obj_release(obj);
+    esdm_leave(gil);
+    return 0;
+}

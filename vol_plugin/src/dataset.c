@@ -1,0 +1,259 @@
+/*
+ * H5D, but for the data itself (transfer.c): creating, opening, describing
+ * and resizing datasets.
+ *
+ * Creation properties are accepted as hints, not obeyed: ESDM decides how a
+ * dataset is cut into fragments, so chunking, compact or contiguous layouts
+ * and filters change nothing. What would change the meaning of the data
+ * (a virtual layout, external storage) is refused by name.
+ */
+#include "esdm_vol.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static herr_t
+check_creation_properties(hid_t dcpl_id)
+{
+    if (H5Pget_layout(dcpl_id) == H5D_VIRTUAL)
+        return esdm_unsupported("a virtual dataset (H5D_VIRTUAL layout)");
+    if (H5Pget_external_count(dcpl_id) > 0)
+        return esdm_unsupported("external storage of raw data (H5Pset_external)");
+    return 0;
+}
+
+/* The user-defined fill value in the dataset's type, or None. GIL held. */
+static PyObject *
+fill_value(hid_t dcpl_id, hid_t type_id)
+{
+    H5D_fill_value_t defined;
+    PyObject        *fill;
+
+    if (H5Pfill_value_defined(dcpl_id, &defined) < 0)
+        return NULL;
+    if (defined != H5D_FILL_VALUE_USER_DEFINED)
+        return Py_NewRef(Py_None);
+    if (!(fill = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)H5Tget_size(type_id)))) {
+        esdm_python_error("reading the fill value");
+        return NULL;
+    }
+    if (H5Pget_fill_value(dcpl_id, type_id, PyBytes_AS_STRING(fill)) < 0)
+        Py_CLEAR(fill);
+    return fill;
+}
+
+static hid_t
+own_plist(hid_t plist_id, hid_t cls)
+{
+    return plist_id == H5P_DEFAULT ? H5Pcreate(cls) : H5Pcopy(plist_id);
+}
+
+void *
+esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t lcpl_id,
+                    hid_t type_id, hid_t space_id, hid_t dcpl_id, hid_t dapl_id, hid_t dxpl_id,
+                    void **req)
+{
+    esdm_obj_t      *where = obj, *dset = NULL;
+    char             spelling[ESDM_SPELLING_MAX];
+    PyGILState_STATE gil;
+    const char      *base = esdm_loc_name(loc, "creating a dataset");
+    (void)lcpl_id, (void)dxpl_id, (void)req;
+
+    if (!base || check_creation_properties(dcpl_id) < 0 ||
+        esdm_type_spelling(type_id, spelling, sizeof spelling) < 0)
+        return NULL;
+    if (!strcmp(spelling, ESDM_VLEN_STR)) {
+        esdm_unsupported("a dataset of variable-length strings (attributes may hold them)");
+        return NULL;
+    }
+    if (esdm_enter(&gil) < 0)
+        return NULL;
+    PyObject *shape    = esdm_space_to_py(space_id, false);
+    PyObject *maxshape = shape ? esdm_space_to_py(space_id, true) : NULL;
+    PyObject *fill     = maxshape ? fill_value(dcpl_id, type_id) : NULL;
+    if (fill) {
+        PyObject *py = esdm_call("dataset_create", "(ONsOOO)", where->py, esdm_name(base, name),
+                                 spelling, shape, maxshape, fill);
+        if (py && (dset = esdm_obj_new(ESDM_DATASET, where->file, py))) {
+            dset->type_id = H5Tcopy(type_id);
+            dset->dcpl_id = own_plist(dcpl_id, H5P_DATASET_CREATE);
+            dset->dapl_id = own_plist(dapl_id, H5P_DATASET_ACCESS);
+        }
+    }
+    Py_XDECREF(shape);
+    Py_XDECREF(maxshape);
+    Py_XDECREF(fill);
+    esdm_leave(gil);
+    return dset;
+}
+
+herr_t
+esdm_dataset_init(esdm_obj_t *dset, hid_t dapl_id)
+{
+    const char *spelling;
+    PyObject   *info = esdm_call("dataset_describe", "(O)", dset->py);
+    herr_t      status = -1;
+
+    if (!info)
+        return -1;
+    if (!(spelling = PyUnicode_AsUTF8(PyTuple_GET_ITEM(info, 0)))) {
+        esdm_python_error("describing a dataset");
+        goto done;
+    }
+    if ((dset->type_id = esdm_type_from_spelling(spelling)) < 0 ||
+        (dset->dcpl_id = H5Pcreate(H5P_DATASET_CREATE)) < 0 ||
+        (dset->dapl_id = own_plist(dapl_id, H5P_DATASET_ACCESS)) < 0)
+        goto done;
+    /* What H5Dget_create_plist shows for a dataset opened from the store:
+     * its fill value, and chunking where a dimension can grow, since HDF5
+     * applications (netCDF among them) expect extendible datasets chunked. */
+    if (H5Pset_fill_value(dset->dcpl_id, dset->type_id, PyBytes_AsString(PyTuple_GET_ITEM(info, 3))) < 0)
+        goto done;
+    PyObject  *shape = PyTuple_GET_ITEM(info, 1), *maxshape = PyTuple_GET_ITEM(info, 2);
+    Py_ssize_t rank  = PyTuple_GET_SIZE(shape);
+    hsize_t    chunk[H5S_MAX_RANK];
+    bool       growable = false;
+    for (Py_ssize_t i = 0; i < rank && i < H5S_MAX_RANK; i++) {
+        long long extent = PyLong_AsLongLong(PyTuple_GET_ITEM(shape, i));
+        growable |= PyLong_AsLongLong(PyTuple_GET_ITEM(maxshape, i)) != extent;
+        chunk[i] = extent > 0 ? (hsize_t)extent : 1;
+    }
+    if (growable && H5Pset_chunk(dset->dcpl_id, (int)rank, chunk) < 0)
+        goto done;
+    status = 0;
+done:
+    Py_DECREF(info);
+    return status;
+}
+
+void *
+esdm_dataset_open(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t dapl_id,
+                  hid_t dxpl_id, void **req)
+{
+    esdm_obj_t      *dset = NULL;
+    PyGILState_STATE gil;
+    const char      *base = esdm_loc_name(loc, "opening a dataset");
+    (void)dxpl_id, (void)req;
+
+    if (!base || esdm_enter(&gil) < 0)
+        return NULL;
+    dset = esdm_open_node(obj, esdm_name(base, name), dapl_id);
+    if (dset && dset->kind != ESDM_DATASET) {
+        esdm_error(esdm_err_argument, "esdm VOL: %s is a group, not a dataset", name);
+        esdm_obj_release(dset);
+        dset = NULL;
+    }
+    esdm_leave(gil);
+    return dset;
+}
+
+hid_t
+esdm_dataset_space(esdm_obj_t *dset)
+{
+    hid_t     space_id = H5I_INVALID_HID;
+    PyObject *info     = esdm_call("dataset_describe", "(O)", dset->py);
+
+    if (info) {
+        space_id = esdm_space_from_py(PyTuple_GET_ITEM(info, 1), PyTuple_GET_ITEM(info, 2));
+        Py_DECREF(info);
+    }
+    return space_id;
+}
+
+static herr_t
+set_extent(esdm_obj_t *dset, const hsize_t *size)
+{
+    hid_t space_id = esdm_dataset_space(dset);
+    int   rank     = space_id < 0 ? -1 : H5Sget_simple_extent_ndims(space_id);
+    H5Sclose(space_id);
+    if (rank < 0)
+        return -1;
+    PyObject *shape = PyTuple_New(rank);
+    for (int i = 0; shape && i < rank; i++)
+        PyTuple_SET_ITEM(shape, i, PyLong_FromUnsignedLongLong(size[i]));
+    PyObject *done = shape ? esdm_call("dataset_set_extent", "(ON)", dset->py, shape) : NULL;
+    Py_XDECREF(done);
+    return done ? 0 : -1;
+}
+
+herr_t
+esdm_dataset_get(void *obj, H5VL_dataset_get_args_t *args, hid_t dxpl_id, void **req)
+{
+    esdm_obj_t      *dset = obj;
+    PyGILState_STATE gil;
+    (void)dxpl_id, (void)req;
+
+    switch (args->op_type) {
+        case H5VL_DATASET_GET_DAPL:
+            return (args->args.get_dapl.dapl_id = H5Pcopy(dset->dapl_id)) < 0 ? -1 : 0;
+        case H5VL_DATASET_GET_DCPL:
+            return (args->args.get_dcpl.dcpl_id = H5Pcopy(dset->dcpl_id)) < 0 ? -1 : 0;
+        case H5VL_DATASET_GET_TYPE:
+            return (args->args.get_type.type_id = H5Tcopy(dset->type_id)) < 0 ? -1 : 0;
+        case H5VL_DATASET_GET_SPACE:
+            if (esdm_enter(&gil) < 0)
+                return -1;
+            args->args.get_space.space_id = esdm_dataset_space(dset);
+            esdm_leave(gil);
+            return args->args.get_space.space_id < 0 ? -1 : 0;
+        case H5VL_DATASET_GET_SPACE_STATUS:
+            /* Unwritten regions read as the fill value; ESDM allocates on write. */
+            *args->args.get_space_status.status = H5D_SPACE_STATUS_ALLOCATED;
+            return 0;
+        case H5VL_DATASET_GET_STORAGE_SIZE:
+            return esdm_unsupported("H5Dget_storage_size (fragments live on several backends)");
+        default:
+            esdm_error(esdm_err_unsupported, "esdm VOL: dataset query %d is not supported yet",
+                       (int)args->op_type);
+            return -1;
+    }
+}
+
+herr_t
+esdm_dataset_specific(void *obj, H5VL_dataset_specific_args_t *args, hid_t dxpl_id, void **req)
+{
+    PyGILState_STATE gil;
+    herr_t           status;
+    (void)dxpl_id, (void)req;
+
+    switch (args->op_type) {
+        case H5VL_DATASET_SET_EXTENT:
+            if (esdm_enter(&gil) < 0)
+                return -1;
+            status = set_extent(obj, args->args.set_extent.size);
+            esdm_leave(gil);
+            return status;
+        case H5VL_DATASET_FLUSH:
+        case H5VL_DATASET_REFRESH:
+            /* Data becomes visible with the container's next commit (H5Fflush). */
+            return 0;
+        default:
+            esdm_error(esdm_err_unsupported, "esdm VOL: dataset operation %d is not supported yet",
+                       (int)args->op_type);
+            return -1;
+    }
+}
+
+herr_t
+esdm_dataset_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req)
+{
+    (void)obj, (void)dxpl_id, (void)req;
+    esdm_error(esdm_err_unsupported,
+               "esdm VOL: native dataset operation %d (chunk I/O, H5Dget_offset, ...) is not "
+               "supported yet",
+               args->op_type);
+    return -1;
+}
+
+herr_t
+esdm_dataset_close(void *obj, hid_t dxpl_id, void **req)
+{
+    PyGILState_STATE gil;
+    (void)dxpl_id, (void)req;
+
+    if (esdm_enter(&gil) < 0)
+        return -1;
+    esdm_obj_release(obj);
+    esdm_leave(gil);
+    return 0;
+}

@@ -1,0 +1,135 @@
+/*
+ * Lifetime of the connector's objects.
+ *
+ * A file struct outlives its container: HDF5 allows a dataset ID to stay
+ * open after H5Fclose, so every open object holds a reference on its file
+ * and the struct goes when the last reference does. The container itself
+ * closes (and commits) with the last file ID, which is the collective point
+ * HDF5 programs already synchronise on; objects left open after that fail
+ * cleanly in the core ("container is closed").
+ */
+#include "esdm_vol.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+esdm_obj_t *
+esdm_obj_new(esdm_kind_t kind, esdm_file_t *file, PyObject *py)
+{
+    esdm_obj_t *obj = calloc(1, sizeof *obj);
+    if (!obj) {
+        esdm_error(esdm_err_argument, "esdm VOL: out of memory");
+        Py_XDECREF(py);
+        return NULL;
+    }
+    obj->kind    = kind;
+    obj->file    = file;
+    obj->py      = py;
+    obj->type_id = obj->dcpl_id = obj->dapl_id = H5I_INVALID_HID;
+    obj->next                                  = file->objects;
+    if (file->objects)
+        file->objects->prev = obj;
+    file->objects = obj;
+    file->nrefs++;
+    return obj;
+}
+
+void
+esdm_obj_release(esdm_obj_t *obj)
+{
+    esdm_file_t *file = obj->file;
+
+    if (obj->prev)
+        obj->prev->next = obj->next;
+    else
+        file->objects = obj->next;
+    if (obj->next)
+        obj->next->prev = obj->prev;
+    Py_XDECREF(obj->py);
+    if (obj->type_id >= 0)
+        H5Tclose(obj->type_id);
+    if (obj->dcpl_id >= 0)
+        H5Pclose(obj->dcpl_id);
+    if (obj->dapl_id >= 0)
+        H5Pclose(obj->dapl_id);
+    free(obj);
+    esdm_file_unref(file);
+}
+
+void
+esdm_file_unref(esdm_file_t *file)
+{
+    if (--file->nrefs > 0)
+        return;
+    /* The handle went with the container (file.c); nothing Python is left. */
+    if (file->comm != MPI_COMM_NULL) {
+        int finalized = 0;
+        MPI_Finalized(&finalized);
+        if (!finalized)
+            MPI_Comm_free(&file->comm);
+    }
+    if (file->fapl_id >= 0)
+        H5Pclose(file->fapl_id);
+    if (file->fcpl_id >= 0)
+        H5Pclose(file->fcpl_id);
+    free(file->name);
+    free(file);
+}
+
+bool
+esdm_file_owns(const esdm_file_t *file, const void *obj)
+{
+    for (const esdm_obj_t *o = file->objects; o; o = o->next)
+        if (o == obj)
+            return true;
+    return false;
+}
+
+const char *
+esdm_loc_name(const H5VL_loc_params_t *loc, const char *operation)
+{
+    switch (loc->type) {
+        case H5VL_OBJECT_BY_SELF:
+            return ".";
+        case H5VL_OBJECT_BY_NAME:
+            return loc->loc_data.loc_by_name.name;
+        case H5VL_OBJECT_BY_IDX:
+        case H5VL_OBJECT_BY_TOKEN:
+        default:
+            esdm_error(esdm_err_unsupported, "esdm VOL: %s by index or by token is not supported yet",
+                       operation);
+            return NULL;
+    }
+}
+
+PyObject *
+esdm_name(const char *base, const char *name)
+{
+    PyObject *joined;
+    if (name[0] == '/' || !strcmp(base, "."))
+        joined = PyUnicode_FromString(name);
+    else
+        joined = PyUnicode_FromFormat("%s/%s", base, name);
+    if (!joined)
+        esdm_python_error("decoding an object name");
+    return joined;
+}
+
+/* FNV-1a: tokens only need to tell objects apart within a file, and a
+ * path hash is stable across processes and epochs. */
+static uint64_t
+fnv1a(uint64_t hash, const char *text)
+{
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++)
+        hash = (hash ^ *c) * 0x100000001b3ULL;
+    return hash;
+}
+
+void
+esdm_token_of(const char *file_name, const char *path, H5O_token_t *token)
+{
+    uint64_t halves[2];
+    halves[0] = fnv1a(fnv1a(0xcbf29ce484222325ULL, file_name), path);
+    halves[1] = fnv1a(fnv1a(0x84222325cbf29ce4ULL, path), file_name);
+    memcpy(token->__data, halves, sizeof halves);
+}

@@ -1,0 +1,229 @@
+/*
+ * Python for the connector: the host's interpreter when the application is
+ * Python (h5py), an embedded one when it is C or Fortran.
+ *
+ * Every callback brackets its Python work with esdm_enter/esdm_leave, which
+ * take the GIL with PyGILState_Ensure: that is a no-op re-entry under h5py
+ * (which holds the GIL while it calls HDF5) and a real acquisition in an
+ * embedded interpreter, whose GIL is released right after start-up so that
+ * any application thread may call HDF5.
+ */
+#include "esdm_vol.h"
+
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdlib.h>
+
+/* Set by the Makefile: the virtual environment's interpreter (its
+ * pyvenv.cfg makes the venv's site-packages importable), the source tree
+ * that holds esdm_hpc, and the soname of the libpython this was linked to. */
+#ifndef ESDM_VOL_PYTHON
+#define ESDM_VOL_PYTHON ""
+#endif
+#ifndef ESDM_VOL_PYTHONPATH
+#define ESDM_VOL_PYTHONPATH ""
+#endif
+#ifndef ESDM_VOL_LIBPYTHON
+#error "define ESDM_VOL_LIBPYTHON, the soname of libpython (the Makefile does)"
+#endif
+
+static PyObject *bridge;          /* esdm_hpc.vol.bridge */
+static bool      host_is_python;  /* the interpreter existed before the connector looked */
+static bool      embedded;        /* the connector started the interpreter */
+static bool      looked;
+
+static const char *
+setting(const char *variable, const char *built_in)
+{
+    const char *value = getenv(variable);
+    return value && *value ? value : built_in;
+}
+
+static int
+start_interpreter(void)
+{
+    PyStatus status;
+    PyConfig config;
+
+    /* HDF5 dlopens plugins RTLD_LOCAL, so the libpython this library pulled
+     * in is invisible to the extension modules Python loads next (numpy,
+     * mpi4py), which expect its symbols to be global. Promote it. */
+    if (!dlopen(ESDM_VOL_LIBPYTHON, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD)) {
+        esdm_error(esdm_err_python, "esdm VOL: cannot make %s global (%s)", ESDM_VOL_LIBPYTHON,
+                   dlerror());
+        return -1;
+    }
+
+    PyConfig_InitPythonConfig(&config);
+    config.install_signal_handlers = 0; /* SIGINT, SIGPIPE stay the application's */
+    config.configure_c_stdio       = 0; /* and so does the buffering of its stdout */
+    config.parse_argv              = 0;
+    const char *python = setting("ESDM_VOL_PYTHON", ESDM_VOL_PYTHON);
+    if (*python) {
+        status = PyConfig_SetBytesString(&config, &config.executable, python);
+        if (PyStatus_Exception(status))
+            goto failed;
+    }
+    status = Py_InitializeFromConfig(&config);
+    if (PyStatus_Exception(status))
+        goto failed;
+    PyConfig_Clear(&config);
+    embedded = true;
+
+    /* A source checkout that is not installed into the environment. */
+    const char *tree = setting("ESDM_VOL_PYTHONPATH", ESDM_VOL_PYTHONPATH);
+    if (*tree) {
+        PyObject *path = PySys_GetObject("path"); /* borrowed */
+        PyObject *entry = PyUnicode_DecodeFSDefault(tree);
+        if (!path || !entry || PyList_Append(path, entry) < 0)
+            PyErr_Clear(); /* the import of the bridge will say what is missing */
+        Py_XDECREF(entry);
+    }
+
+    PyEval_SaveThread();
+    return 0;
+
+failed:
+    esdm_error(esdm_err_python, "esdm VOL: cannot start Python with %s: %s",
+               *python ? python : "the default interpreter",
+               status.err_msg ? status.err_msg : "unknown error");
+    PyConfig_Clear(&config);
+    return -1;
+}
+
+void
+esdm_python_note_host(void)
+{
+    if (!looked) {
+        host_is_python = Py_IsInitialized();
+        looked         = true;
+    }
+}
+
+int
+esdm_enter(PyGILState_STATE *gil)
+{
+    esdm_python_note_host();
+    if (!Py_IsInitialized()) {
+        if (host_is_python || embedded) {
+            /* e.g. HDF5 closing files from an atexit handler after Python's own */
+            esdm_error(esdm_err_python, "esdm VOL: the Python interpreter has already shut down");
+            return -1;
+        }
+        if (start_interpreter() < 0)
+            return -1;
+    }
+    *gil = PyGILState_Ensure();
+    if (!bridge && !(bridge = PyImport_ImportModule("esdm_hpc.vol.bridge"))) {
+        esdm_python_error("importing esdm_hpc.vol.bridge (is esdm-hpc installed in the "
+                          "environment ESDM_VOL_PYTHON names?)");
+        PyGILState_Release(*gil);
+        return -1;
+    }
+    return 0;
+}
+
+void
+esdm_leave(PyGILState_STATE gil)
+{
+    PyGILState_Release(gil);
+}
+
+PyObject *
+esdm_call(const char *function, const char *format, ...)
+{
+    va_list   arguments;
+    PyObject *args, *callable, *result = NULL;
+
+    va_start(arguments, format);
+    args = Py_VaBuildValue(format, arguments);
+    va_end(arguments);
+    if (args && !PyTuple_Check(args)) {
+        PyObject *tuple = PyTuple_Pack(1, args);
+        Py_DECREF(args);
+        args = tuple;
+    }
+    if (!args) {
+        esdm_python_error(function);
+        return NULL;
+    }
+    if ((callable = PyObject_GetAttrString(bridge, function))) {
+        result = PyObject_CallObject(callable, args);
+        Py_DECREF(callable);
+    }
+    Py_DECREF(args);
+    if (!result)
+        esdm_python_error(function);
+    return result;
+}
+
+PyObject *
+esdm_view(const void *buf, size_t size, bool writable)
+{
+    static char nothing; /* memoryviews want an address even for zero bytes */
+    PyObject   *view = PyMemoryView_FromMemory((char *)(size ? buf : &nothing), (Py_ssize_t)size,
+                                               writable ? PyBUF_WRITE : PyBUF_READ);
+    if (!view)
+        esdm_python_error("creating a memoryview");
+    return view;
+}
+
+int
+esdm_view_release(PyObject *view, const char *operation)
+{
+    PyObject *done = PyObject_CallMethod(view, "release", NULL);
+    Py_DECREF(view);
+    if (!done) {
+        /* Someone kept an array over memory the application owns. */
+        esdm_python_error(operation);
+        return -1;
+    }
+    Py_DECREF(done);
+    return 0;
+}
+
+void
+esdm_python_error(const char *operation)
+{
+    PyObject   *type, *value, *traceback, *text = NULL;
+    const char *kind = "error", *message = NULL;
+
+    PyErr_Fetch(&type, &value, &traceback);
+    if (!type) {
+        esdm_error(esdm_err_python, "esdm VOL: %s failed without a Python exception", operation);
+        return;
+    }
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (getenv("ESDM_VOL_TRACEBACK"))
+        PyErr_Display(type, value, traceback);
+    kind = ((PyTypeObject *)type)->tp_name;
+    if (value && (text = PyObject_Str(value)))
+        message = PyUnicode_AsUTF8(text);
+    if (!message) {
+        PyErr_Clear();
+        message = "(no message)";
+    }
+    /* h5py turns "errno = N" in an error message into the matching OSError
+     * subclass (FileNotFoundError for 'a' mode, say), as for native files. */
+    if (PyErr_GivenExceptionMatches(type, PyExc_FileNotFoundError))
+        esdm_error(esdm_err_python, "esdm VOL: %s: %s: %s (errno = 2)", operation, kind, message);
+    else
+        esdm_error(esdm_err_python, "esdm VOL: %s: %s: %s", operation, kind, message);
+    Py_XDECREF(text);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+}
+
+void
+esdm_python_shutdown(void)
+{
+    /* The embedded interpreter is deliberately not finalized: HDF5 terminates
+     * from MPI_Finalize or atexit, where tearing down mpi4py and the core's
+     * threads could hang, and the process is about to end anyway. */
+    if (bridge && Py_IsInitialized()) {
+        PyGILState_STATE gil = PyGILState_Ensure();
+        Py_CLEAR(bridge);
+        PyGILState_Release(gil);
+    }
+}

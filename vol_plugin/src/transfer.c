@@ -1,0 +1,436 @@
+/*
+ * H5Dwrite and H5Dread: the only place the connector touches data.
+ *
+ * HDF5 pairs the i-th element of the memory selection with the i-th element
+ * of the file selection, each in its selection's iteration order. The core
+ * writes and reads boxes (offset, count), so the file selection becomes a
+ * list of boxes and the memory side one packed buffer holding the boxes'
+ * elements box after box, in the file's datatype:
+ *
+ *   write: memory --H5Dgather--> packed --H5Tconvert--> file type -> core
+ *   read:  core -> packed (file type) --H5Tconvert--> --H5Dscatter--> memory
+ *
+ * The common case needs neither: a whole contiguous buffer in the file's
+ * type goes to the core as it is, without a copy. Box after box is the
+ * selection's own order unless boxes interleave within rows (two side by
+ * side, say); those selections are reordered through a staging buffer the
+ * size of their bounding box.
+ *
+ * Collective and independent transfers behave the same: every rank writes
+ * its own fragments independently, and the commit at H5Fflush/H5Fclose is
+ * the collective step (DESIGN 3).
+ */
+#include "esdm_vol.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int      rank;
+    size_t   nblocks;
+    hsize_t *table;   /* nblocks x [start[rank], count[rank]], as the bridge reads it */
+    hsize_t  npoints;
+    bool     ordered; /* box after box is the selection's iteration order */
+} boxes_t;
+
+static void
+boxes_free(boxes_t *boxes)
+{
+    free(boxes->table);
+    boxes->table = NULL;
+}
+
+/* true if every element of box a comes before every element of box b in
+ * C order, i.e. a's last corner precedes b's first lexicographically */
+static bool
+precedes(const hsize_t *a, const hsize_t *b, int rank)
+{
+    for (int i = 0; i < rank; i++) {
+        hsize_t last = a[i] + a[rank + i] - 1;
+        if (last != b[i])
+            return last < b[i];
+    }
+    return false;
+}
+
+static herr_t
+boxes_of(hid_t space_id, boxes_t *boxes)
+{
+    hsize_t  dims[H5S_MAX_RANK];
+    hssize_t npoints = H5Sget_select_npoints(space_id);
+    int      rank    = H5Sget_simple_extent_dims(space_id, dims, NULL);
+    size_t   width;
+
+    if (npoints < 0 || rank < 0)
+        return -1;
+    *boxes = (boxes_t){rank, 0, NULL, (hsize_t)npoints, true};
+    width  = 2 * (size_t)rank;
+
+    switch (H5Sget_select_type(space_id)) {
+        case H5S_SEL_NONE:
+            return 0;
+        case H5S_SEL_ALL:
+            boxes->nblocks = 1;
+            if (!(boxes->table = calloc(width + 1, sizeof(hsize_t))))
+                break;
+            memcpy(boxes->table + rank, dims, rank * sizeof(hsize_t));
+            return 0;
+        case H5S_SEL_POINTS: {
+            /* one box per point, in the order the points were selected */
+            hssize_t n = H5Sget_select_elem_npoints(space_id);
+            hsize_t *coords;
+            if (n < 0 || !(coords = malloc(((size_t)n * rank + 1) * sizeof(hsize_t))))
+                break;
+            if (H5Sget_select_elem_pointlist(space_id, 0, (hsize_t)n, coords) < 0 ||
+                !(boxes->table = malloc(((size_t)n * width + 1) * sizeof(hsize_t)))) {
+                free(coords);
+                break;
+            }
+            boxes->nblocks = (size_t)n;
+            for (size_t k = 0; k < boxes->nblocks; k++)
+                for (int i = 0; i < rank; i++) {
+                    boxes->table[k * width + i]        = coords[k * rank + i];
+                    boxes->table[k * width + rank + i] = 1;
+                }
+            free(coords);
+            return 0;
+        }
+        case H5S_SEL_HYPERSLABS: {
+            hssize_t n = H5Sget_select_hyper_nblocks(space_id);
+            if (n < 0 || !(boxes->table = malloc(((size_t)n * width + 1) * sizeof(hsize_t))))
+                break;
+            /* HDF5 lists [start, opposite corner]; the core wants [start, count] */
+            if (H5Sget_select_hyper_blocklist(space_id, 0, (hsize_t)n, boxes->table) < 0)
+                break;
+            boxes->nblocks = (size_t)n;
+            for (size_t k = 0; k < boxes->nblocks; k++) {
+                hsize_t *box = boxes->table + k * width;
+                for (int i = 0; i < rank; i++)
+                    box[rank + i] = box[rank + i] - box[i] + 1;
+                if (k && !precedes(box - width, box, rank))
+                    boxes->ordered = false;
+            }
+            return 0;
+        }
+        default:
+            esdm_error(esdm_err_argument, "esdm VOL: invalid file selection");
+            return -1;
+    }
+    boxes_free(boxes);
+    esdm_error(esdm_err_argument, "esdm VOL: cannot list the selected blocks (out of memory?)");
+    return -1;
+}
+
+/* If the memory selection is one contiguous run of the buffer, its first
+ * element's index: then it can go to the core (or come from it) unpacked. */
+static bool
+contiguous(hid_t space_id, hsize_t *first)
+{
+    hsize_t dims[H5S_MAX_RANK], corners[2 * H5S_MAX_RANK];
+    int     rank = H5Sget_simple_extent_dims(space_id, dims, NULL);
+
+    *first = 0;
+    switch (H5Sget_select_type(space_id)) {
+        case H5S_SEL_ALL:
+            return true;
+        case H5S_SEL_HYPERSLABS:
+            if (rank <= 0 || H5Sget_select_hyper_nblocks(space_id) != 1 ||
+                H5Sget_select_hyper_blocklist(space_id, 0, 1, corners) < 0)
+                return false;
+            /* a run in C order: full trailing extents, single leading ones */
+            int k = rank - 1;
+            while (k > 0 && corners[k] == 0 && corners[rank + k] == dims[k] - 1)
+                k--;
+            for (int i = 0; i < k; i++)
+                if (corners[i] != corners[rank + i])
+                    return false;
+            for (int i = 0; i < rank; i++)
+                *first = *first * dims[i] + corners[i];
+            return true;
+        default:
+            return false;
+    }
+}
+
+/* ---- reordering interleaved boxes -------------------------------------------------------- */
+
+/* Copy one box between a staging array (dims) and a packed run. */
+static void
+copy_box(char *stage, const hsize_t *dims, const hsize_t *start, const hsize_t *count, int rank,
+         char *packed, size_t elem, bool to_stage)
+{
+    hsize_t index[H5S_MAX_RANK] = {0};
+    size_t  row                 = (size_t)count[rank - 1] * elem;
+    hsize_t rows                = 1;
+
+    for (int i = 0; i < rank - 1; i++)
+        rows *= count[i];
+    for (hsize_t r = 0; r < rows; r++, packed += row) {
+        hsize_t offset = 0;
+        for (int i = 0; i < rank; i++)
+            offset = offset * dims[i] + start[i] + (i < rank - 1 ? index[i] : 0);
+        if (to_stage)
+            memcpy(stage + offset * elem, packed, row);
+        else
+            memcpy(packed, stage + offset * elem, row);
+        for (int i = rank - 2; i >= 0 && ++index[i] == count[i]; i--)
+            index[i] = 0;
+    }
+}
+
+static herr_t
+hand_over(const void **src_buf, size_t *src_buf_bytes_used, void *op_data)
+{
+    void **data         = op_data;
+    *src_buf            = data[0];
+    *src_buf_bytes_used = *(size_t *)data[1];
+    return 0;
+}
+
+/* Between selection order and box order (to_boxes) in place, through a
+ * staging buffer spanning the selection's bounding box. */
+static herr_t
+reorder(const boxes_t *boxes, hid_t file_space_id, hid_t type_id, char *packed, bool to_boxes)
+{
+    hsize_t low[H5S_MAX_RANK], high[H5S_MAX_RANK], dims[H5S_MAX_RANK], ones[H5S_MAX_RANK];
+    hsize_t start[H5S_MAX_RANK], cells = 1;
+    int     rank  = boxes->rank;
+    size_t  elem  = H5Tget_size(type_id), bytes = (size_t)boxes->npoints * elem;
+    hid_t   stage_space = H5I_INVALID_HID;
+    char   *stage = NULL, *run = packed;
+    herr_t  status = -1;
+
+    if (H5Sget_select_bounds(file_space_id, low, high) < 0)
+        return -1;
+    for (int i = 0; i < rank; i++) {
+        dims[i] = high[i] - low[i] + 1;
+        ones[i] = 1;
+        cells *= dims[i];
+    }
+    if (!(stage = malloc((size_t)cells * elem)) ||
+        (stage_space = H5Screate_simple(rank, dims, NULL)) < 0) {
+        esdm_error(esdm_err_argument, "esdm VOL: cannot stage an interleaved selection");
+        goto done;
+    }
+    for (size_t k = 0; k < boxes->nblocks; k++) {
+        const hsize_t *box = boxes->table + k * 2 * rank;
+        for (int i = 0; i < rank; i++)
+            start[i] = box[i] - low[i];
+        if (H5Sselect_hyperslab(stage_space, k ? H5S_SELECT_OR : H5S_SELECT_SET, start, NULL, ones,
+                                box + rank) < 0)
+            goto done;
+    }
+    if (to_boxes) {
+        void *source[2] = {packed, &bytes};
+        if (H5Dscatter(hand_over, source, type_id, stage_space, stage) < 0)
+            goto done;
+    }
+    for (size_t k = 0; k < boxes->nblocks; k++) {
+        const hsize_t *box = boxes->table + k * 2 * rank;
+        for (int i = 0; i < rank; i++)
+            start[i] = box[i] - low[i];
+        copy_box(stage, dims, start, box + rank, rank, run, elem, !to_boxes);
+        hsize_t n = 1;
+        for (int i = 0; i < rank; i++)
+            n *= box[rank + i];
+        run += n * elem;
+    }
+    if (!to_boxes && H5Dgather(stage_space, stage, type_id, bytes, packed, NULL, NULL) < 0)
+        goto done;
+    status = 0;
+done:
+    if (stage_space >= 0)
+        H5Sclose(stage_space);
+    free(stage);
+    return status;
+}
+
+/* ---- one dataset ------------------------------------------------------------------------- */
+
+typedef struct {
+    esdm_obj_t *dset;
+    hid_t       file_space, mem_space; /* resolved: never H5S_ALL or H5S_BLOCK */
+    hid_t       owned[2];              /* the ones created here, to close */
+    boxes_t     boxes;
+} transfer_t;
+
+static void
+transfer_end(transfer_t *t)
+{
+    for (int i = 0; i < 2; i++)
+        if (t->owned[i] >= 0)
+            H5Sclose(t->owned[i]);
+    boxes_free(&t->boxes);
+}
+
+/* Resolve H5S_ALL and H5S_BLOCK as HDF5 defines them and list the boxes. */
+static herr_t
+transfer_begin(transfer_t *t, esdm_obj_t *dset, hid_t mem_space_id, hid_t file_space_id)
+{
+    PyGILState_STATE gil;
+
+    *t = (transfer_t){dset, file_space_id, mem_space_id, {H5I_INVALID_HID, H5I_INVALID_HID}};
+    if (file_space_id == H5S_ALL) {
+        if (esdm_enter(&gil) < 0)
+            return -1;
+        t->file_space = t->owned[0] = esdm_dataset_space(dset);
+        esdm_leave(gil);
+        if (t->file_space < 0)
+            return -1;
+    }
+    else if (file_space_id == H5S_BLOCK || file_space_id == H5S_PLIST)
+        return esdm_unsupported("H5S_BLOCK or H5S_PLIST as the file dataspace");
+    if (H5Sselect_valid(t->file_space) <= 0) {
+        esdm_error(esdm_err_argument, "esdm VOL: the file selection is outside the dataset's extent");
+        return -1;
+    }
+    if (boxes_of(t->file_space, &t->boxes) < 0)
+        return -1;
+    if (mem_space_id == H5S_ALL)
+        t->mem_space = t->file_space;
+    else if (mem_space_id == H5S_BLOCK) {
+        hsize_t n = t->boxes.npoints;
+        if ((t->mem_space = t->owned[1] = H5Screate_simple(1, &n, NULL)) < 0)
+            return -1;
+    }
+    else if (mem_space_id == H5S_PLIST)
+        return esdm_unsupported("H5S_PLIST as the memory dataspace");
+    hssize_t mem_points = H5Sget_select_npoints(t->mem_space);
+    if (mem_points < 0 || (hsize_t)mem_points != t->boxes.npoints) {
+        esdm_error(esdm_err_argument,
+                   "esdm VOL: the memory selection has %lld elements, the file selection %llu",
+                   (long long)mem_points, (unsigned long long)t->boxes.npoints);
+        return -1;
+    }
+    return 0;
+}
+
+/* Hand the packed data to the core or have it fill the packed buffer. */
+static herr_t
+call_core(const transfer_t *t, const char *function, const void *packed, bool writable)
+{
+    PyGILState_STATE gil;
+    size_t elem = H5Tget_size(t->dset->type_id);
+    size_t rows = t->boxes.nblocks * 2 * (size_t)t->boxes.rank;
+    herr_t status = -1;
+
+    if (esdm_enter(&gil) < 0)
+        return -1;
+    PyObject *table = esdm_view(t->boxes.table, rows * sizeof(hsize_t), false);
+    PyObject *data  = table ? esdm_view(packed, (size_t)t->boxes.npoints * elem, writable) : NULL;
+    if (data) {
+        PyObject *done = esdm_call(function, "(OnOO)", t->dset->py, (Py_ssize_t)t->boxes.nblocks,
+                                   table, data);
+        status = done ? 0 : -1;
+        Py_XDECREF(done);
+    }
+    if (data && esdm_view_release(data, function) < 0)
+        status = -1;
+    if (table && esdm_view_release(table, function) < 0)
+        status = -1;
+    esdm_leave(gil);
+    return status;
+}
+
+static herr_t
+write_one(esdm_obj_t *dset, hid_t mem_type_id, hid_t mem_space_id, hid_t file_space_id,
+          hid_t dxpl_id, const void *buf)
+{
+    transfer_t  t;
+    hsize_t     first;
+    char       *scratch = NULL;
+    const void *packed;
+    herr_t      status = -1;
+
+    if (transfer_begin(&t, dset, mem_space_id, file_space_id) < 0)
+        goto done;
+    if (t.boxes.npoints == 0) {
+        status = 0;
+        goto done;
+    }
+    size_t file_size = H5Tget_size(dset->type_id), mem_size = H5Tget_size(mem_type_id);
+    htri_t same_type = H5Tequal(mem_type_id, dset->type_id);
+    if (same_type < 0)
+        goto done;
+    if (same_type && t.boxes.ordered && contiguous(t.mem_space, &first))
+        packed = (const char *)buf + first * mem_size;
+    else {
+        size_t n = (size_t)t.boxes.npoints;
+        if (!(scratch = malloc(n * (file_size > mem_size ? file_size : mem_size)))) {
+            esdm_error(esdm_err_argument, "esdm VOL: out of memory packing %zu elements", n);
+            goto done;
+        }
+        if (H5Dgather(t.mem_space, buf, mem_type_id, n * mem_size, scratch, NULL, NULL) < 0 ||
+            (!same_type && H5Tconvert(mem_type_id, dset->type_id, n, scratch, NULL, dxpl_id) < 0) ||
+            (!t.boxes.ordered && reorder(&t.boxes, t.file_space, dset->type_id, scratch, true) < 0))
+            goto done;
+        packed = scratch;
+    }
+    status = call_core(&t, "dataset_write", packed, false);
+done:
+    free(scratch);
+    transfer_end(&t);
+    return status;
+}
+
+static herr_t
+read_one(esdm_obj_t *dset, hid_t mem_type_id, hid_t mem_space_id, hid_t file_space_id,
+         hid_t dxpl_id, void *buf)
+{
+    transfer_t t;
+    hsize_t    first;
+    char      *scratch = NULL;
+    herr_t     status  = -1;
+
+    if (transfer_begin(&t, dset, mem_space_id, file_space_id) < 0)
+        goto done;
+    if (t.boxes.npoints == 0) {
+        status = 0;
+        goto done;
+    }
+    size_t file_size = H5Tget_size(dset->type_id), mem_size = H5Tget_size(mem_type_id);
+    htri_t same_type = H5Tequal(mem_type_id, dset->type_id);
+    if (same_type < 0)
+        goto done;
+    if (same_type && t.boxes.ordered && contiguous(t.mem_space, &first)) {
+        status = call_core(&t, "dataset_read", (char *)buf + first * mem_size, true);
+        goto done;
+    }
+    size_t n = (size_t)t.boxes.npoints;
+    if (!(scratch = malloc(n * (file_size > mem_size ? file_size : mem_size)))) {
+        esdm_error(esdm_err_argument, "esdm VOL: out of memory unpacking %zu elements", n);
+        goto done;
+    }
+    if (call_core(&t, "dataset_read", scratch, true) < 0 ||
+        (!t.boxes.ordered && reorder(&t.boxes, t.file_space, dset->type_id, scratch, false) < 0) ||
+        (!same_type && H5Tconvert(dset->type_id, mem_type_id, n, scratch, NULL, dxpl_id) < 0))
+        goto done;
+    void *source[2] = {scratch, &(size_t){n * mem_size}};
+    status          = H5Dscatter(hand_over, source, mem_type_id, t.mem_space, buf);
+done:
+    free(scratch);
+    transfer_end(&t);
+    return status;
+}
+
+herr_t
+esdm_dataset_write(size_t count, void *dset[], hid_t mem_type_id[], hid_t mem_space_id[],
+                   hid_t file_space_id[], hid_t dxpl_id, const void *buf[], void **req)
+{
+    (void)req;
+    for (size_t i = 0; i < count; i++)
+        if (write_one(dset[i], mem_type_id[i], mem_space_id[i], file_space_id[i], dxpl_id, buf[i]) < 0)
+            return -1;
+    return 0;
+}
+
+herr_t
+esdm_dataset_read(size_t count, void *dset[], hid_t mem_type_id[], hid_t mem_space_id[],
+                  hid_t file_space_id[], hid_t dxpl_id, void *buf[], void **req)
+{
+    (void)req;
+    for (size_t i = 0; i < count; i++)
+        if (read_one(dset[i], mem_type_id[i], mem_space_id[i], file_space_id[i], dxpl_id, buf[i]) < 0)
+            return -1;
+    return 0;
+}
