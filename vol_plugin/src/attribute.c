@@ -74,7 +74,7 @@ esdm_attr_open(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t 
     if (!base || esdm_enter(&gil) < 0)
         return NULL;
     PyObject *py = esdm_call("attribute_open", "(Oss)", where->py, base, name);
-    if (py && (attr = attribute_object(where->file, py, 0))) {
+    if (py && (attr = esdm_obj_new(ESDM_ATTR, where->file, py))) {
         PyObject   *info     = describe(attr, NULL);
         const char *spelling = info ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(info, 0)) : NULL;
         if (!spelling || (attr->type_id = esdm_type_from_spelling(spelling)) < 0) {
@@ -378,10 +378,9 @@ iterate(esdm_obj_t *where, const char *base, H5VL_attr_iterate_args_t *args)
         status = -1;
         if (spelling && (probe.type_id = esdm_type_from_spelling(spelling)) >= 0) {
             if (attr_info(&probe, &info) == 0) {
-                /* the application's callback runs without the GIL held for it */
-                PyThreadState *saved = PyEval_SaveThread();
-                status               = args->op(self_id, name, &info, args->op_data);
-                PyEval_RestoreThread(saved);
+                /* The GIL stays held: h5py's callbacks expect it, and a C
+                 * callback calling HDF5 re-enters it on this same thread. */
+                status = args->op(self_id, name, &info, args->op_data);
                 if (args->idx)
                     *args->idx = k + 1;
             }
