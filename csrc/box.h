@@ -12,6 +12,8 @@
 #ifndef ESDM_BOX_H
 #define ESDM_BOX_H
 
+#include "status.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,8 +23,6 @@
 #define BOX_MAX_NDIM 8
 
 /* The kernels' own status enums give these the same values, so statuses pass through. */
-enum box_status { BOX_OK = 0, BOX_ENOMEM = -2 };
-
 static inline int64_t box_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 static inline int64_t box_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -74,18 +74,18 @@ static inline int box_list_push(struct box_list *list, const int64_t *lo, const 
         size_t cap = list->cap ? 2 * list->cap : 16;
         int64_t *grown = realloc(list->lo, cap * ndim * sizeof *grown);
         if (!grown)
-            return BOX_ENOMEM;
+            return ESDM_ENOMEM;
         list->lo = grown;
         grown = realloc(list->hi, cap * ndim * sizeof *grown);
         if (!grown)
-            return BOX_ENOMEM;
+            return ESDM_ENOMEM;
         list->hi = grown;
         list->cap = cap;
     }
     memcpy(list->lo + list->len * ndim, lo, ndim * sizeof *lo);
     memcpy(list->hi + list->len * ndim, hi, ndim * sizeof *hi);
     list->len++;
-    return BOX_OK;
+    return ESDM_OK;
 }
 
 /* Pushes the slab [from, to) along axis d of the box (lo, hi). */
@@ -117,19 +117,19 @@ static inline int box_carve(size_t ndim, const int64_t *box_lo, const int64_t *b
     memcpy(lo, box_lo, ndim * sizeof *lo);
     memcpy(hi, box_hi, ndim * sizeof *hi);
     for (size_t d = 0; d < ndim; d++) {
-        int status = BOX_OK;
+        int status = ESDM_OK;
         if (lo[d] < hole_lo[d]) {
             status = box_push_slab(out, lo, hi, d, lo[d], hole_lo[d]);
             lo[d] = hole_lo[d];
         }
-        if (status == BOX_OK && hi[d] > hole_hi[d]) {
+        if (status == ESDM_OK && hi[d] > hole_hi[d]) {
             status = box_push_slab(out, lo, hi, d, hole_hi[d], hi[d]);
             hi[d] = hole_hi[d];
         }
-        if (status != BOX_OK)
+        if (status != ESDM_OK)
             return status;
     }
-    return BOX_OK;
+    return ESDM_OK;
 }
 
 /* ---- Sorting --------------------------------------------------------------- */
@@ -148,7 +148,7 @@ static inline uint64_t box_order_key(int64_t v)
 static inline int box_radix_sort(uint64_t *keys, uint32_t *vals, size_t n)
 {
     if (n < 2)
-        return BOX_OK;
+        return ESDM_OK;
     size_t histogram[8][256] = {{0}};
     for (size_t i = 0; i < n; i++)
         for (unsigned b = 0; b < 8; b++)
@@ -159,7 +159,7 @@ static inline int box_radix_sort(uint64_t *keys, uint32_t *vals, size_t n)
     if (!key_buffer || (vals && !val_buffer)) {
         free(key_buffer);
         free(val_buffer);
-        return BOX_ENOMEM;
+        return ESDM_ENOMEM;
     }
     uint64_t *src_keys = keys, *dst_keys = key_buffer;
     uint32_t *src_vals = vals, *dst_vals = val_buffer;
@@ -192,7 +192,7 @@ static inline int box_radix_sort(uint64_t *keys, uint32_t *vals, size_t n)
     }
     free(key_buffer);
     free(val_buffer);
-    return BOX_OK;
+    return ESDM_OK;
 }
 
 #endif

@@ -22,7 +22,7 @@
 
 #include "box.h"
 
-_Static_assert((int)BOXINDEX_OK == BOX_OK && (int)BOXINDEX_ENOMEM == BOX_ENOMEM,
+_Static_assert((int)ESDM_OK == ESDM_OK && (int)ESDM_ENOMEM == ESDM_ENOMEM,
                "box.h statuses pass through");
 _Static_assert(BOXINDEX_MAX_NDIM == BOX_MAX_NDIM, "box.h helpers take every supported box");
 
@@ -190,7 +190,7 @@ static int build_levels(struct boxindex *ix)
     ix->level_start[ix->nlevels] = total;
     ix->node = malloc(total * record * sizeof *ix->node);
     if (total && !ix->node)
-        return BOXINDEX_ENOMEM;
+        return ESDM_ENOMEM;
 
     const int64_t *children = ix->box;
     size_t nchildren = ix->live;
@@ -204,7 +204,7 @@ static int build_levels(struct boxindex *ix)
         children = level;
         nchildren = size;
     }
-    return BOXINDEX_OK;
+    return ESDM_OK;
 }
 
 /* Orders the boxes: the non-empty ones by the Hilbert key of their centres, then the empty ones. */
@@ -222,7 +222,7 @@ static int leaf_order(struct boxindex *ix, const int64_t *offsets, const int64_t
 
     uint64_t *keys = malloc(live * sizeof *keys);
     if (live && !keys)
-        return BOXINDEX_ENOMEM;
+        return ESDM_ENOMEM;
     hilbert_keys(ndim, offsets, counts, ix->id, live, keys);
     int status = box_radix_sort(keys, ix->id, live); /* stable: ties keep input order */
     free(keys);
@@ -234,30 +234,30 @@ int boxindex_build(size_t ndim, size_t n, const int64_t *offsets, const int64_t 
 {
     *index = NULL;
     if (!valid_ndim(ndim) || n > BOXINDEX_MAX_BOXES)
-        return BOXINDEX_EINVAL;
+        return ESDM_EINVAL;
     struct boxindex *ix = calloc(1, sizeof *ix);
     if (!ix)
-        return BOXINDEX_ENOMEM;
+        return ESDM_ENOMEM;
     ix->ndim = ndim;
     ix->n = n;
     ix->box = malloc(n * 2 * ndim * sizeof *ix->box);
     ix->id = malloc(n * sizeof *ix->id);
-    int status = n && (!ix->box || !ix->id) ? BOXINDEX_ENOMEM : BOXINDEX_OK;
-    if (status == BOXINDEX_OK)
+    int status = n && (!ix->box || !ix->id) ? ESDM_ENOMEM : ESDM_OK;
+    if (status == ESDM_OK)
         status = leaf_order(ix, offsets, counts);
-    if (status == BOXINDEX_OK) {
+    if (status == ESDM_OK) {
         for (size_t t = 0; t < n; t++) {
             const size_t i = ix->id[t];
             bounds_record(ndim, offsets + i * ndim, counts + i * ndim, ix->box + t * 2 * ndim);
         }
         status = build_levels(ix);
     }
-    if (status != BOXINDEX_OK) {
+    if (status != ESDM_OK) {
         boxindex_free(ix);
         return status;
     }
     *index = ix;
-    return BOXINDEX_OK;
+    return ESDM_OK;
 }
 
 void boxindex_free(struct boxindex *index)
@@ -308,12 +308,12 @@ static int hits_push(struct hits *hits, int64_t id)
         size_t cap = hits->cap ? 2 * hits->cap : 64;
         int64_t *grown = realloc(hits->id, cap * sizeof *grown);
         if (!grown)
-            return BOXINDEX_ENOMEM;
+            return ESDM_ENOMEM;
         hits->id = grown;
         hits->cap = cap;
     }
     hits->id[hits->len++] = id;
-    return BOXINDEX_OK;
+    return ESDM_OK;
 }
 
 /* A node to enter: its level and its number within the level. */
@@ -340,7 +340,7 @@ static int search(const struct boxindex *ix, const int64_t *q, struct hits *hits
                 if (!meets(ndim, ix->box + t * record, q))
                     continue;
                 int status = hits_push(hits, ix->id[t]);
-                if (status != BOXINDEX_OK)
+                if (status != ESDM_OK)
                     return status;
             }
             continue;
@@ -352,7 +352,7 @@ static int search(const struct boxindex *ix, const int64_t *q, struct hits *hits
             if (meets(ndim, ix->node + (start + c) * record, q))
                 stack[depth++] = (struct visit){below, c};
     }
-    return BOXINDEX_OK;
+    return ESDM_OK;
 }
 
 int boxindex_query(const struct boxindex *index, const int64_t *offset, const int64_t *count,
@@ -365,21 +365,21 @@ int boxindex_query(const struct boxindex *index, const int64_t *offset, const in
     bounds_record(ndim, offset, count, q);
     for (size_t d = 0; d < ndim; d++)
         if (count[d] == 0)
-            return BOXINDEX_OK; /* an empty box meets nothing */
+            return ESDM_OK; /* an empty box meets nothing */
     if (!index->nlevels)
-        return BOXINDEX_OK;
+        return ESDM_OK;
 
     struct hits found = {0};
     int status = search(index, q, &found);
-    if (status == BOXINDEX_OK) /* box numbers are >= 0, so they sort as unsigned keys */
+    if (status == ESDM_OK) /* box numbers are >= 0, so they sort as unsigned keys */
         status = box_radix_sort((uint64_t *)found.id, NULL, found.len);
-    if (status != BOXINDEX_OK) {
+    if (status != ESDM_OK) {
         free(found.id);
         return status;
     }
     *nhits = found.len;
     *hits = found.id;
-    return BOXINDEX_OK;
+    return ESDM_OK;
 }
 
 /* ---- Read plans -------------------------------------------------------------- */
@@ -409,17 +409,17 @@ struct plan {
 static int plan_add(struct plan *plan, const int64_t *lo, const int64_t *hi, size_t rank)
 {
     int status = box_list_push(&plan->pieces, lo, hi);
-    if (status != BOX_OK)
+    if (status != ESDM_OK)
         return status;
     if (plan->rank_cap < plan->pieces.cap) {
         size_t *grown = realloc(plan->rank, plan->pieces.cap * sizeof *grown);
         if (!grown)
-            return BOXINDEX_ENOMEM;
+            return ESDM_ENOMEM;
         plan->rank = grown;
         plan->rank_cap = plan->pieces.cap;
     }
     plan->rank[plan->pieces.len - 1] = rank;
-    return BOXINDEX_OK;
+    return ESDM_OK;
 }
 
 struct cover {
@@ -453,7 +453,7 @@ static int clip_fragments(struct cover *c, const int64_t *offset, const int64_t 
     c->rank = malloc(c->nranks * sizeof *c->rank);
     c->cuts = malloc(2 * c->nranks * sizeof *c->cuts);
     if (c->nranks && (!c->clip || !c->rank || !c->cuts))
-        return BOXINDEX_ENOMEM;
+        return ESDM_ENOMEM;
     for (size_t k = 0; k < c->nranks; k++) {
         const size_t f = (size_t)order[k];
         int64_t *clip = c->clip + c->m * record;
@@ -461,7 +461,7 @@ static int clip_fragments(struct cover *c, const int64_t *offset, const int64_t 
                              clip + ndim))
             c->rank[c->m++] = k;
     }
-    return BOXINDEX_OK;
+    return ESDM_OK;
 }
 
 /*
@@ -481,7 +481,7 @@ static int take(size_t ndim, const int64_t *lo, const int64_t *hi, const int64_t
         part_hi[d] = box_min_i64(hi[d], clip_hi[d]);
     }
     int status = plan_add(plan, part_lo, part_hi, rank);
-    if (status == BOXINDEX_OK)
+    if (status == ESDM_OK)
         status = box_carve(ndim, lo, hi, clip_lo, clip_hi, rest);
     return status;
 }
@@ -492,18 +492,18 @@ static int walk(struct cover *c, const int64_t *region, const size_t *frags, siz
     const size_t ndim = c->ndim, record = 2 * ndim;
     c->uncovered.len = 0;
     int status = box_list_push(&c->uncovered, region, region + ndim);
-    for (size_t k = 0; status == BOXINDEX_OK && c->uncovered.len && k < n; k++) {
+    for (size_t k = 0; status == ESDM_OK && c->uncovered.len && k < n; k++) {
         const int64_t *clip = c->clip + frags[k] * record;
         const size_t rank = c->rank[frags[k]];
         c->rest.len = 0;
-        for (size_t u = 0; status == BOXINDEX_OK && u < c->uncovered.len; u++)
+        for (size_t u = 0; status == ESDM_OK && u < c->uncovered.len; u++)
             status = take(ndim, c->uncovered.lo + u * ndim, c->uncovered.hi + u * ndim, clip, rank,
                           &c->plan, &c->rest);
         struct box_list left = c->rest;
         c->rest = c->uncovered;
         c->uncovered = left;
     }
-    for (size_t u = 0; status == BOXINDEX_OK && u < c->uncovered.len; u++)
+    for (size_t u = 0; status == ESDM_OK && u < c->uncovered.len; u++)
         status = plan_add(&c->plan, c->uncovered.lo + u * ndim, c->uncovered.hi + u * ndim,
                           c->nranks);
     return status;
@@ -587,7 +587,7 @@ static int cover(struct cover *c, const int64_t *region, const size_t *frags, si
     const size_t ndim = c->ndim, record = 2 * ndim;
     size_t *below = malloc(2 * n * sizeof *below), *above = below + n, nbelow = 0, nabove = 0;
     if (!below)
-        return BOXINDEX_ENOMEM;
+        return ESDM_ENOMEM;
     for (size_t k = 0; k < n; k++) { /* in the order of frags[]: by priority */
         const int64_t *clip = c->clip + frags[k] * record;
         if (clip[axis] < at)
@@ -599,7 +599,7 @@ static int cover(struct cover *c, const int64_t *region, const size_t *frags, si
     memcpy(half, region, record * sizeof *half);
     half[ndim + axis] = at;
     int status = cover(c, half, below, nbelow, depth + 1);
-    if (status == BOXINDEX_OK) {
+    if (status == ESDM_OK) {
         half[axis] = at;
         half[ndim + axis] = region[ndim + axis];
         status = cover(c, half, above, nabove, depth + 1);
@@ -624,7 +624,7 @@ static int hand_out(struct cover *c, const int64_t *order, size_t *npieces, int6
         free(out_offsets);
         free(out_counts);
         free(out_source);
-        return BOXINDEX_ENOMEM;
+        return ESDM_ENOMEM;
     }
     for (size_t p = 0; p < n; p++)
         next[rank[p] + 1]++;
@@ -643,7 +643,7 @@ static int hand_out(struct cover *c, const int64_t *order, size_t *npieces, int6
     *offsets = out_offsets;
     *counts = out_counts;
     *source = out_source;
-    return BOXINDEX_OK;
+    return ESDM_OK;
 }
 
 int boxindex_plan_cover(size_t ndim, const int64_t *offset, const int64_t *count, size_t n,
@@ -654,15 +654,15 @@ int boxindex_plan_cover(size_t ndim, const int64_t *offset, const int64_t *count
     *npieces = 0;
     *piece_offsets = *piece_counts = *source = NULL;
     if (!valid_ndim(ndim))
-        return BOXINDEX_EINVAL;
+        return ESDM_EINVAL;
     for (size_t k = 0; k < norder; k++)
         if (order[k] < 0 || (uint64_t)order[k] >= n)
-            return BOXINDEX_EINVAL;
+            return ESDM_EINVAL;
     int64_t region[2 * BOX_MAX_NDIM];
     bounds_record(ndim, offset, count, region);
     for (size_t d = 0; d < ndim; d++)
         if (count[d] == 0)
-            return BOXINDEX_OK; /* an empty region has no pieces */
+            return ESDM_OK; /* an empty region has no pieces */
 
     struct cover c = {.ndim = ndim,
                       .nranks = norder,
@@ -671,16 +671,16 @@ int boxindex_plan_cover(size_t ndim, const int64_t *offset, const int64_t *count
                       .plan = {.pieces = {.ndim = ndim}}};
     size_t *all = NULL;
     int status = clip_fragments(&c, offset, count, offsets, counts, order);
-    if (status == BOXINDEX_OK) {
+    if (status == ESDM_OK) {
         all = malloc(c.m * sizeof *all);
-        status = c.m && !all ? BOXINDEX_ENOMEM : BOXINDEX_OK;
+        status = c.m && !all ? ESDM_ENOMEM : ESDM_OK;
     }
-    if (status == BOXINDEX_OK) {
+    if (status == ESDM_OK) {
         for (size_t k = 0; k < c.m; k++)
             all[k] = k;
         status = cover(&c, region, all, c.m, 0);
     }
-    if (status == BOXINDEX_OK)
+    if (status == ESDM_OK)
         status = hand_out(&c, order, npieces, piece_offsets, piece_counts, source);
     free(all);
     cover_free(&c);

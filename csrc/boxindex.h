@@ -4,7 +4,7 @@
  * Boxes follow region.h: an offset and a count per dimension covering the
  * half-open interval [offset, offset + count) on each axis, a zero count
  * making a box empty; n boxes are two row-major (n, ndim) arrays.  Callers
- * guarantee 1 <= ndim <= BOXINDEX_MAX_NDIM (else BOXINDEX_EINVAL), counts >= 0
+ * guarantee 1 <= ndim <= BOXINDEX_MAX_NDIM (else ESDM_EINVAL), counts >= 0
  * and offset + count <= INT64_MAX.  Results that the functions allocate with
  * malloc() belong to the caller, who releases them with free().
  *
@@ -13,17 +13,13 @@
 #ifndef ESDM_BOXINDEX_H
 #define ESDM_BOXINDEX_H
 
+#include "status.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 #define BOXINDEX_MAX_NDIM 8
 #define BOXINDEX_MAX_BOXES UINT32_MAX /* box numbers are stored in 32 bits */
-
-enum boxindex_status {
-    BOXINDEX_OK = 0,
-    BOXINDEX_EINVAL = -1, /* ndim out of range, too many boxes, an order entry out of range */
-    BOXINDEX_ENOMEM = -2
-};
 
 struct boxindex;
 
@@ -69,7 +65,7 @@ int boxindex_query(const struct boxindex *index, const int64_t *offset, const in
  * region_subtract does), stopping as soon as nothing is.  A region that meets
  * many fragments is first cut in parts along fragment boundaries, each part
  * meeting few of them, which keeps the cost near-linear in the number of
- * fragments.  BOXINDEX_EINVAL for an order[] entry out of range.
+ * fragments.  ESDM_EINVAL for an order[] entry out of range.
  */
 int boxindex_plan_cover(size_t ndim, const int64_t *offset, const int64_t *count, size_t n,
                         const int64_t *offsets, const int64_t *counts, size_t norder,

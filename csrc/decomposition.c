@@ -46,7 +46,7 @@ static int divisors(int64_t n, int64_t **out, size_t *count)
         small += n % i == 0;
     int64_t *found = malloc(2 * small * sizeof *found);
     if (!found)
-        return DECOMP_ENOMEM;
+        return ESDM_ENOMEM;
     for (int64_t i = 1, k = 0; i <= n / i; i++) {
         if (n % i == 0) {
             found[k] = i;
@@ -61,7 +61,7 @@ static int divisors(int64_t n, int64_t **out, size_t *count)
     }
     *out = found;
     *count = total;
-    return DECOMP_OK;
+    return ESDM_OK;
 }
 
 /* Position of `value` in sorted[0..n), where it is known to be. */
@@ -130,17 +130,17 @@ int decomp_process_grid(size_t ndim, const int64_t *shape, int64_t nprocs, int64
 {
     const int64_t total = volume(ndim, shape);
     if (ndim == 0 || nprocs < 1 || nprocs > DECOMP_MAX_NPROCS || total < 0)
-        return DECOMP_EINVAL;
+        return ESDM_EINVAL;
     int64_t *divisor;
     size_t ndivisors;
     int status = divisors(nprocs, &divisor, &ndivisors);
-    if (status != DECOMP_OK)
+    if (status != ESDM_OK)
         return status;
     /* Row d, divisor i: the best plan for dimensions d.. with product divisor[i]. */
     struct plan *plans = calloc((ndim + 1) * ndivisors, sizeof *plans);
     if (!plans) {
         free(divisor);
-        return DECOMP_ENOMEM;
+        return ESDM_ENOMEM;
     }
     plans[ndim * ndivisors] = (struct plan){.busy = 1}; /* no dimensions left: product 1 */
     for (size_t d = ndim; d-- > 0;) {
@@ -155,7 +155,7 @@ int decomp_process_grid(size_t ndim, const int64_t *shape, int64_t nprocs, int64
     }
     free(plans);
     free(divisor);
-    return DECOMP_OK;
+    return ESDM_OK;
 }
 
 /* ---- Blocks --------------------------------------------------------------- */
@@ -164,18 +164,18 @@ int decomp_block(size_t ndim, const int64_t *shape, const int64_t *grid, int64_t
                  int64_t *offset, int64_t *count)
 {
     if (rank < 0)
-        return DECOMP_EINVAL;
+        return ESDM_EINVAL;
     /* Row-major: peel the coordinates off the rank from the last dimension on. */
     for (size_t d = ndim; d-- > 0;) {
         if (shape[d] < 0 || grid[d] < 1)
-            return DECOMP_EINVAL;
+            return ESDM_EINVAL;
         const int64_t index = rank % grid[d], base = shape[d] / grid[d],
                       extra = shape[d] % grid[d];
         rank /= grid[d];
         count[d] = base + (index < extra);
         offset[d] = index * base + min_i64(index, extra);
     }
-    return rank == 0 ? DECOMP_OK : DECOMP_EINVAL; /* else rank >= the number of ranks */
+    return rank == 0 ? ESDM_OK : ESDM_EINVAL; /* else rank >= the number of ranks */
 }
 
 int decomp_blocks(size_t ndim, const int64_t *shape, const int64_t *grid, int64_t nranks,
@@ -184,8 +184,8 @@ int decomp_blocks(size_t ndim, const int64_t *shape, const int64_t *grid, int64_
     for (int64_t rank = 0; rank < nranks; rank++) {
         const size_t row = (size_t)rank * ndim;
         int status = decomp_block(ndim, shape, grid, rank, offsets + row, counts + row);
-        if (status != DECOMP_OK)
+        if (status != ESDM_OK)
             return status;
     }
-    return DECOMP_OK;
+    return ESDM_OK;
 }

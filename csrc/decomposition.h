@@ -12,17 +12,13 @@
 #ifndef ESDM_DECOMPOSITION_H
 #define ESDM_DECOMPOSITION_H
 
+#include "status.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 /* Ranks are MPI ints. */
 #define DECOMP_MAX_NPROCS INT32_MAX
-
-enum decomp_status {
-    DECOMP_OK = 0,
-    DECOMP_EINVAL = -1, /* see each function */
-    DECOMP_ENOMEM = -2
-};
 
 /*
  * The process grid grid[0..ndim) with product nprocs for an array of extents
@@ -37,13 +33,13 @@ enum decomp_status {
  *   3. with larger factors first, as MPI_Dims_create (12 ranks on a cube: 3x2x2).
  * Zero extents count as one here (all blocks are empty anyway).
  *
- * DECOMP_EINVAL unless ndim >= 1, 1 <= nprocs <= DECOMP_MAX_NPROCS, extents
+ * ESDM_EINVAL unless ndim >= 1, 1 <= nprocs <= DECOMP_MAX_NPROCS, extents
  * >= 0 and their product (zeros counted as one) <= INT64_MAX.
  */
 int decomp_process_grid(size_t ndim, const int64_t *shape, int64_t nprocs, int64_t *grid);
 
 /*
- * The block offset[0..ndim), count[0..ndim) of `rank`.  DECOMP_EINVAL unless
+ * The block offset[0..ndim), count[0..ndim) of `rank`.  ESDM_EINVAL unless
  * extents >= 0, grid entries >= 1 and 0 <= rank < product of the grid.
  */
 int decomp_block(size_t ndim, const int64_t *shape, const int64_t *grid, int64_t rank,

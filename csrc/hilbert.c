@@ -150,11 +150,11 @@ static int enumerate_states(unsigned n, struct automaton *a)
             if (a->number[s.e][s.d] >= 0)
                 continue;
             if (a->count == STATES_4D)
-                return HILBERT_EINIT;
+                return ESDM_EINIT;
             a->number[s.e][s.d] = (int)a->count;
             a->state[a->count++] = s;
         }
-    return HILBERT_OK;
+    return ESDM_OK;
 }
 
 /*
@@ -184,13 +184,13 @@ static int build_tables(unsigned n, unsigned states, unsigned levels, entry_t *e
                         entry_t *decode, entry_t *step)
 {
     struct automaton a;
-    if (enumerate_states(n, &a) != HILBERT_OK || a.count != states)
-        return HILBERT_EINIT;
+    if (enumerate_states(n, &a) != ESDM_OK || a.count != states)
+        return ESDM_EINIT;
     build_table(&a, levels, false, encode);
     build_table(&a, levels, true, decode);
     if (step)
         build_table(&a, 1, true, step);
-    return HILBERT_OK;
+    return ESDM_OK;
 }
 
 /*
@@ -239,9 +239,9 @@ static bool pdep_is_fast(void)
 int hilbert_select_kernels(enum hilbert_kernels kernels)
 {
     if (kernels != HILBERT_PORTABLE && (kernels != HILBERT_AVX2 || !avx2_supported()))
-        return HILBERT_EINVAL;
+        return ESDM_EINVAL;
     selected = kernels;
-    return HILBERT_OK;
+    return ESDM_OK;
 }
 
 enum hilbert_kernels hilbert_selected_kernels(void) { return selected; }
@@ -251,12 +251,12 @@ int hilbert_init(void)
     build_interleave(2, interleave_2d);
     build_interleave(3, interleave_3d);
     build_interleave(4, interleave_4d);
-    if (build_tables(2, STATES_2D, LEVELS_2D, encode_2d, decode_2d, step_2d) != HILBERT_OK ||
-        build_tables(3, STATES_3D, LEVELS_3D, encode_3d, decode_3d, step_3d) != HILBERT_OK ||
-        build_tables(4, STATES_4D, LEVELS_4D, encode_4d, decode_4d, NULL) != HILBERT_OK)
-        return HILBERT_EINIT;
+    if (build_tables(2, STATES_2D, LEVELS_2D, encode_2d, decode_2d, step_2d) != ESDM_OK ||
+        build_tables(3, STATES_3D, LEVELS_3D, encode_3d, decode_3d, step_3d) != ESDM_OK ||
+        build_tables(4, STATES_4D, LEVELS_4D, encode_4d, decode_4d, NULL) != ESDM_OK)
+        return ESDM_EINIT;
     selected = avx2_supported() && pdep_is_fast() ? HILBERT_AVX2 : HILBERT_PORTABLE;
-    return HILBERT_OK;
+    return ESDM_OK;
 }
 
 /* ---- Morton interleave --------------------------------------------------- */
@@ -519,7 +519,7 @@ static ALWAYS_INLINE int encode_points(const void *restrict points, size_t width
         }
         run_all(table, n, p, codes, keys + first, block, avx2);
     }
-    return seen >> valid_bits ? HILBERT_ERANGE : HILBERT_OK;
+    return seen >> valid_bits ? ESDM_ERANGE : ESDM_OK;
 }
 
 static ALWAYS_INLINE int decode_keys(const uint64_t *restrict keys, size_t count, unsigned n,
@@ -538,7 +538,7 @@ static ALWAYS_INLINE int decode_keys(const uint64_t *restrict keys, size_t count
             deinterleave(codes[i], n, points + (first + i) * n, avx2);
         }
     }
-    return key_bits < 64 && seen >> key_bits ? HILBERT_ERANGE : HILBERT_OK;
+    return key_bits < 64 && seen >> key_bits ? ESDM_ERANGE : ESDM_OK;
 }
 
 /* One instance per (ndim, item width), selected by a single switch. */
@@ -553,7 +553,7 @@ static ALWAYS_INLINE int encode_instance(const void *points, size_t width, size_
         INSTANCE(2, 1); INSTANCE(2, 2); INSTANCE(2, 4); INSTANCE(2, 8);
         INSTANCE(3, 1); INSTANCE(3, 2); INSTANCE(3, 4); INSTANCE(3, 8);
         INSTANCE(4, 1); INSTANCE(4, 2); INSTANCE(4, 4); INSTANCE(4, 8);
-    default: return HILBERT_EINVAL;
+    default: return ESDM_EINVAL;
     }
 #undef INSTANCE
 }
@@ -603,7 +603,7 @@ int hilbert_encode(const void *points, size_t width, size_t count, unsigned ndim
                    unsigned valid_bits, uint64_t *keys)
 {
     if (!valid_order(ndim, bits) || valid_bits > bits)
-        return HILBERT_EINVAL;
+        return ESDM_EINVAL;
 #if HAVE_AVX2_KERNELS
     if (selected == HILBERT_AVX2)
         return encode_avx2(points, width, count, ndim, bits, valid_bits, keys);
@@ -615,7 +615,7 @@ int hilbert_decode(const uint64_t *keys, size_t count, unsigned ndim, unsigned b
                    uint64_t *points)
 {
     if (!valid_order(ndim, bits))
-        return HILBERT_EINVAL;
+        return ESDM_EINVAL;
 #if HAVE_AVX2_KERNELS
     if (selected == HILBERT_AVX2)
         return decode_avx2(keys, count, ndim, bits, points);
@@ -666,13 +666,13 @@ static void descend(struct block *b, unsigned state, unsigned level, const size_
 int hilbert_order(const size_t *shape, unsigned ndim, intptr_t *order)
 {
     if (ndim != 2 && ndim != 3)
-        return HILBERT_EINVAL;
+        return ESDM_EINVAL;
     struct block b = {.n = ndim, .step = ndim == 2 ? step_2d : step_3d, .out = order};
     intptr_t stride[3]; /* C order */
     size_t largest = 0;
     for (unsigned j = ndim; j-- > 0;) {
         if (shape[j] == 0)
-            return HILBERT_OK;
+            return ESDM_OK;
         b.extent[j] = shape[j];
         stride[j] = j + 1 == ndim ? 1 : stride[j + 1] * (intptr_t)shape[j + 1];
         largest = shape[j] > largest ? shape[j] : largest;
@@ -689,5 +689,5 @@ int hilbert_order(const size_t *shape, unsigned ndim, intptr_t *order)
         *order = 0;
     else
         descend(&b, 0, levels, (const size_t[3]){0, 0, 0}, 0);
-    return HILBERT_OK;
+    return ESDM_OK;
 }

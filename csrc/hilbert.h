@@ -6,7 +6,7 @@
  * of that level into one n-bit digit of the key.  It starts at the origin and
  * consecutive keys are grid neighbours.  Keys of order `bits` (bits per
  * coordinate) use ndim*bits <= 64 bits.  The functions taking ndim and
- * bits return HILBERT_EINVAL unless 2 <= ndim <= 4, bits >= 1 and
+ * bits return ESDM_EINVAL unless 2 <= ndim <= 4, bits >= 1 and
  * ndim*bits <= 64.
  *
  * All functions but hilbert_select_kernels are thread-safe once
@@ -15,15 +15,10 @@
 #ifndef ESDM_HILBERT_H
 #define ESDM_HILBERT_H
 
+#include "status.h"
+
 #include <stddef.h>
 #include <stdint.h>
-
-enum hilbert_status {
-    HILBERT_OK = 0,
-    HILBERT_EINVAL = -1, /* ndim, bits or item width not supported */
-    HILBERT_ERANGE = -2, /* a coordinate or key does not fit the curve order */
-    HILBERT_EINIT = -3   /* the curve's state tables came out inconsistent */
-};
 
 /* Builds the lookup tables and picks the fastest kernel flavour; call once, first. */
 int hilbert_init(void);
@@ -36,7 +31,7 @@ enum hilbert_kernels {
 
 /*
  * Overrides the flavour hilbert_init() picked, e.g. to test both; returns
- * HILBERT_EINVAL if the CPU cannot run it.  Not to be called while another
+ * ESDM_EINVAL if the CPU cannot run it.  Not to be called while another
  * thread encodes or decodes.
  */
 int hilbert_select_kernels(enum hilbert_kernels kernels);
@@ -44,7 +39,7 @@ enum hilbert_kernels hilbert_selected_kernels(void);
 
 /*
  * Keys of `count` points stored row-major as `ndim` unsigned integers of
- * `width` bytes each (1, 2, 4 or 8).  Returns HILBERT_ERANGE, with the keys
+ * `width` bytes each (1, 2, 4 or 8).  Returns ESDM_ERANGE, with the keys
  * unspecified, if a coordinate is >= 2**valid_bits (valid_bits <= bits; a
  * caller passing signed data reinterpreted as unsigned lowers it below the
  * sign bit to reject negatives).
@@ -54,7 +49,7 @@ int hilbert_encode(const void *points, size_t width, size_t count, unsigned ndim
 
 /*
  * Inverse of hilbert_encode: `count` keys to row-major uint64 coordinates.
- * HILBERT_ERANGE, with the points unspecified, if a key is >= 2**(ndim*bits).
+ * ESDM_ERANGE, with the points unspecified, if a key is >= 2**(ndim*bits).
  */
 int hilbert_decode(const uint64_t *keys, size_t count, unsigned ndim, unsigned bits,
                    uint64_t *points);

@@ -12,7 +12,7 @@
 
 #include "box.h"
 
-_Static_assert((int)REGION_OK == BOX_OK && (int)REGION_ENOMEM == BOX_ENOMEM,
+_Static_assert((int)ESDM_OK == ESDM_OK && (int)ESDM_ENOMEM == ESDM_ENOMEM,
                "box.h statuses pass through");
 _Static_assert(REGION_MAX_NDIM == BOX_MAX_NDIM, "box.h helpers take every supported box");
 
@@ -25,7 +25,7 @@ int region_intersect(size_t ndim, const int64_t *offset, const int64_t *count, s
                      int64_t *hit_offsets, int64_t *hit_counts)
 {
     if (!valid_ndim(ndim))
-        return REGION_EINVAL;
+        return ESDM_EINVAL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         /* Computed straight into the next output slot, which a miss leaves free. */
@@ -37,7 +37,7 @@ int region_intersect(size_t ndim, const int64_t *offset, const int64_t *count, s
         index[k++] = (int64_t)i;
     }
     *nhits = k;
-    return REGION_OK;
+    return ESDM_OK;
 }
 
 /* ---- Subtraction ---------------------------------------------------------- */
@@ -47,26 +47,26 @@ int region_subtract(size_t ndim, const int64_t *offset, const int64_t *count, si
                     int64_t **piece_offsets, int64_t **piece_counts)
 {
     if (!valid_ndim(ndim))
-        return REGION_EINVAL;
+        return ESDM_EINVAL;
     struct box_list pieces = {.ndim = ndim}, next = {.ndim = ndim};
     int64_t lo[REGION_MAX_NDIM], hi[REGION_MAX_NDIM];
-    int status = REGION_OK;
+    int status = ESDM_OK;
     if (box_intersection(ndim, offset, count, offset, count, lo, hi)) /* the box, unless empty */
         status = box_list_push(&pieces, lo, hi);
 
-    for (size_t j = 0; status == REGION_OK && pieces.len && j < n; j++) {
+    for (size_t j = 0; status == ESDM_OK && pieces.len && j < n; j++) {
         /* Only the part of box j inside the box can cut pieces of it. */
         if (!box_intersection(ndim, offset, count, offsets + j * ndim, counts + j * ndim, lo, hi))
             continue;
         next.len = 0;
-        for (size_t p = 0; status == REGION_OK && p < pieces.len; p++)
+        for (size_t p = 0; status == ESDM_OK && p < pieces.len; p++)
             status = box_carve(ndim, pieces.lo + p * ndim, pieces.hi + p * ndim, lo, hi, &next);
         struct box_list carved = next;
         next = pieces;
         pieces = carved;
     }
     box_list_free(&next);
-    if (status != REGION_OK) {
+    if (status != ESDM_OK) {
         box_list_free(&pieces);
         return status;
     }
@@ -75,7 +75,7 @@ int region_subtract(size_t ndim, const int64_t *offset, const int64_t *count, si
     *npieces = pieces.len;
     *piece_offsets = pieces.lo;
     *piece_counts = pieces.hi;
-    return REGION_OK;
+    return ESDM_OK;
 }
 
 /* ---- Overlapping pairs ---------------------------------------------------- */
@@ -97,7 +97,7 @@ static int boxes_alloc(struct boxes *b, size_t ndim, size_t n)
     b->lo = malloc(n * ndim * sizeof *b->lo);
     b->hi = malloc(n * ndim * sizeof *b->hi);
     b->id = malloc(n * sizeof *b->id);
-    return b->lo && b->hi && b->id ? REGION_OK : REGION_ENOMEM;
+    return b->lo && b->hi && b->id ? ESDM_OK : ESDM_ENOMEM;
 }
 
 static void boxes_free(struct boxes *b)
@@ -112,7 +112,7 @@ static int boxes_init(struct boxes *b, size_t ndim, size_t n, const int64_t *off
                       const int64_t *counts)
 {
     int status = boxes_alloc(b, ndim, n);
-    if (status != REGION_OK)
+    if (status != ESDM_OK)
         return status;
     size_t live = 0;
     for (size_t i = 0; i < n; i++) {
@@ -126,7 +126,7 @@ static int boxes_init(struct boxes *b, size_t ndim, size_t n, const int64_t *off
             b->id[live++] = (uint32_t)i;
     }
     b->n = live;
-    return REGION_OK;
+    return ESDM_OK;
 }
 
 /* Reorders the boxes so that box t becomes the one that was box order[t]. */
@@ -135,7 +135,7 @@ static int boxes_permute(struct boxes *b, const uint32_t *order)
     const size_t ndim = b->ndim;
     struct boxes permuted;
     int status = boxes_alloc(&permuted, ndim, b->n);
-    if (status != REGION_OK) {
+    if (status != ESDM_OK) {
         boxes_free(&permuted);
         return status;
     }
@@ -146,7 +146,7 @@ static int boxes_permute(struct boxes *b, const uint32_t *order)
     }
     boxes_free(b);
     *b = permuted;
-    return REGION_OK;
+    return ESDM_OK;
 }
 
 /* The boxes ordered by one of their bounds (lo or hi) on one axis. */
@@ -161,7 +161,7 @@ static int bound_order_init(struct bound_order *order, const struct boxes *b,
     order->key = malloc(b->n * sizeof *order->key);
     order->box = malloc(b->n * sizeof *order->box);
     if (!order->key || !order->box)
-        return REGION_ENOMEM;
+        return ESDM_ENOMEM;
     for (size_t t = 0; t < b->n; t++) {
         order->key[t] = box_order_key(bound[t * b->ndim + axis]);
         order->box[t] = (uint32_t)t;
@@ -185,9 +185,9 @@ static int projected_pairs(const struct boxes *b, size_t axis, uint64_t *pairs)
 {
     struct bound_order starts = {0}, ends = {0};
     int status = bound_order_init(&starts, b, b->lo, axis);
-    if (status == REGION_OK)
+    if (status == ESDM_OK)
         status = bound_order_init(&ends, b, b->hi, axis);
-    if (status == REGION_OK) {
+    if (status == ESDM_OK) {
         uint64_t total = 0;
         size_t ended = 0;
         for (size_t t = 0; t < b->n; t++) {
@@ -212,7 +212,7 @@ static int choose_axes(const struct boxes *b, size_t *sweep_axis, size_t *index_
     uint64_t pairs[REGION_MAX_NDIM];
     for (size_t d = 0; d < b->ndim; d++) {
         int status = projected_pairs(b, d, &pairs[d]);
-        if (status != REGION_OK)
+        if (status != ESDM_OK)
             return status;
     }
     size_t first = 0, second = 0;
@@ -226,7 +226,7 @@ static int choose_axes(const struct boxes *b, size_t *sweep_axis, size_t *index_
     }
     *sweep_axis = first;
     *index_axis = second;
-    return REGION_OK;
+    return ESDM_OK;
 }
 
 /*
@@ -248,7 +248,7 @@ static int end_tree_init(struct end_tree *tree, size_t n)
     while (tree->leaves < n)
         tree->leaves *= 2;
     tree->max_end = calloc(2 * tree->leaves, sizeof *tree->max_end);
-    return tree->max_end ? REGION_OK : REGION_ENOMEM;
+    return tree->max_end ? ESDM_OK : ESDM_ENOMEM;
 }
 
 static void end_tree_set(struct end_tree *tree, size_t leaf, uint64_t end)
@@ -304,13 +304,13 @@ static int pair_list_push(struct pair_list *pairs, uint32_t i, uint32_t j)
         size_t cap = pairs->cap ? 2 * pairs->cap : 1024;
         uint64_t *grown = realloc(pairs->key, cap * sizeof *grown);
         if (!grown)
-            return REGION_ENOMEM;
+            return ESDM_ENOMEM;
         pairs->key = grown;
         pairs->cap = cap;
     }
     uint64_t first = i < j ? i : j, second = i < j ? j : i;
     pairs->key[pairs->len++] = first * pairs->n + second;
-    return REGION_OK;
+    return ESDM_OK;
 }
 
 /* What the sweep needs besides the boxes, which it keeps in order of their start. */
@@ -328,7 +328,7 @@ static int query_limits(struct sweep *s, const struct boxes *b, size_t index_axi
 {
     struct bound_order ends = {0};
     int status = bound_order_init(&ends, b, b->hi, index_axis);
-    if (status == REGION_OK) {
+    if (status == ESDM_OK) {
         size_t leaves = 0;
         for (size_t t = 0; t < b->n; t++) {
             while (leaves < b->n && s->by_index.key[leaves] < ends.key[t])
@@ -347,15 +347,15 @@ static int sweep_init(struct sweep *s, const struct boxes *b, size_t sweep_axis,
     s->limit = malloc(b->n * sizeof *s->limit);
     s->hits = malloc(b->n * sizeof *s->hits);
     if (!s->leaf || !s->limit || !s->hits)
-        return REGION_ENOMEM;
+        return ESDM_ENOMEM;
     int status = bound_order_init(&s->ends, b, b->hi, sweep_axis);
-    if (status == REGION_OK)
+    if (status == ESDM_OK)
         status = bound_order_init(&s->by_index, b, b->lo, index_axis);
-    if (status == REGION_OK)
+    if (status == ESDM_OK)
         status = query_limits(s, b, index_axis);
-    if (status == REGION_OK)
+    if (status == ESDM_OK)
         status = end_tree_init(&s->tree, b->n);
-    if (status == REGION_OK)
+    if (status == ESDM_OK)
         for (size_t p = 0; p < b->n; p++)
             s->leaf[s->by_index.box[p]] = (uint32_t)p;
     return status;
@@ -376,7 +376,7 @@ static int sort_for_sweep(struct boxes *b, size_t sweep_axis)
 {
     struct bound_order starts = {0};
     int status = bound_order_init(&starts, b, b->lo, sweep_axis);
-    if (status == REGION_OK)
+    if (status == ESDM_OK)
         status = boxes_permute(b, starts.box);
     bound_order_free(&starts);
     return status;
@@ -396,13 +396,13 @@ static int sweep_pairs(const struct boxes *b, size_t sweep_axis, size_t index_ax
     struct sweep s = {0};
     int status = sweep_init(&s, b, sweep_axis, index_axis);
     size_t ended = 0;
-    for (size_t t = 0; status == REGION_OK && t < b->n && pairs->len < max_pairs; t++) {
+    for (size_t t = 0; status == ESDM_OK && t < b->n && pairs->len < max_pairs; t++) {
         const int64_t *lo = b->lo + t * ndim, *hi = b->hi + t * ndim;
         while (s.ends.key[ended] <= box_order_key(lo[sweep_axis]))
             end_tree_set(&s.tree, s.leaf[s.ends.box[ended++]], 0);
 
         size_t nhits = end_tree_stab(&s.tree, s.limit[t], box_order_key(lo[index_axis]), s.hits);
-        for (size_t h = 0; status == REGION_OK && h < nhits && pairs->len < max_pairs; h++) {
+        for (size_t h = 0; status == ESDM_OK && h < nhits && pairs->len < max_pairs; h++) {
             const uint32_t j = s.by_index.box[s.hits[h]];
             if (box_overlap(ndim, lo, hi, b->lo + j * ndim, b->hi + j * ndim))
                 status = pair_list_push(pairs, b->id[t], b->id[j]);
@@ -417,11 +417,11 @@ static int overlapping_pairs(struct boxes *b, size_t max_pairs, struct pair_list
 {
     size_t sweep_axis, index_axis;
     int status = choose_axes(b, &sweep_axis, &index_axis);
-    if (status == REGION_OK)
+    if (status == ESDM_OK)
         status = sort_for_sweep(b, sweep_axis);
-    if (status == REGION_OK)
+    if (status == ESDM_OK)
         status = sweep_pairs(b, sweep_axis, index_axis, max_pairs, pairs);
-    if (status == REGION_OK)
+    if (status == ESDM_OK)
         status = box_radix_sort(pairs->key, NULL, pairs->len);
     return status;
 }
@@ -430,16 +430,16 @@ static int overlapping_pairs(struct boxes *b, size_t max_pairs, struct pair_list
 static int unpack_pairs(const struct pair_list *pairs, int64_t **out)
 {
     if (pairs->len == 0)
-        return REGION_OK;
+        return ESDM_OK;
     int64_t *unpacked = malloc(2 * pairs->len * sizeof *unpacked);
     if (!unpacked)
-        return REGION_ENOMEM;
+        return ESDM_ENOMEM;
     for (size_t k = 0; k < pairs->len; k++) {
         unpacked[2 * k] = (int64_t)(pairs->key[k] / pairs->n);
         unpacked[2 * k + 1] = (int64_t)(pairs->key[k] % pairs->n);
     }
     *out = unpacked;
-    return REGION_OK;
+    return ESDM_OK;
 }
 
 int region_find_overlaps(size_t ndim, size_t n, const int64_t *offsets, const int64_t *counts,
@@ -448,17 +448,17 @@ int region_find_overlaps(size_t ndim, size_t n, const int64_t *offsets, const in
     *npairs = 0;
     *pairs = NULL;
     if (!valid_ndim(ndim) || n > UINT32_MAX)
-        return REGION_EINVAL;
+        return ESDM_EINVAL;
     if (n < 2 || max_pairs == 0)
-        return REGION_OK;
+        return ESDM_OK;
     struct boxes b;
     struct pair_list found = {.n = n};
     int status = boxes_init(&b, ndim, n, offsets, counts);
-    if (status == REGION_OK && b.n >= 2)
+    if (status == ESDM_OK && b.n >= 2)
         status = overlapping_pairs(&b, max_pairs, &found);
-    if (status == REGION_OK)
+    if (status == ESDM_OK)
         status = unpack_pairs(&found, pairs);
-    if (status == REGION_OK)
+    if (status == ESDM_OK)
         *npairs = found.len;
     free(found.key);
     boxes_free(&b);

@@ -6,7 +6,7 @@
  * empty and intersects nothing.  A set of n boxes is two row-major (n, ndim)
  * arrays, `offsets` and `counts`.
  *
- * Callers guarantee 1 <= ndim <= REGION_MAX_NDIM (else REGION_EINVAL),
+ * Callers guarantee 1 <= ndim <= REGION_MAX_NDIM (else ESDM_EINVAL),
  * counts >= 0 and offset + count <= INT64_MAX.  Results that the functions
  * allocate with malloc() belong to the caller, who releases them with free().
  * All functions are thread-safe.
@@ -14,16 +14,12 @@
 #ifndef ESDM_REGION_H
 #define ESDM_REGION_H
 
+#include "status.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 #define REGION_MAX_NDIM 8
-
-enum region_status {
-    REGION_OK = 0,
-    REGION_EINVAL = -1, /* ndim out of range, or too many boxes for find_overlaps */
-    REGION_ENOMEM = -2
-};
 
 /*
  * Intersections of one box with n boxes.  The k boxes with a non-empty

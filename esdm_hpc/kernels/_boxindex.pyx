@@ -4,7 +4,8 @@ boxes as two (n, ndim) arrays, and the index as a handle to the C index."""
 
 from libc.stdint cimport int64_t, uint32_t
 from libc.stdlib cimport free
-from libc.string cimport memcpy
+
+from esdm_hpc.kernels._status cimport check, copied
 
 import numpy as np
 
@@ -12,8 +13,6 @@ import numpy as np
 cdef extern from "boxindex.h" nogil:
     enum:
         BOXINDEX_MAX_NDIM
-        BOXINDEX_OK
-        BOXINDEX_ENOMEM
     uint32_t BOXINDEX_MAX_BOXES
     struct boxindex:
         pass
@@ -36,23 +35,6 @@ MAX_NDIM = BOXINDEX_MAX_NDIM
 MAX_BOXES = BOXINDEX_MAX_BOXES
 
 
-cdef int check(int status) except -1:
-    if status == BOXINDEX_ENOMEM:
-        raise MemoryError()
-    if status != BOXINDEX_OK:
-        raise ValueError(f"boxindex: unsupported arguments (status {status})")
-    return 0
-
-
-cdef object copied(const int64_t *data, size_t rows, size_t cols):
-    """A new (rows, cols) array with a copy of a C result."""
-    out = np.empty((rows, cols), dtype=np.int64)
-    cdef int64_t[:, ::1] view = out
-    if rows and cols:
-        memcpy(&view[0, 0], data, rows * cols * sizeof(int64_t))
-    return out
-
-
 cdef class Index:
     """The C index of a set of boxes; immutable, so queries release the GIL."""
 
@@ -64,7 +46,7 @@ cdef class Index:
         with nogil:
             status = boxindex_build(ndim, n, &offsets[0, 0] if n else NULL,
                                     &counts[0, 0] if n else NULL, &self.index)
-        check(status)
+        check(status, "boxindex")
 
     def __dealloc__(self):
         boxindex_free(self.index)
@@ -100,7 +82,7 @@ cdef class Index:
         with nogil:
             status = boxindex_query(self.index, &offset[0], &count[0], &nhits, &hits)
         try:
-            check(status)
+            check(status, "boxindex")
             return copied(hits, nhits, 1).reshape(nhits)
         finally:
             free(hits)
@@ -123,7 +105,7 @@ def plan_cover(const int64_t[::1] offset, const int64_t[::1] count,
                                      &order[0] if norder else NULL, &npieces, &piece_offsets,
                                      &piece_counts, &source)
     try:
-        check(status)
+        check(status, "boxindex")
         return (copied(piece_offsets, npieces, ndim), copied(piece_counts, npieces, ndim),
                 copied(source, npieces, 1).reshape(npieces))
     finally:

@@ -4,14 +4,14 @@ arrays of the same length."""
 
 from libc.stdint cimport int64_t
 
+from esdm_hpc.kernels._status cimport check
+
 import numpy as np
 
 
 cdef extern from "decomposition.h" nogil:
     enum:
         DECOMP_MAX_NPROCS
-        DECOMP_OK
-        DECOMP_ENOMEM
     int decomp_process_grid(size_t ndim, const int64_t *shape, int64_t nprocs, int64_t *grid)
     int decomp_block(size_t ndim, const int64_t *shape, const int64_t *grid, int64_t rank,
                      int64_t *offset, int64_t *count)
@@ -22,14 +22,6 @@ cdef extern from "decomposition.h" nogil:
 MAX_NPROCS = DECOMP_MAX_NPROCS
 
 
-cdef int check(int status) except -1:
-    if status == DECOMP_ENOMEM:
-        raise MemoryError()
-    if status != DECOMP_OK:
-        raise ValueError(f"decomposition: unsupported arguments (status {status})")
-    return 0
-
-
 def process_grid(const int64_t[::1] shape, int64_t nprocs):
     """The process grid for `nprocs` ranks over `shape`, as a tuple."""
     grid = np.empty(shape.shape[0], dtype=np.int64)
@@ -37,7 +29,7 @@ def process_grid(const int64_t[::1] shape, int64_t nprocs):
     cdef int status
     with nogil:
         status = decomp_process_grid(shape.shape[0], &shape[0], nprocs, &grid_view[0])
-    check(status)
+    check(status, "decomposition")
     return tuple(grid.tolist())
 
 
@@ -50,7 +42,7 @@ def block(const int64_t[::1] shape, const int64_t[::1] grid, int64_t rank):
     with nogil:
         status = decomp_block(shape.shape[0], &shape[0], &grid[0], rank, &offset_view[0],
                               &count_view[0])
-    check(status)
+    check(status, "decomposition")
     return offset, count
 
 
@@ -63,5 +55,5 @@ def blocks(const int64_t[::1] shape, const int64_t[::1] grid, int64_t nranks):
     with nogil:
         status = decomp_blocks(shape.shape[0], &shape[0], &grid[0], nranks,
                                &offsets_view[0, 0], &counts_view[0, 0])
-    check(status)
+    check(status, "decomposition")
     return offsets, counts

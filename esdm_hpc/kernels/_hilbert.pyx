@@ -6,11 +6,10 @@ import math
 
 from libc.stdint cimport intptr_t, uint8_t, uint16_t, uint32_t, uint64_t
 
+from esdm_hpc.kernels._status cimport ESDM_OK, check
+
 
 cdef extern from "hilbert.h" nogil:
-    enum:
-        HILBERT_OK
-        HILBERT_ERANGE
     enum hilbert_kernels:
         HILBERT_PORTABLE
         HILBERT_AVX2
@@ -32,7 +31,7 @@ ctypedef fused coordinate_t:
 
 
 # Once, at import: the tables are read-only afterwards, so no lazy-init races.
-if hilbert_init() != HILBERT_OK:
+if hilbert_init() != ESDM_OK:
     raise ImportError("hilbert: the curve's state tables came out inconsistent")
 
 
@@ -42,7 +41,7 @@ KERNELS = {"portable": HILBERT_PORTABLE, "avx2": HILBERT_AVX2}
 
 def select_kernels(str name):
     """Run encode/decode with the kernels `name` (e.g. to test every flavour)."""
-    if hilbert_select_kernels(KERNELS[name]) != HILBERT_OK:
+    if hilbert_select_kernels(KERNELS[name]) != ESDM_OK:
         raise ValueError(f"kernels {name!r} cannot run on this CPU")
 
 
@@ -50,14 +49,6 @@ def selected_kernels():
     """Name of the kernels encode/decode run with."""
     selected = hilbert_selected_kernels()
     return next(name for name, kernels in KERNELS.items() if kernels == selected)
-
-
-cdef int check(int status, str range_error=None) except -1:
-    if status == HILBERT_ERANGE:
-        raise ValueError(range_error)
-    if status != HILBERT_OK:
-        raise ValueError(f"hilbert: unsupported arguments (status {status})")
-    return 0
 
 
 cdef int check_output(Py_ssize_t size, Py_ssize_t expected, str name) except -1:
@@ -76,7 +67,7 @@ def encode(const coordinate_t[:, ::1] points, unsigned bits, unsigned valid_bits
     with nogil:
         status = hilbert_encode(&points[0, 0], sizeof(coordinate_t), points.shape[0],
                                 points.shape[1], bits, valid_bits, &keys[0])
-    check(status, f"points must be non-negative and below 2**bits = 2**{bits}")
+    check(status, "hilbert", f"points must be non-negative and below 2**bits = 2**{bits}")
 
 
 def decode(const uint64_t[::1] keys, unsigned bits, uint64_t[:, ::1] points):
@@ -87,7 +78,7 @@ def decode(const uint64_t[::1] keys, unsigned bits, uint64_t[:, ::1] points):
         return
     with nogil:
         status = hilbert_decode(&keys[0], keys.shape[0], points.shape[1], bits, &points[0, 0])
-    check(status, f"keys must be below 2**(ndim*bits) = 2**{points.shape[1] * bits}")
+    check(status, "hilbert", f"keys must be below 2**(ndim*bits) = 2**{points.shape[1] * bits}")
 
 
 def order(tuple shape, Py_ssize_t[::1] out):
@@ -102,4 +93,4 @@ def order(tuple shape, Py_ssize_t[::1] out):
     check_output(out.shape[0], math.prod(shape), "out")
     with nogil:
         status = hilbert_order(extents, ndim, <intptr_t *>&out[0] if out.shape[0] else NULL)
-    check(status)
+    check(status, "hilbert")

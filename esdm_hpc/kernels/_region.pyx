@@ -4,7 +4,8 @@ boxes as two (n, ndim) arrays."""
 
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free
-from libc.string cimport memcpy
+
+from esdm_hpc.kernels._status cimport ESDM_OK, check, copied
 
 import numpy as np
 
@@ -12,8 +13,6 @@ import numpy as np
 cdef extern from "region.h" nogil:
     enum:
         REGION_MAX_NDIM
-        REGION_OK
-        REGION_ENOMEM
     int region_intersect(size_t ndim, const int64_t *offset, const int64_t *count, size_t n,
                          const int64_t *offsets, const int64_t *counts, size_t *nhits,
                          int64_t *index, int64_t *hit_offsets, int64_t *hit_counts)
@@ -28,23 +27,6 @@ cdef extern from "region.h" nogil:
 MAX_NDIM = REGION_MAX_NDIM
 
 
-cdef int check(int status) except -1:
-    if status == REGION_ENOMEM:
-        raise MemoryError()
-    if status != REGION_OK:
-        raise ValueError(f"region: unsupported arguments (status {status})")
-    return 0
-
-
-cdef object copied(const int64_t *data, size_t rows, size_t cols):
-    """A new (rows, cols) array with a copy of a C result."""
-    out = np.empty((rows, cols), dtype=np.int64)
-    cdef int64_t[:, ::1] view = out
-    if rows:
-        memcpy(&view[0, 0], data, rows * cols * sizeof(int64_t))
-    return out
-
-
 def intersect(const int64_t[::1] offset, const int64_t[::1] count,
               const int64_t[:, ::1] offsets, const int64_t[:, ::1] counts):
     """(index, offsets, counts) of the non-empty intersections of one box with many."""
@@ -54,13 +36,13 @@ def intersect(const int64_t[::1] offset, const int64_t[::1] count,
     hit_counts = np.empty((n, ndim), dtype=np.int64)
     cdef int64_t[::1] index_view = index
     cdef int64_t[:, ::1] offsets_view = hit_offsets, counts_view = hit_counts
-    cdef int status = REGION_OK
+    cdef int status = ESDM_OK
     if n:
         with nogil:
             status = region_intersect(ndim, &offset[0], &count[0], n, &offsets[0, 0],
                                       &counts[0, 0], &nhits, &index_view[0],
                                       &offsets_view[0, 0], &counts_view[0, 0])
-    check(status)
+    check(status, "region")
     # Copies, so that a few hits among many boxes do not pin n-sized buffers.
     return index[:nhits].copy(), hit_offsets[:nhits].copy(), hit_counts[:nhits].copy()
 
@@ -77,7 +59,7 @@ def subtract(const int64_t[::1] offset, const int64_t[::1] count,
                                  &offsets[0, 0] if n else NULL, &counts[0, 0] if n else NULL,
                                  &npieces, &piece_offsets, &piece_counts)
     try:
-        check(status)
+        check(status, "region")
         return copied(piece_offsets, npieces, ndim), copied(piece_counts, npieces, ndim)
     finally:
         free(piece_offsets)
@@ -95,7 +77,7 @@ def find_overlaps(const int64_t[:, ::1] offsets, const int64_t[:, ::1] counts,
                                       &counts[0, 0] if n else NULL, max_pairs, &npairs,
                                       &pairs)
     try:
-        check(status)
+        check(status, "region")
         return copied(pairs, npairs, 2)
     finally:
         free(pairs)
