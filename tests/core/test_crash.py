@@ -25,11 +25,12 @@ from tests.mpirun import ROOT, mpi_env
 from tests.programs import crash_writer
 
 EPOCHS = 5
+ATOMIC_WRITES = 2 * (EPOCHS + 1)  # manifest and HEAD of epochs 0..EPOCHS
 CRASH_POINTS = [
     *(("write.appended", n) for n in range(1, 48, 4)),
     *(("write.synced", n) for n in range(1, EPOCHS + 1)),
-    *(("atomic.temp-written", n) for n in range(1, 16)),
-    *(("atomic.renamed", n) for n in range(1, 16)),
+    *(("atomic.temp-written", n) for n in range(1, ATOMIC_WRITES + 1)),
+    *(("atomic.renamed", n) for n in range(1, ATOMIC_WRITES + 1)),
     *(("publish.manifest-written", n) for n in range(1, EPOCHS + 1)),
     *(("publish.head-renamed", n) for n in range(1, EPOCHS + 1)),
 ]
