@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import socket
 import sys
@@ -23,9 +24,8 @@ import numpy as np
 
 from esdm_hpc.comm import Comm
 from esdm_hpc.errors import EsdmError, OverlappingWritesError
-from esdm_hpc.fragment import Fragment
 from esdm_hpc.kernels.region import find_overlaps
-from esdm_hpc.manifest import CorruptMetadataError, Head, Manifest
+from esdm_hpc.manifest import CorruptMetadataError, Head, Manifest, encode_fragments
 from esdm_hpc.namespace import Namespace
 from esdm_hpc.selection import Hyperslab
 from esdm_hpc.store import ContainerStore
@@ -42,55 +42,73 @@ def commit(
     comm: Comm, store: ContainerStore, namespace: Namespace, writer: EpochWriter, head: Head
 ) -> Committed:
     writer.sync()
-    gathered = comm.gather(writer.fragments, root=0)
-    outcome: Committed | EsdmError | OSError | None = None
+    # Records travel as JSON text: cheap to pickle, and rank 0 splices them
+    # into the manifest without decoding and encoding them again.
+    gathered = comm.gather(encode_fragments(writer.fragments), root=0)
+    outcome: tuple[Head, bytes] | Exception | None = None
     if comm.rank == 0:
         assert gathered is not None
-        fragments = [f for rank_fragments in gathered for f in rank_fragments]
         try:
-            check_overlaps(head.epoch + 1, fragments)
-            manifest = Manifest(
-                epoch=head.epoch + 1,
-                parent_checksum=head.checksum,
-                created=datetime.datetime.now(datetime.UTC).isoformat(),
-                writer=writer_record(comm.size),
-                namespace=namespace.to_json(),
-                fragments=fragments,
-            )
-            outcome = Committed(store.publish(manifest, parent=head), manifest)
+            outcome = _publish(store, namespace, head, comm.size, gathered)
         except (EsdmError, CorruptMetadataError, OSError) as error:
             outcome = error
     outcome = comm.bcast(outcome, root=0)
     if isinstance(outcome, Exception):
         raise outcome
     assert outcome is not None
-    return outcome
+    new_head, data = outcome
+    manifest = Manifest.decode(
+        data, new_head.checksum, f"esdm://{store.name} epoch {new_head.epoch}"
+    )
+    return Committed(new_head, manifest)
 
 
-def check_overlaps(epoch: int, fragments: Iterable[Fragment]) -> None:
-    """Refuse an epoch in which two ranks wrote overlapping parts of a dataset."""
-    by_dataset: dict[str, list[Fragment]] = defaultdict(list)
-    for fragment in fragments:
-        by_dataset[fragment.dataset].append(fragment)
+def _publish(
+    store: ContainerStore, namespace: Namespace, head: Head, nranks: int, encoded: list[str]
+) -> tuple[Head, bytes]:
+    epoch = head.epoch + 1
+    check_overlaps(epoch, [record for text in encoded for record in json.loads(text)])
+    manifest = Manifest(
+        epoch=epoch,
+        parent_checksum=head.checksum,
+        created=datetime.datetime.now(datetime.UTC).isoformat(),
+        writer=writer_record(nranks),
+        namespace=namespace.to_json(),
+    )
+    data = manifest.encode(fragments_json=encoded)
+    return store.publish_encoded(epoch, data, parent=head), data
+
+
+def check_overlaps(epoch: int, records: Iterable[dict]) -> None:
+    """Refuse an epoch in which two ranks wrote overlapping parts of a dataset.
+
+    ``records`` are fragment records as in the manifest (``Fragment.to_json``).
+    """
+    by_dataset: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        by_dataset[record["dataset"]].append(record)
     for path, group in by_dataset.items():
-        if len({f.rank for f in group}) < 2:
+        if len({r["rank"] for r in group}) < 2:
             continue
-        offsets = np.array([f.offset for f in group], dtype=np.int64).reshape(len(group), -1)
-        counts = np.array([f.count for f in group], dtype=np.int64).reshape(len(group), -1)
+        offsets = np.array([r["offset"] for r in group], dtype=np.int64).reshape(len(group), -1)
+        counts = np.array([r["count"] for r in group], dtype=np.int64).reshape(len(group), -1)
         for i, j in find_overlaps(offsets, counts):
             a, b = group[i], group[j]
-            if a.rank != b.rank:
+            if a["rank"] != b["rank"]:
                 raise OverlappingWritesError(
-                    f"epoch {epoch}: ranks {a.rank} and {b.rank} both wrote "
+                    f"epoch {epoch}: ranks {a['rank']} and {b['rank']} both wrote "
                     f"{path}{_overlap(a, b)}; writes of one epoch must not overlap "
                     f"(the previous epoch is unchanged)"
                 )
 
 
-def _overlap(a: Fragment, b: Fragment) -> Hyperslab:
-    start = tuple(max(x, y) for x, y in zip(a.offset, b.offset, strict=True))
-    stop = tuple(min(x, y) for x, y in zip(a.stop, b.stop, strict=True))
-    return Hyperslab(start, tuple(e - s for s, e in zip(start, stop, strict=True)))
+def _overlap(a: dict, b: dict) -> Hyperslab:
+    start = [max(x, y) for x, y in zip(a["offset"], b["offset"], strict=True)]
+    stop = [
+        min(ao + ac, bo + bc)
+        for ao, ac, bo, bc in zip(a["offset"], a["count"], b["offset"], b["count"], strict=True)
+    ]
+    return Hyperslab(tuple(start), tuple(e - s for s, e in zip(start, stop, strict=True)))
 
 
 def writer_record(nranks: int) -> dict[str, object]:

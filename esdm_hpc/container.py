@@ -27,6 +27,9 @@ from esdm_hpc.uri import container_name
 from esdm_hpc.writer import EpochWriter
 
 MODES = ("r", "w", "a")
+# serialisation: "C" (row-major) or "hilbert" fragments; statistics: keep
+# min/max per fragment (costs a pass over the data at write)
+KNOWN_HINTS = {"serialisation", "statistics"}
 
 
 @dataclass(slots=True)
@@ -405,6 +408,9 @@ def _dataset_meta(
     if len(dims) != len(shape) or not all(isinstance(d, str) and d for d in dims):
         raise ValueError(f"{path}: dims must name each of the {len(shape)} dimensions")
     hints = dict(hints or {})
+    unknown = set(hints) - KNOWN_HINTS
+    if unknown:
+        raise ValueError(f"{path}: unknown hints {sorted(unknown)} (known: {sorted(KNOWN_HINTS)})")
     if hints.get("serialisation", "C") not in ("C", "hilbert"):
         raise ValueError(f"{path}: hints['serialisation'] is 'C' or 'hilbert'")
     fill = np.zeros((), dtype=dt) if fillvalue is None else np.asarray(fillvalue).astype(dt)

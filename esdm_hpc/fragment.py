@@ -7,7 +7,7 @@ serialised bytes so a partial read verifies only what it touches.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 SERIALISATIONS = ("C", "hilbert")
@@ -44,18 +44,42 @@ class Fragment:
         return tuple(o + c for o, c in zip(self.offset, self.count, strict=True))
 
     def to_json(self) -> dict[str, Any]:
-        record = asdict(self)
-        record["replicas"] = [asdict(r) for r in self.replicas]
-        return record
+        # Written out rather than dataclasses.asdict, which deep-copies every
+        # field: a commit encodes every fragment of the epoch.
+        return {
+            "id": self.id,
+            "dataset": self.dataset,
+            "epoch": self.epoch,
+            "rank": self.rank,
+            "seq": self.seq,
+            "offset": self.offset,
+            "count": self.count,
+            "serialisation": self.serialisation,
+            "codec": self.codec,
+            "nbytes": self.nbytes,
+            "block_size": self.block_size,
+            "checksums": self.checksums,
+            "replicas": [[r.backend, r.location, r.byte_offset, r.length] for r in self.replicas],
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+        }
 
     @classmethod
     def from_json(cls, record: dict[str, Any]) -> Fragment:
         return cls(
-            **{
-                **record,
-                "offset": tuple(record["offset"]),
-                "count": tuple(record["count"]),
-                "checksums": tuple(record["checksums"]),
-                "replicas": tuple(Replica(**r) for r in record["replicas"]),
-            }
+            id=record["id"],
+            dataset=record["dataset"],
+            epoch=record["epoch"],
+            rank=record["rank"],
+            seq=record["seq"],
+            offset=tuple(record["offset"]),
+            count=tuple(record["count"]),
+            serialisation=record["serialisation"],
+            codec=record["codec"],
+            nbytes=record["nbytes"],
+            block_size=record["block_size"],
+            checksums=tuple(record["checksums"]),
+            replicas=tuple(Replica(*r) for r in record["replicas"]),
+            minimum=record["minimum"],
+            maximum=record["maximum"],
         )

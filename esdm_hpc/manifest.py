@@ -10,6 +10,7 @@ by atomic rename, so a crash at any point leaves the previous epoch intact.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +58,11 @@ class Manifest:
     namespace: dict[str, Any]
     fragments: list[Fragment] = field(default_factory=list)
 
-    def encode(self) -> bytes:
+    def encode(self, fragments_json: Sequence[str] | None = None) -> bytes:
+        """The manifest as stored. ``fragments_json``: the fragment records already
+        encoded as JSON arrays (one per rank), spliced in as they are."""
+        if fragments_json is None:
+            fragments_json = [_dumps([f.to_json() for f in self.fragments])]
         record = {
             "format": MANIFEST_FORMAT,
             "epoch": self.epoch,
@@ -65,9 +70,12 @@ class Manifest:
             "created": self.created,
             "writer": self.writer,
             "namespace": self.namespace,
-            "fragments": [f.to_json() for f in self.fragments],
+            "fragments": [],
         }
-        return json.dumps(record, separators=(",", ":")).encode()
+        head = _dumps(record)
+        assert head.endswith('"fragments":[]}')
+        arrays = ",".join(text[1:-1] for text in fragments_json if text != "[]")
+        return (head[: -len("]}")] + arrays + "]}").encode()
 
     @classmethod
     def decode(cls, data: bytes, expected_checksum: int, where: str) -> Manifest:
@@ -86,6 +94,15 @@ class Manifest:
             namespace=record["namespace"],
             fragments=[Fragment.from_json(f) for f in record["fragments"]],
         )
+
+
+def encode_fragments(fragments: Sequence[Fragment]) -> str:
+    """A rank's fragment records as a JSON array, ready for ``Manifest.encode``."""
+    return _dumps([f.to_json() for f in fragments])
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def manifest_name(epoch: int) -> str:

@@ -72,6 +72,9 @@ class ContainerStore:
         return manifests
 
     def publish(self, manifest: Manifest, parent: Head | None = None) -> Head:
+        return self.publish_encoded(manifest.epoch, manifest.encode(), parent)
+
+    def publish_encoded(self, epoch: int, data: bytes, parent: Head | None = None) -> Head:
         """Write the manifest, then point HEAD at it: the atomic step of a commit.
 
         ``parent`` is the HEAD the writer built on; if HEAD has moved since (a
@@ -82,11 +85,10 @@ class ContainerStore:
                 f"esdm://{self.name}: HEAD moved to epoch {self.head().epoch} under this writer "
                 f"(built on epoch {parent.epoch}); was its lease broken? Nothing was committed"
             )
-        data = manifest.encode()
-        name = manifest_name(manifest.epoch)
+        name = manifest_name(epoch)
         self.meta.write_atomic(self.prefix + name, data)
         crash_point("publish.manifest-written")
-        head = Head(manifest.epoch, name, checksum(data))
+        head = Head(epoch, name, checksum(data))
         self.meta.write_atomic(self.prefix + "HEAD", head.encode())
         crash_point("publish.head-renamed")
         return head

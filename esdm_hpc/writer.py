@@ -74,7 +74,7 @@ class EpochWriter:
                 block_size=block_size,
                 checksums=tuple(int(d) for d in checksum.block_checksums(payload, block_size)),
                 replicas=replicas,
-                **_extremes(piece),
+                **(_extremes(piece) if meta.hints.get("statistics") else _NO_EXTREMES),
             )
         )
 
@@ -100,11 +100,15 @@ class EpochWriter:
         self._logs.clear()
 
 
+_NO_EXTREMES: dict[str, float | None] = {"minimum": None, "maximum": None}
+
+
 def _extremes(piece: np.ndarray) -> dict[str, float | None]:
-    # Kept for searches and quick looks; only where they are well defined.
+    # Asked for with hints={"statistics": True}: two passes over the data cost
+    # as much as the checksums, for searches not every dataset needs.
     if piece.size == 0 or piece.dtype.kind not in "iuf":
-        return {"minimum": None, "maximum": None}
+        return _NO_EXTREMES
     low, high = float(np.min(piece)), float(np.max(piece))
     if not (np.isfinite(low) and np.isfinite(high)):
-        return {"minimum": None, "maximum": None}
+        return _NO_EXTREMES
     return {"minimum": low, "maximum": high}

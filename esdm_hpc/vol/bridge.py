@@ -107,15 +107,37 @@ def object_open(location: Location, name: str) -> tuple[NodeHandle, int]:
     return handle, int(handle.kind)
 
 
-def object_kind(location: Location, name: str) -> int:
-    """H5Lexists, H5Oexists_by_name, H5Oget_info: the `Kind` at the name (NONE if nothing)."""
-    return int(kind_of(location.file, resolve(location, name)))
+def object_info(location: Location, name: str) -> tuple[int, str, int]:
+    """H5Lexists, H5Oexists_by_name, H5Oget_info: (`Kind`, absolute path, number of
+    attributes); kind NONE when nothing has that name."""
+    path = resolve(location, name)
+    kind = kind_of(location.file, path)
+    if kind is Kind.NONE:
+        return int(kind), path, 0
+    return int(kind), path, len(location.file.container[path].attrs)
 
 
 def group_members(location: Location, name: str) -> list[str]:
-    """H5Gget_info, H5Literate, H5Lget_name_by_idx: member names in HDF5's name order."""
+    """H5Gget_info, H5Lget_name_by_idx: member names in HDF5's name order."""
     # Code point order of str is byte order of UTF-8, HDF5's name index order.
     return sorted(group(location.file, resolve(location, name)).keys())
+
+
+def link_list(location: Location, name: str, recursive: bool) -> list[tuple[str, str]]:
+    """H5Literate (recursive=False), H5Lvisit and H5Ovisit (True): (name relative to the
+    group, absolute path) per link, in name order, each subgroup's links right after it."""
+    top = resolve(location, name)
+    found: list[tuple[str, str]] = []
+
+    def walk(path: str, prefix: str) -> None:
+        for member in group_members(location.file, path):
+            relative, absolute = prefix + member, resolve(location.file, f"{path}/{member}")
+            found.append((relative, absolute))
+            if recursive and kind_of(location.file, absolute) is Kind.GROUP:
+                walk(absolute, relative + "/")
+
+    walk(top, "")
+    return found
 
 
 # --- datasets --------------------------------------------------------------------------------

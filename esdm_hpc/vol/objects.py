@@ -68,6 +68,11 @@ class AttributeHandle:
     owner: str  # path of the group or dataset it belongs to
     name: str
 
+    @property
+    def path(self) -> str:
+        """HDF5 names an attribute by the object it is attached to (H5Iget_name)."""
+        return self.owner
+
     def stored(self) -> np.ndarray:
         """The value as the namespace stores it (not the decoded view ``attrs[name]`` gives)."""
         # The raw array is what HDF5 needs: ``attrs[name]`` turns 0-d byte
@@ -86,8 +91,8 @@ def resolve(location: Location, name: str) -> str:
     """The absolute path ``name`` names, relative to ``location`` unless it starts with '/'."""
     if not name:
         raise ValueError("HDF5 names are non-empty")
-    path = posixpath.normpath(posixpath.join(location.path, name))
-    return "/" if path in ("/", "//") else path
+    # normpath keeps a leading "//" (POSIX allows it a meaning); HDF5 does not
+    return "/" + posixpath.normpath(posixpath.join(location.path, name)).lstrip("/")
 
 
 def node(file: FileHandle, path: str) -> NodeHandle:
