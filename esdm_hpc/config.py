@@ -119,7 +119,9 @@ class SiteConfig:
     weights: Weights = Weights()
     replicas: int = 1
     metadata_backend: str  # id of the backend that holds container metadata
-    block_size: int = 1 * MiB  # checksum block size
+    # checksum block size: what a read verifies at least; small enough that a
+    # column through a big fragment reads little, large enough for a small manifest
+    block_size: int = 64 * KiB
     source: str = "<dict>"  # the file it came from, "<default>" or "<dict>"
 
     def backend(self, id: str) -> BackendConfig:

@@ -19,6 +19,7 @@ from esdm_hpc.fragment import Fragment, Replica
 from esdm_hpc.kernels import checksum, hilbert
 from esdm_hpc.kernels.boxindex import BoxIndex, plan_cover
 from esdm_hpc.namespace import DatasetMeta
+from esdm_hpc.selection import Hyperslab
 
 
 class FragmentView:
@@ -122,63 +123,121 @@ def _read_from(
     count: tuple[int, ...],
     backend: Backend,
 ) -> np.ndarray:
-    itemsize = meta.dtype.itemsize
     rel = tuple(o - fo for o, fo in zip(offset, fragment.offset, strict=True))
     if fragment.serialisation == "hilbert":
-        first, last = 0, fragment.nbytes
-    else:
-        first = int(np.ravel_multi_index(rel, fragment.count)) * itemsize
-        end = tuple(r + c - 1 for r, c in zip(rel, count, strict=True))
-        last = (int(np.ravel_multi_index(end, fragment.count)) + 1) * itemsize
-    block = fragment.block_size
-    start, stop = first // block * block, min(-(-last // block) * block, fragment.nbytes)
-    data = backend.read(replica.location, replica.byte_offset + start, stop - start)
-    _verify(meta, fragment, replica, data, start)
-    if fragment.serialisation == "hilbert":
-        whole = hilbert.deserialise(np.frombuffer(data, dtype=meta.dtype), fragment.count)
-        return whole[tuple(slice(r, r + c) for r, c in zip(rel, count, strict=True))]
+        whole = _read_blocks(meta, fragment, replica, backend, [(0, len(fragment.checksums))])
+        block = hilbert.deserialise(np.frombuffer(whole, dtype=meta.dtype), fragment.count)
+        return block[tuple(slice(r, r + c) for r, c in zip(rel, count, strict=True))]
+    itemsize = meta.dtype.itemsize
+    starts, run = _runs(fragment.count, rel, count)
+    block_ranges = _touched_blocks(starts * itemsize, run * itemsize, fragment)
+    data = _read_blocks(meta, fragment, replica, backend, block_ranges)
+    first = block_ranges[0][0] * fragment.block_size
     flat = np.frombuffer(data, dtype=meta.dtype)
     strides = np.empty(fragment.count, dtype=meta.dtype).strides if fragment.count else ()
+    origin = int(np.ravel_multi_index(rel, fragment.count)) if fragment.count else 0
     return np.lib.stride_tricks.as_strided(
-        flat[(first - start) // itemsize :], shape=count, strides=strides, writeable=False
+        flat[origin - first // itemsize :], shape=count, strides=strides, writeable=False
     )
+
+
+def _runs(shape: tuple[int, ...], rel: tuple[int, ...], count: tuple[int, ...]):
+    """The contiguous runs (C order) a sub-box of an array covers: start elements, run length.
+
+    Trailing axes read whole merge into longer runs, so a piece of whole rows
+    is one run per leading index, and a whole fragment a single run.
+    """
+    if not shape:
+        return np.zeros(1, dtype=np.int64), 1
+    strides = np.cumprod((1, *shape[:0:-1]), dtype=np.int64)[::-1]  # in elements
+    axis, run = len(shape) - 1, 1
+    while axis > 0 and rel[axis] == 0 and count[axis] == shape[axis]:
+        run *= shape[axis]
+        axis -= 1
+    run *= count[axis]
+    starts = np.array([rel[axis] * strides[axis]], dtype=np.int64)
+    for i in reversed(range(axis)):  # outer sums, axis 0 slowest
+        rows = np.arange(rel[i], rel[i] + count[i], dtype=np.int64) * strides[i]
+        starts = (rows[:, None] + starts[None, :]).ravel()
+    return starts, run
+
+
+def _touched_blocks(starts: np.ndarray, length: int, fragment: Fragment) -> list[tuple[int, int]]:
+    """Checksum blocks (start, stop) the byte runs touch, merged where adjacent."""
+    block = fragment.block_size
+    nblocks = len(fragment.checksums)
+    first, last = starts // block, (starts + length - 1) // block
+    # a difference array marks every block between first and last of each run
+    marks = np.bincount(first, minlength=nblocks + 1) - np.bincount(last + 1, minlength=nblocks + 1)
+    touched = np.concatenate(([False], np.cumsum(marks[:nblocks]) > 0, [False]))
+    edges = np.flatnonzero(touched[1:] != touched[:-1])
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def _read_blocks(
+    meta: DatasetMeta,
+    fragment: Fragment,
+    replica: Replica,
+    backend: Backend,
+    block_ranges: list[tuple[int, int]],
+) -> memoryview:
+    """The bytes of blocks first..last of the ranges, verified; untouched blocks stay zero.
+
+    The buffer spans from the first to the last block read, but only the
+    ranges are read; np.zeros does not touch the memory between them.
+    """
+    block = fragment.block_size
+    start = block_ranges[0][0] * block
+    stop = min(block_ranges[-1][1] * block, fragment.nbytes)
+    buffer = np.zeros(stop - start, dtype=np.uint8)
+    views = []
+    for a, b in block_ranges:
+        lo, hi = a * block - start, min(b * block, fragment.nbytes) - start
+        views.append((replica.byte_offset + start + lo, buffer[lo:hi]))
+    backend.readinto_ranges(replica.location, views)
+    for (a, _), (_, view) in zip(block_ranges, views, strict=True):
+        _verify(meta, fragment, replica, view, a)
+    return memoryview(buffer)
 
 
 def _verify(
-    meta: DatasetMeta, fragment: Fragment, replica: Replica, data: bytes, start: int
+    meta: DatasetMeta, fragment: Fragment, replica: Replica, data: np.ndarray, first_block: int
 ) -> None:
     block = fragment.block_size
-    first_block = start // block
     digests = checksum.block_checksums(data, block)
-    expected = np.array(
-        fragment.checksums[first_block : first_block + len(digests)], dtype=np.uint64
-    )
+    expected = np.array(fragment.checksums[first_block : first_block + len(digests)], np.uint64)
     bad = np.nonzero(digests != expected)[0]
     if len(bad) == 0:
         return
     blocks = [first_block + int(b) for b in bad]
+    start = replica.byte_offset + first_block * block
     raise CorruptDataError(
         f"{meta.path}{block_region(fragment, blocks[0], meta.dtype.itemsize)}: corrupt data "
         f"(checksum mismatch in block(s) {blocks} of fragment {fragment.id}, "
-        f"{replica.backend}:{replica.location} bytes {replica.byte_offset + start}"
-        f"-{replica.byte_offset + start + len(data)})"
+        f"{replica.backend}:{replica.location} bytes {start}-{start + len(data)})"
     )
 
 
 def block_region(fragment: Fragment, block: int, itemsize: int) -> str:
-    """The rows of the dataset a corrupt block holds, as a hyperslab string."""
+    """The smallest hyperslab of the dataset that holds the elements of one block."""
     if fragment.serialisation != "C" or not fragment.count:
-        rows = (
-            range(fragment.offset[0], fragment.offset[0] + fragment.count[0])
-            if fragment.count
-            else range(0)
-        )
+        return str(Hyperslab(fragment.offset, fragment.count))  # Hilbert order scatters a block
+    size = int(np.prod(fragment.count, dtype=np.int64))
+    first = block * fragment.block_size // itemsize
+    last = min(((block + 1) * fragment.block_size - 1) // itemsize, size - 1)
+    lo = [int(i) for i in np.unravel_index(first, fragment.count)]
+    hi = [int(i) for i in np.unravel_index(last, fragment.count)]
+    # Axes before the first one where lo and hi differ are fixed; that axis
+    # spans lo..hi; the block wraps around every axis after it.
+    axis = next((i for i, (a, b) in enumerate(zip(lo, hi, strict=True)) if a != b), None)
+    if axis is None:
+        start, stop = lo, [i + 1 for i in lo]
     else:
-        per_row = itemsize * int(np.prod(fragment.count[1:], dtype=np.int64))
-        lo = block * fragment.block_size // per_row
-        hi = min(((block + 1) * fragment.block_size - 1) // per_row + 1, fragment.count[0])
-        rows = range(fragment.offset[0] + lo, fragment.offset[0] + hi)
-    parts = [f"{rows.start}:{rows.stop}"] + [
-        f"{o}:{o + c}" for o, c in zip(fragment.offset[1:], fragment.count[1:], strict=True)
-    ]
-    return "[" + ", ".join(parts) + "]"
+        start = [*lo[: axis + 1], *[0] * (len(lo) - axis - 1)]
+        stop = [*(i + 1 for i in lo[:axis]), hi[axis] + 1, *fragment.count[axis + 1 :]]
+    return str(
+        Hyperslab(
+            tuple(o + a for o, a in zip(fragment.offset, start, strict=True)),
+            tuple(b - a for a, b in zip(start, stop, strict=True)),
+        )
+    )

@@ -412,7 +412,7 @@ def test_verify_reports_a_flipped_byte_and_where_it_is(esdm, run1: str, tmp_path
     result = esdm("verify", "--quiet", run1)
     assert result.code == 1
     damage, summary = result.out.splitlines()
-    assert damage.startswith("/atmos/tas[3:4, 0:5]: checksum mismatch in fragment ")
+    assert damage.startswith("/atmos/tas[3:4, 1:5]: checksum mismatch in fragment ")
     assert "block(s) [1]" in damage
     assert f"disk:containers/run1/data/e000000001/{log.name}" in damage
     assert summary.endswith(", 1 damaged")

@@ -13,7 +13,7 @@ Names are relative, ``/``-separated paths such as
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -142,6 +142,14 @@ class Backend(_ClosedOnExit, ABC):
     @abstractmethod
     def readinto(self, name: str, offset: int, buffer: Buffer) -> None:
         """Fill ``buffer`` with the bytes at ``offset``; a short read is a BackendError."""
+
+    def readinto_ranges(self, name: str, ranges: Sequence[tuple[int, Buffer]]) -> None:
+        """``readinto`` for several (offset, buffer) pairs of one object.
+
+        Backends that can serve them with one open file or request override it.
+        """
+        for offset, buffer in ranges:
+            self.readinto(name, offset, buffer)
 
     # --- objects ----------------------------------------------------------------------
 

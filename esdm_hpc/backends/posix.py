@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -216,15 +216,20 @@ class PosixBackend(Backend):
         return b"".join(chunks)  # no copy when one pread returned everything
 
     def readinto(self, name: str, offset: int, buffer: Buffer) -> None:
-        view = byte_view(buffer, writable=True)
-        check_range(offset, view.nbytes)
-        got = 0
-        with self._opened(name) as fd:
-            while got < view.nbytes:
-                n = os.preadv(fd, [view[got:]], offset + got)
-                if n == 0:
-                    raise self.short_read(name, offset, view.nbytes, got)
-                got += n
+        self.readinto_ranges(name, [(offset, buffer)])
+
+    def readinto_ranges(self, name: str, ranges: Sequence[tuple[int, Buffer]]) -> None:
+        views = [(offset, byte_view(buffer, writable=True)) for offset, buffer in ranges]
+        for offset, view in views:
+            check_range(offset, view.nbytes)
+        with self._opened(name) as fd:  # one open for all: reads touch many small ranges
+            for offset, view in views:
+                got = 0
+                while got < view.nbytes:
+                    n = os.preadv(fd, [view[got:]], offset + got)
+                    if n == 0:
+                        raise self.short_read(name, offset, view.nbytes, got)
+                    got += n
 
     @contextmanager
     def _opened(self, name: str) -> Iterator[int]:

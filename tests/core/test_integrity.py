@@ -121,3 +121,25 @@ def test_unlock_refuses_a_live_writer_without_force(tmp_path: Path, config: dict
         assert cli.main(["--config", path, "unlock", "--force", "esdm://held"]) == 0
         with esdm_hpc.open("esdm://held", "a", config=config) as c:
             assert c.writable
+
+
+def test_reads_verify_only_the_blocks_they_touch(tmp_path: Path) -> None:
+    field = np.random.default_rng(3).random((6, 20, 30))  # one fragment, 240 B rows
+    config = site(tmp_path, block_size=240)  # one block per row of the last axis
+    with esdm_hpc.open("esdm://column", "w", config=config) as c:
+        c.create_dataset("x", data=field)
+    rng = np.random.default_rng(4)
+    with esdm_hpc.open("esdm://column", config=config) as c:
+        for _ in range(50):
+            lo = [int(rng.integers(0, n)) for n in field.shape]
+            hi = [int(rng.integers(a + 1, n + 1)) for a, n in zip(lo, field.shape, strict=True)]
+            region = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+            np.testing.assert_array_equal(c["x"][region], field[region])
+    log = data_log(tmp_path)
+    data = bytearray(log.read_bytes())
+    data[(2 * 20 + 7) * 240] ^= 0xFF  # the row x[2, 7, :]
+    log.write_bytes(bytes(data))
+    with esdm_hpc.open("esdm://column", config=config) as c:
+        np.testing.assert_array_equal(c["x"][:, 3:5, 10:12], field[:, 3:5, 10:12])
+        with pytest.raises(CorruptDataError, match=r"/x\[2:3, 7:8, 0:30\]"):
+            c["x"][:, 7, 10:12]
