@@ -1,9 +1,11 @@
-"""Smoke test of benchmarks/write_read.py: tiny sizes under mpirun -n 2, all systems."""
+"""Smoke tests of the benchmarks: they run, on tiny sizes, and report what they promise."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.mpirun import mpirun
+from tests.mpirun import ROOT, mpirun
 
 
 def test_write_read_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
@@ -25,3 +27,15 @@ def test_write_read_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
     assert record["nprocs"] == 2
     assert {"posix", "esdm"} <= set(record["write"])
     assert list(tmp_path.iterdir()) == [results], "the data directory was not removed"
+
+
+def test_kernel_benchmark_runs_and_reports_every_kernel(tmp_path: Path) -> None:
+    results = tmp_path / "kernels.json"
+    run = subprocess.run(
+        [sys.executable, "benchmarks/kernels.py", "--quick", "--json", str(results)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-4000:]
+    kernels = {r["kernel"].split()[0] for r in json.loads(results.read_text())["results"]}
+    assert kernels == {"hilbert", "checksum", "find_overlaps", "subtract", "box", "decompose"}
+    assert "vs numpy" in run.stdout
