@@ -13,7 +13,7 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 export OMPI_MCA_rmaps_base_oversubscribe := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/$(HDF5)/bin:$(PATH)
 
-.PHONY: setup system hdf5 python demo test lint bench clean
+.PHONY: setup system hdf5 python vol demo test lint bench clean
 
 setup: build/kernels.stamp
 
@@ -37,10 +37,15 @@ build/kernels.stamp: $(KERNEL_SOURCES) | python build
 build:
 	@mkdir -p build
 
+# The HDF5 VOL connector (a C shim over the Python core); absolute paths since
+# the sub-make runs in vol_plugin/.
+vol: setup
+	@$(MAKE) -s -C vol_plugin HDF5=$(CURDIR)/$(HDF5) PYTHON=$(CURDIR)/$(PY)
+
 demo: setup
 	mpirun -n 4 $(PY) -m esdm_hpc.demo
 
-test: setup
+test: setup vol
 	$(PY) -m pytest tests
 
 lint: setup
@@ -52,3 +57,4 @@ bench: setup
 
 clean:
 	rm -rf build esdm_hpc/kernels/*.so esdm_hpc/kernels/_*.c
+	$(MAKE) -C vol_plugin clean

@@ -6,6 +6,7 @@
     esdm verify esdm://run1         read every block, report corruption (exit 1)
     esdm gc esdm://run1             remove what no committed epoch refers to
     esdm unlock esdm://run1         break an expired or abandoned write lease
+    esdm vol-env                    the exports that route HDF5 programs through ESDM
 
 Exit codes: 0 success, 1 damage found by verify, 2 usage error, 3 other error
 (container missing, lease held, corrupt metadata).
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from esdm_hpc import lease as leases
+from esdm_hpc import vol_env
 from esdm_hpc.backends import open_backend
 from esdm_hpc.config import ConfigError, SiteConfig, load_config
 from esdm_hpc.errors import ContainerNotFoundError, CorruptMetadataError, EsdmError
@@ -102,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     unlock.add_argument(
         "--force", action="store_true", help="break it even if its writer may be alive"
     )
+    env = command("vol-env", vol_env.run, "print the exports that route HDF5 programs through ESDM")
+    vol_env.add_arguments(env)
     return parser
 
 

@@ -20,10 +20,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import numpy as np
-
 from esdm_hpc.comm import Comm
 from esdm_hpc.errors import EsdmError, OverlappingWritesError
+from esdm_hpc.fragment import fragment_boxes
 from esdm_hpc.kernels.region import find_overlaps
 from esdm_hpc.manifest import CorruptMetadataError, Head, Manifest, encode_fragments
 from esdm_hpc.namespace import Namespace
@@ -90,8 +89,7 @@ def check_overlaps(epoch: int, records: Iterable[dict]) -> None:
     for path, group in by_dataset.items():
         if len({r["rank"] for r in group}) < 2:
             continue
-        offsets = np.array([r["offset"] for r in group], dtype=np.int64).reshape(len(group), -1)
-        counts = np.array([r["count"] for r in group], dtype=np.int64).reshape(len(group), -1)
+        offsets, counts = fragment_boxes([r["offset"] for r in group], [r["count"] for r in group])
         for i, j in find_overlaps(offsets, counts):
             a, b = group[i], group[j]
             if a["rank"] != b["rank"]:

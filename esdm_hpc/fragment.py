@@ -7,10 +7,31 @@ serialised bytes so a partial read verifies only what it touches.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 SERIALISATIONS = ("C", "hilbert")
+
+
+def fragment_boxes(
+    offsets: Sequence[Sequence[int]], counts: Sequence[Sequence[int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n, ndim) int64 arrays of fragment boxes for the box kernels.
+
+    The kernels know no 0-d boxes: a scalar dataset's fragments become the
+    1-d box [0, 1), so they overlap each other as they should.
+    """
+    n = len(offsets)
+    ndim = len(offsets[0]) if n else 0
+    if ndim == 0:
+        return np.zeros((n, 1), dtype=np.int64), np.ones((n, 1), dtype=np.int64)
+    return (
+        np.array(offsets, dtype=np.int64).reshape(n, ndim),
+        np.array(counts, dtype=np.int64).reshape(n, ndim),
+    )
 
 
 @dataclass(frozen=True, slots=True)

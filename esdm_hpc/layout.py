@@ -15,7 +15,10 @@ def split(
     Pieces stay whole rows of the fastest axes so each one is contiguous in C
     order; a single row larger than the limit is cut along its own axis.
     """
-    if not count or 0 in count:
+    if 0 in count:
+        return
+    if not count:  # a scalar dataset: one element, one piece
+        yield offset, count
         return
     if _nbytes(count, itemsize) <= max_bytes:
         yield offset, count

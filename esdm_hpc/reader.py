@@ -15,7 +15,7 @@ import numpy as np
 
 from esdm_hpc.backends import Backend, BackendError
 from esdm_hpc.errors import CorruptDataError
-from esdm_hpc.fragment import Fragment, Replica
+from esdm_hpc.fragment import Fragment, Replica, fragment_boxes
 from esdm_hpc.kernels import checksum, hilbert
 from esdm_hpc.kernels.boxindex import BoxIndex, plan_cover
 from esdm_hpc.namespace import DatasetMeta
@@ -31,10 +31,7 @@ class FragmentView:
 
     @cached_property
     def _boxes(self) -> tuple[np.ndarray, np.ndarray]:
-        shape = (len(self.fragments), self.ndim)
-        offsets = np.array([f.offset for f in self.fragments], dtype=np.int64).reshape(shape)
-        counts = np.array([f.count for f in self.fragments], dtype=np.int64).reshape(shape)
-        return offsets, counts
+        return fragment_boxes([f.offset for f in self.fragments], [f.count for f in self.fragments])
 
     @cached_property
     def _index(self) -> BoxIndex:
@@ -46,6 +43,9 @@ class FragmentView:
         keys = np.array([(f.epoch, f.seq) for f in self.fragments], dtype=np.int64).reshape(-1, 2)
         order = np.lexsort((-keys[:, 1], -keys[:, 0])) if len(keys) else np.empty(0, np.int64)
         return order
+
+    def newest(self) -> Fragment | None:
+        return self.fragments[self._priority[0]] if self.fragments else None
 
     def plan(self, offset: tuple[int, ...], count: tuple[int, ...]):
         """(piece offsets, piece counts, fragment index or -1) tiling the region."""
@@ -68,6 +68,9 @@ def read_region(
     out = np.empty(count, dtype=meta.dtype)
     out[...] = meta.fillvalue
     if out.size == 0 or not view.fragments:
+        return out
+    if not count:  # a scalar: every fragment holds it, the newest wins
+        out[()] = read_fragment_part(meta, view.newest(), (), (), backends)
         return out
     piece_offsets, piece_counts, sources = view.plan(offset, count)
     for piece_offset, piece_count, source in zip(piece_offsets, piece_counts, sources, strict=True):

@@ -68,8 +68,18 @@ def file_flush(file: FileHandle) -> int:
 
 
 def file_close(file: FileHandle) -> None:
-    """H5Fclose: commit what is pending (collective) and close."""
-    file.container.close()
+    """H5Fclose: commit what is pending (collective) and close.
+
+    If the commit fails (overlapping writes, say) the container is closed
+    anyway, its lease released and the last epoch kept: HDF5 will not call
+    again for this file.
+    """
+    container = file.container
+    try:
+        container.close()
+    except BaseException as error:
+        container.__exit__(type(error), error, error.__traceback__)
+        raise
 
 
 def file_accessible(filename: str) -> bool:

@@ -218,3 +218,16 @@ def test_bad_selections_and_data_leave_committed_data_intact(config: dict) -> No
             c["x"][0] = 1
         with pytest.raises(ValueError, match=r"epochs 0\.\.1; epoch 7 does not exist"):
             esdm_hpc.open("esdm://strict", config=config, epoch=7)
+
+
+def test_scalar_datasets_keep_their_newest_value(config: dict) -> None:
+    with esdm_hpc.open("esdm://scalar", "w", config=config) as c:
+        s = c.create_dataset("s", shape=(), dtype="f8", fillvalue=-1)
+        assert s[()] == -1
+        s[()] = 1.5
+        c.commit()
+        s[...] = 2.5
+    with esdm_hpc.open("esdm://scalar", config=config) as c:
+        assert c["s"][()] == 2.5
+    with esdm_hpc.open("esdm://scalar", config=config, epoch=1) as c:
+        assert c["s"][()] == 1.5

@@ -28,17 +28,6 @@ describe(esdm_obj_t *attr, size_t *elements)
     return info;
 }
 
-static esdm_obj_t *
-attribute_object(esdm_file_t *file, PyObject *py, hid_t type_id)
-{
-    esdm_obj_t *attr = py ? esdm_obj_new(ESDM_ATTR, file, py) : NULL;
-    if (attr && (attr->type_id = type_id) < 0) {
-        esdm_obj_release(attr);
-        return NULL;
-    }
-    return attr;
-}
-
 /* ---- create, open ------------------------------------------------------------------------ */
 
 void *
@@ -55,8 +44,12 @@ esdm_attr_create(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_
         return NULL;
     PyObject *shape = esdm_space_to_py(space_id, false);
     if (shape) {
-        PyObject *py = esdm_call("attribute_create", "(OssN)", where->py, base, name, spelling, shape);
-        attr         = attribute_object(where->file, py, H5Tcopy(type_id));
+        PyObject *py = esdm_call("attribute_create", "(OsssN)", where->py, base, name, spelling, shape);
+        if (py && (attr = esdm_obj_new(ESDM_ATTR, where->file, py)) &&
+            (attr->type_id = H5Tcopy(type_id)) < 0) {
+            esdm_obj_release(attr);
+            attr = NULL;
+        }
     }
     esdm_leave(gil);
     return attr;
@@ -130,16 +123,16 @@ read_strings(esdm_obj_t *attr, hid_t mem_type_id, void *buf, size_t n)
 }
 
 /* Fixed-size values, converted between the application's type and the
- * attribute's where they differ. */
+ * attribute's where they differ (the core holds them in the latter). */
 static herr_t
 transfer_values(esdm_obj_t *attr, hid_t mem_type_id, void *buf, size_t n, hid_t dxpl_id,
                 bool writing)
 {
-    size_t mem_size = H5Tget_size(mem_type_id), own_size = H5Tget_size(attr->type_id);
-    htri_t same     = H5Tequal(mem_type_id, attr->type_id);
-    char  *scratch  = NULL;
-    void  *packed   = buf;
-    herr_t status   = -1;
+    const char *function = writing ? "attribute_write" : "attribute_read";
+    size_t      mem_size = H5Tget_size(mem_type_id), own_size = H5Tget_size(attr->type_id);
+    htri_t      same     = H5Tequal(mem_type_id, attr->type_id);
+    char       *scratch  = NULL;
+    herr_t      status   = -1;
 
     if (same < 0)
         return -1;
@@ -148,20 +141,18 @@ transfer_values(esdm_obj_t *attr, hid_t mem_type_id, void *buf, size_t n, hid_t 
             esdm_error(esdm_err_argument, "esdm VOL: out of memory converting an attribute");
             return -1;
         }
-        packed = scratch;
         if (writing) {
             memcpy(scratch, buf, n * mem_size);
             if (H5Tconvert(mem_type_id, attr->type_id, n, scratch, NULL, dxpl_id) < 0)
                 goto done;
         }
     }
-    PyObject *view = esdm_view(packed, n * own_size, !writing);
-    const char *function = writing ? "attribute_write" : "attribute_read";
-    PyObject *done = view ? esdm_call(function, "(OO)", attr->py, view) : NULL;
-    Py_XDECREF(done);
-    if (view && esdm_view_release(view, function) < 0)
+    PyObject *view = esdm_view(same ? buf : scratch, n * own_size, !writing);
+    if (!view)
         goto done;
-    if (!done)
+    PyObject *result = esdm_call(function, "(OO)", attr->py, view);
+    Py_XDECREF(result);
+    if (esdm_view_release(view, function) < 0 || !result)
         goto done;
     if (!same && !writing) {
         if (H5Tconvert(attr->type_id, mem_type_id, n, scratch, NULL, dxpl_id) < 0)
@@ -276,7 +267,7 @@ attr_info_by_name(esdm_obj_t *where, H5VL_attr_get_info_args_t *args)
     herr_t      status   = -1;
     if (spelling && (probe.type_id = esdm_type_from_spelling(spelling)) >= 0) {
         status = attr_info(&probe, args->ainfo);
-        H5Tclose(probe.type_id);
+        esdm_close(probe.type_id);
     }
     Py_XDECREF(info);
     Py_DECREF(py);
@@ -384,12 +375,12 @@ iterate(esdm_obj_t *where, const char *base, H5VL_attr_iterate_args_t *args)
                 if (args->idx)
                     *args->idx = k + 1;
             }
-            H5Tclose(probe.type_id);
+            esdm_close(probe.type_id);
         }
         Py_XDECREF(described);
         Py_XDECREF(py);
     }
-    H5Idec_ref(self_id);
+    esdm_close(self_id);
 done:
     Py_XDECREF(names);
     return status;

@@ -129,21 +129,21 @@ static herr_t
 esdm_blob_put(void *obj, const void *buf, size_t size, void *blob_id, void *ctx)
 {
     (void)obj, (void)buf, (void)size, (void)blob_id, (void)ctx;
-    return esdm_unsupported("storing variable-length data in datasets (blob put)");
+    return esdm_unsupported("storing variable-length data in a dataset (blob put)");
 }
 
 static herr_t
 esdm_blob_get(void *obj, const void *blob_id, void *buf, size_t size, void *ctx)
 {
     (void)obj, (void)blob_id, (void)buf, (void)size, (void)ctx;
-    return esdm_unsupported("reading variable-length data of datasets (blob get)");
+    return esdm_unsupported("reading variable-length data of a dataset (blob get)");
 }
 
 static herr_t
 esdm_blob_specific(void *obj, void *blob_id, H5VL_blob_specific_args_t *args)
 {
     (void)obj, (void)blob_id, (void)args;
-    return esdm_unsupported("variable-length data in datasets (blob specific)");
+    return esdm_unsupported("variable-length data in a dataset (blob specific)");
 }
 
 /* ---- the class -------------------------------------------------------------------------- */

@@ -59,6 +59,10 @@ esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, h
     const char      *base = esdm_loc_name(loc, "creating a dataset");
     (void)lcpl_id, (void)dxpl_id, (void)req;
 
+    if (!name) {
+        esdm_unsupported("an anonymous dataset (H5Dcreate_anon)");
+        return NULL;
+    }
     if (!base || check_creation_properties(dcpl_id) < 0 ||
         esdm_type_spelling(type_id, spelling, sizeof spelling) < 0)
         return NULL;
@@ -165,7 +169,7 @@ set_extent(esdm_obj_t *dset, const hsize_t *size)
 {
     hid_t space_id = esdm_dataset_space(dset);
     int   rank     = space_id < 0 ? -1 : H5Sget_simple_extent_ndims(space_id);
-    H5Sclose(space_id);
+    esdm_close(space_id);
     if (rank < 0)
         return -1;
     PyObject *shape = PyTuple_New(rank);

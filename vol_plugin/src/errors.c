@@ -36,10 +36,3 @@ esdm_errors_unregister(void)
     esdm_err_class = esdm_err_major = esdm_err_python = H5I_INVALID_HID;
     esdm_err_unsupported = esdm_err_argument = H5I_INVALID_HID;
 }
-
-herr_t
-esdm_unsupported(const char *operation)
-{
-    esdm_error(esdm_err_unsupported, "esdm VOL: %s is not supported yet", operation);
-    return -1;
-}

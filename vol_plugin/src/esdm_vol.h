@@ -78,6 +78,12 @@ void        esdm_obj_release(esdm_obj_t *obj); /* GIL held */
 void        esdm_file_unref(esdm_file_t *file);
 bool        esdm_file_owns(const esdm_file_t *file, const void *obj);
 
+/* Release an HDF5 ID (type, dataspace, property list, object) on a cleanup
+ * path. Every public HDF5 call clears the error stack on entry, so a plain
+ * H5Tclose after a failure would erase the errors that explain it; this
+ * keeps them. Invalid IDs are ignored. */
+void esdm_close(hid_t id);
+
 /* The name a location addresses, relative to the object (or "." for itself);
  * NULL with an HDF5 error for the ways of addressing the connector lacks. */
 const char *esdm_loc_name(const H5VL_loc_params_t *loc, const char *operation);
@@ -103,8 +109,17 @@ void   esdm_errors_unregister(void);
     H5Epush2(H5E_DEFAULT, __FILE__, __func__, __LINE__, esdm_err_class, esdm_err_major, (minor),   \
              __VA_ARGS__)
 
-/* "esdm VOL: <operation> is not supported yet"; returns -1 for convenience. */
-herr_t esdm_unsupported(const char *operation);
+/* "esdm VOL: <operation> is not supported yet"; returns -1. A macro so that
+ * the error stack names the callback that refused, not this helper. */
+#define esdm_unsupported(operation) esdm_unsupported_at(__FILE__, __func__, __LINE__, (operation))
+
+static inline herr_t
+esdm_unsupported_at(const char *file, const char *func, unsigned line, const char *operation)
+{
+    H5Epush2(H5E_DEFAULT, file, func, line, esdm_err_class, esdm_err_major, esdm_err_unsupported,
+             "esdm VOL: %s is not supported yet", operation);
+    return -1;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Python                                                                   */
@@ -115,10 +130,18 @@ herr_t esdm_unsupported(const char *operation);
 int  esdm_enter(PyGILState_STATE *gil);
 void esdm_leave(PyGILState_STATE gil);
 
+/* Where an error is reported from: the callback, not the helper that noticed. */
+typedef struct {
+    const char *file, *func;
+    unsigned    line;
+} esdm_site_t;
+#define ESDM_HERE ((esdm_site_t){__FILE__, __func__, __LINE__})
+
 /* esdm_hpc.vol.bridge.<function>(args built by Py_BuildValue(format, ...)).
  * A new reference, or NULL with the Python exception turned into an HDF5
- * error that names the operation. GIL held. */
-PyObject *esdm_call(const char *function, const char *format, ...);
+ * error that names the function. GIL held. */
+#define esdm_call(function, ...) esdm_call_at(ESDM_HERE, (function), __VA_ARGS__)
+PyObject *esdm_call_at(esdm_site_t site, const char *function, const char *format, ...);
 
 /* Memoryviews over memory the caller owns, and their release after a call:
  * releasing fails if the core kept a reference, which would be a bug there. */
@@ -126,7 +149,8 @@ PyObject *esdm_view(const void *buf, size_t size, bool writable);
 int       esdm_view_release(PyObject *view, const char *operation);
 
 /* Turn the pending Python exception into an HDF5 error. GIL held. */
-void esdm_python_error(const char *operation);
+#define esdm_python_error(operation) esdm_python_error_at(ESDM_HERE, (operation))
+void esdm_python_error_at(esdm_site_t site, const char *operation);
 
 /* Remember whether the application itself runs Python (call at connector init). */
 void esdm_python_note_host(void);

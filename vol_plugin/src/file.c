@@ -21,15 +21,15 @@ file_new(const char *name, unsigned intent, hid_t fapl_id, hid_t fcpl_id)
         esdm_error(esdm_err_argument, "esdm VOL: out of memory");
         return NULL;
     }
-    file->obj.kind = ESDM_FILE;
-    file->obj.file = file;
+    file->obj.kind    = ESDM_FILE;
+    file->obj.file    = file;
     file->obj.type_id = file->obj.dcpl_id = file->obj.dapl_id = H5I_INVALID_HID;
-    file->intent                                             = intent;
-    file->comm                                               = MPI_COMM_NULL;
-    file->nids = file->nrefs = 1;
-    file->fapl_id            = H5Pcopy(fapl_id);
-    file->fcpl_id = fcpl_id == H5P_DEFAULT || fcpl_id == H5I_INVALID_HID ? H5Pcreate(H5P_FILE_CREATE)
-                                                                         : H5Pcopy(fcpl_id);
+    file->intent      = intent;
+    file->comm        = MPI_COMM_NULL;
+    file->nids        = 1;
+    file->nrefs       = 1;
+    file->fapl_id     = H5Pcopy(fapl_id);
+    file->fcpl_id     = fcpl_id == H5P_DEFAULT ? H5Pcreate(H5P_FILE_CREATE) : H5Pcopy(fcpl_id);
     if (H5Pget_driver(fapl_id) == H5FD_MPIO) {
         /* HDF5 hands out duplicates: the file owns this one (objects.c frees it). */
         MPI_Info info = MPI_INFO_NULL;
@@ -256,7 +256,7 @@ esdm_file_specific(void *obj, H5VL_file_specific_args_t *args, hid_t dxpl_id, vo
         case H5VL_FILE_REOPEN:
             return esdm_unsupported("H5Freopen");
         case H5VL_FILE_DELETE:
-            return esdm_unsupported("H5Fdelete (use `esdm gc` and the core to remove containers)");
+            return esdm_unsupported("deleting a container with H5Fdelete");
         default:
             esdm_error(esdm_err_unsupported, "esdm VOL: file operation %d is not supported yet",
                        (int)args->op_type);

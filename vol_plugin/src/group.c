@@ -13,6 +13,10 @@ esdm_group_create(void *obj, const H5VL_loc_params_t *loc, const char *name, hid
     const char      *base = esdm_loc_name(loc, "creating a group");
     (void)lcpl_id, (void)gcpl_id, (void)gapl_id, (void)dxpl_id, (void)req;
 
+    if (!name) {
+        esdm_unsupported("an anonymous group (H5Gcreate_anon)");
+        return NULL;
+    }
     /* Missing parents are created, as with H5Pset_create_intermediate_group. */
     if (!base || esdm_enter(&gil) < 0)
         return NULL;
@@ -89,7 +93,7 @@ esdm_group_specific(void *obj, H5VL_group_specific_args_t *args, hid_t dxpl_id, 
             return 0;
         case H5VL_GROUP_MOUNT:
         case H5VL_GROUP_UNMOUNT:
-            return esdm_unsupported("mounting files (H5Fmount/H5Funmount)");
+            return esdm_unsupported("mounting a file (H5Fmount/H5Funmount)");
         default:
             esdm_error(esdm_err_unsupported, "esdm VOL: group operation %d is not supported yet",
                        (int)args->op_type);

@@ -46,12 +46,9 @@ esdm_obj_release(esdm_obj_t *obj)
     if (obj->next)
         obj->next->prev = obj->prev;
     Py_XDECREF(obj->py);
-    if (obj->type_id >= 0)
-        H5Tclose(obj->type_id);
-    if (obj->dcpl_id >= 0)
-        H5Pclose(obj->dcpl_id);
-    if (obj->dapl_id >= 0)
-        H5Pclose(obj->dapl_id);
+    esdm_close(obj->type_id);
+    esdm_close(obj->dcpl_id);
+    esdm_close(obj->dapl_id);
     free(obj);
     esdm_file_unref(file);
 }
@@ -68,12 +65,21 @@ esdm_file_unref(esdm_file_t *file)
         if (!finalized)
             MPI_Comm_free(&file->comm);
     }
-    if (file->fapl_id >= 0)
-        H5Pclose(file->fapl_id);
-    if (file->fcpl_id >= 0)
-        H5Pclose(file->fcpl_id);
+    esdm_close(file->fapl_id);
+    esdm_close(file->fcpl_id);
     free(file->name);
     free(file);
+}
+
+void
+esdm_close(hid_t id)
+{
+    if (id < 0)
+        return;
+    hid_t pending = H5Eget_current_stack(); /* takes the errors off the stack */
+    H5Idec_ref(id);
+    if (pending >= 0)
+        H5Eset_current_stack(pending); /* and puts them back */
 }
 
 bool
@@ -106,6 +112,10 @@ PyObject *
 esdm_name(const char *base, const char *name)
 {
     PyObject *joined;
+    if (!name || !*name) {
+        esdm_error(esdm_err_argument, "esdm VOL: an object name is missing");
+        return NULL;
+    }
     if (name[0] == '/' || !strcmp(base, "."))
         joined = PyUnicode_FromString(name);
     else

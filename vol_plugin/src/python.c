@@ -70,16 +70,6 @@ start_interpreter(void)
     PyConfig_Clear(&config);
     embedded = true;
 
-    /* A source checkout that is not installed into the environment. */
-    const char *tree = setting("ESDM_VOL_PYTHONPATH", ESDM_VOL_PYTHONPATH);
-    if (*tree) {
-        PyObject *path = PySys_GetObject("path"); /* borrowed */
-        PyObject *entry = PyUnicode_DecodeFSDefault(tree);
-        if (!path || !entry || PyList_Append(path, entry) < 0)
-            PyErr_Clear(); /* the import of the bridge will say what is missing */
-        Py_XDECREF(entry);
-    }
-
     PyEval_SaveThread();
     return 0;
 
@@ -89,6 +79,26 @@ failed:
                status.err_msg ? status.err_msg : "unknown error");
     PyConfig_Clear(&config);
     return -1;
+}
+
+/* esdm_hpc.vol.bridge, from the environment or else from the source tree
+ * ESDM_VOL_PYTHONPATH names (a checkout that is not installed). GIL held. */
+static PyObject *
+import_bridge(void)
+{
+    PyObject *module = PyImport_ImportModule("esdm_hpc.vol.bridge");
+    if (module || !PyErr_ExceptionMatches(PyExc_ImportError))
+        return module;
+    const char *tree = setting("ESDM_VOL_PYTHONPATH", ESDM_VOL_PYTHONPATH);
+    if (!*tree)
+        return NULL;
+    PyErr_Clear();
+    PyObject *path  = PySys_GetObject("path"); /* borrowed */
+    PyObject *entry = PyUnicode_DecodeFSDefault(tree);
+    if (path && entry && PyList_Append(path, entry) == 0)
+        module = PyImport_ImportModule("esdm_hpc.vol.bridge");
+    Py_XDECREF(entry);
+    return module;
 }
 
 void
@@ -114,9 +124,9 @@ esdm_enter(PyGILState_STATE *gil)
             return -1;
     }
     *gil = PyGILState_Ensure();
-    if (!bridge && !(bridge = PyImport_ImportModule("esdm_hpc.vol.bridge"))) {
-        esdm_python_error("importing esdm_hpc.vol.bridge (is esdm-hpc installed in the "
-                          "environment ESDM_VOL_PYTHON names?)");
+    if (!bridge && !(bridge = import_bridge())) {
+        esdm_python_error("importing esdm_hpc.vol.bridge (see `esdm vol-env` for the "
+                          "environment the connector needs)");
         PyGILState_Release(*gil);
         return -1;
     }
@@ -130,7 +140,7 @@ esdm_leave(PyGILState_STATE gil)
 }
 
 PyObject *
-esdm_call(const char *function, const char *format, ...)
+esdm_call_at(esdm_site_t site, const char *function, const char *format, ...)
 {
     va_list   arguments;
     PyObject *args, *callable, *result = NULL;
@@ -144,7 +154,7 @@ esdm_call(const char *function, const char *format, ...)
         args = tuple;
     }
     if (!args) {
-        esdm_python_error(function);
+        esdm_python_error_at(site, function);
         return NULL;
     }
     if ((callable = PyObject_GetAttrString(bridge, function))) {
@@ -153,7 +163,7 @@ esdm_call(const char *function, const char *format, ...)
     }
     Py_DECREF(args);
     if (!result)
-        esdm_python_error(function);
+        esdm_python_error_at(site, function);
     return result;
 }
 
@@ -183,14 +193,17 @@ esdm_view_release(PyObject *view, const char *operation)
 }
 
 void
-esdm_python_error(const char *operation)
+esdm_python_error_at(esdm_site_t site, const char *operation)
 {
+#define PUSH(...)                                                                                  \
+    H5Epush2(H5E_DEFAULT, site.file, site.func, site.line, esdm_err_class, esdm_err_major,         \
+             esdm_err_python, __VA_ARGS__)
     PyObject   *type, *value, *traceback, *text = NULL;
-    const char *kind = "error", *message = NULL;
+    const char *kind, *message = NULL;
 
     PyErr_Fetch(&type, &value, &traceback);
     if (!type) {
-        esdm_error(esdm_err_python, "esdm VOL: %s failed without a Python exception", operation);
+        PUSH("esdm VOL: %s failed without a Python exception", operation);
         return;
     }
     PyErr_NormalizeException(&type, &value, &traceback);
@@ -206,13 +219,14 @@ esdm_python_error(const char *operation)
     /* h5py turns "errno = N" in an error message into the matching OSError
      * subclass (FileNotFoundError for 'a' mode, say), as for native files. */
     if (PyErr_GivenExceptionMatches(type, PyExc_FileNotFoundError))
-        esdm_error(esdm_err_python, "esdm VOL: %s: %s: %s (errno = 2)", operation, kind, message);
+        PUSH("esdm VOL: %s: %s: %s (errno = 2)", operation, kind, message);
     else
-        esdm_error(esdm_err_python, "esdm VOL: %s: %s: %s", operation, kind, message);
+        PUSH("esdm VOL: %s: %s: %s", operation, kind, message);
     Py_XDECREF(text);
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(traceback);
+#undef PUSH
 }
 
 void

@@ -53,72 +53,175 @@ precedes(const hsize_t *a, const hsize_t *b, int rank)
     return false;
 }
 
+/* Fold box b into box a when together they are one box: equal in every
+ * dimension but one, along which b starts where a ends. With runs_only
+ * (point selections, whose order is the order of listing) only while the
+ * result stays a line, so that its C order is still the listed order. */
+static bool
+merge(hsize_t *a, const hsize_t *b, int rank, bool runs_only)
+{
+    int along = -1;
+    for (int i = 0; i < rank; i++) {
+        if (a[i] == b[i] && a[rank + i] == b[rank + i])
+            continue;
+        if (along >= 0 || b[i] != a[i] + a[rank + i])
+            return false;
+        along = i;
+    }
+    if (along < 0)
+        return false; /* the same box twice (a repeated point) is two writes */
+    for (int i = 0; runs_only && i < rank; i++)
+        if (i != along && a[rank + i] != 1)
+            return false;
+    a[rank + along] += b[rank + along];
+    return true;
+}
+
+/* Fewer, larger boxes make fewer, larger fragments: HDF5 lists a slab
+ * selected as count x block-of-1 as that many one-element blocks. */
+static void
+coalesce(boxes_t *boxes, bool runs_only)
+{
+    size_t width = 2 * (size_t)boxes->rank, kept = 0;
+
+    for (size_t k = 0; k < boxes->nblocks; k++) {
+        hsize_t *box = boxes->table + k * width;
+        if (kept && merge(boxes->table + (kept - 1) * width, box, boxes->rank, runs_only))
+            continue;
+        if (kept != k)
+            memmove(boxes->table + kept * width, box, width * sizeof(hsize_t));
+        kept++;
+    }
+    boxes->nblocks = kept;
+}
+
+/* A regular hyperslab, one box per block, blocks that touch (stride ==
+ * block) joined: no need for HDF5 to list them one by one first. */
+static herr_t
+regular_boxes(hid_t space_id, boxes_t *boxes)
+{
+    hsize_t start[H5S_MAX_RANK], stride[H5S_MAX_RANK], count[H5S_MAX_RANK], block[H5S_MAX_RANK];
+    hsize_t index[H5S_MAX_RANK] = {0}, n = 1;
+    int     rank = boxes->rank;
+
+    if (H5Sget_regular_hyperslab(space_id, start, stride, count, block) < 0)
+        return -1;
+    for (int i = 0; i < rank; i++) {
+        if (count[i] == 1 || stride[i] == block[i]) {
+            block[i] = (count[i] - 1) * stride[i] + block[i];
+            count[i] = 1;
+        }
+        n *= count[i];
+    }
+    if (!(boxes->table = malloc(((size_t)n * 2 * rank + 1) * sizeof(hsize_t))))
+        return -1;
+    boxes->nblocks = (size_t)n;
+    for (hsize_t k = 0; k < n; k++) {
+        hsize_t *box = boxes->table + k * 2 * rank;
+        for (int i = 0; i < rank; i++) {
+            box[i]        = start[i] + index[i] * stride[i];
+            box[rank + i] = block[i];
+        }
+        for (int i = rank - 1; i >= 0 && ++index[i] == count[i]; i--)
+            index[i] = 0;
+    }
+    return 0;
+}
+
+static herr_t
+listed_boxes(hid_t space_id, boxes_t *boxes)
+{
+    hssize_t n     = H5Sget_select_hyper_nblocks(space_id);
+    int      rank  = boxes->rank;
+    size_t   width = 2 * (size_t)rank;
+
+    if (n < 0 || !(boxes->table = malloc(((size_t)n * width + 1) * sizeof(hsize_t))))
+        return -1;
+    /* HDF5 lists [start, opposite corner]; the core wants [start, count] */
+    if (H5Sget_select_hyper_blocklist(space_id, 0, (hsize_t)n, boxes->table) < 0)
+        return -1;
+    boxes->nblocks = (size_t)n;
+    for (size_t k = 0; k < boxes->nblocks; k++)
+        for (int i = 0; i < rank; i++)
+            boxes->table[k * width + rank + i] -= boxes->table[k * width + i] - 1;
+    return 0;
+}
+
+static herr_t
+point_boxes(hid_t space_id, boxes_t *boxes)
+{
+    hssize_t n     = H5Sget_select_elem_npoints(space_id);
+    int      rank  = boxes->rank;
+    size_t   width = 2 * (size_t)rank;
+    hsize_t *coords;
+
+    if (n < 0 || !(coords = malloc(((size_t)n * rank + 1) * sizeof(hsize_t))))
+        return -1;
+    if (H5Sget_select_elem_pointlist(space_id, 0, (hsize_t)n, coords) < 0 ||
+        !(boxes->table = malloc(((size_t)n * width + 1) * sizeof(hsize_t)))) {
+        free(coords);
+        return -1;
+    }
+    boxes->nblocks = (size_t)n;
+    for (size_t k = 0; k < boxes->nblocks; k++)
+        for (int i = 0; i < rank; i++) {
+            boxes->table[k * width + i]        = coords[k * rank + i];
+            boxes->table[k * width + rank + i] = 1;
+        }
+    free(coords);
+    return 0;
+}
+
 static herr_t
 boxes_of(hid_t space_id, boxes_t *boxes)
 {
     hsize_t  dims[H5S_MAX_RANK];
     hssize_t npoints = H5Sget_select_npoints(space_id);
     int      rank    = H5Sget_simple_extent_dims(space_id, dims, NULL);
-    size_t   width;
+    herr_t   status  = -1;
 
     if (npoints < 0 || rank < 0)
         return -1;
     *boxes = (boxes_t){rank, 0, NULL, (hsize_t)npoints, true};
-    width  = 2 * (size_t)rank;
 
     switch (H5Sget_select_type(space_id)) {
         case H5S_SEL_NONE:
             return 0;
         case H5S_SEL_ALL:
-            boxes->nblocks = 1;
-            if (!(boxes->table = calloc(width + 1, sizeof(hsize_t))))
-                break;
-            memcpy(boxes->table + rank, dims, rank * sizeof(hsize_t));
-            return 0;
-        case H5S_SEL_POINTS: {
-            /* one box per point, in the order the points were selected */
-            hssize_t n = H5Sget_select_elem_npoints(space_id);
-            hsize_t *coords;
-            if (n < 0 || !(coords = malloc(((size_t)n * rank + 1) * sizeof(hsize_t))))
-                break;
-            if (H5Sget_select_elem_pointlist(space_id, 0, (hsize_t)n, coords) < 0 ||
-                !(boxes->table = malloc(((size_t)n * width + 1) * sizeof(hsize_t)))) {
-                free(coords);
-                break;
+            if ((boxes->table = calloc(2 * (size_t)rank + 1, sizeof(hsize_t)))) {
+                boxes->nblocks = 1;
+                memcpy(boxes->table + rank, dims, rank * sizeof(hsize_t));
+                status = 0;
             }
-            boxes->nblocks = (size_t)n;
-            for (size_t k = 0; k < boxes->nblocks; k++)
-                for (int i = 0; i < rank; i++) {
-                    boxes->table[k * width + i]        = coords[k * rank + i];
-                    boxes->table[k * width + rank + i] = 1;
-                }
-            free(coords);
-            return 0;
-        }
-        case H5S_SEL_HYPERSLABS: {
-            hssize_t n = H5Sget_select_hyper_nblocks(space_id);
-            if (n < 0 || !(boxes->table = malloc(((size_t)n * width + 1) * sizeof(hsize_t))))
-                break;
-            /* HDF5 lists [start, opposite corner]; the core wants [start, count] */
-            if (H5Sget_select_hyper_blocklist(space_id, 0, (hsize_t)n, boxes->table) < 0)
-                break;
-            boxes->nblocks = (size_t)n;
-            for (size_t k = 0; k < boxes->nblocks; k++) {
-                hsize_t *box = boxes->table + k * width;
-                for (int i = 0; i < rank; i++)
-                    box[rank + i] = box[rank + i] - box[i] + 1;
-                if (k && !precedes(box - width, box, rank))
-                    boxes->ordered = false;
+            break;
+        case H5S_SEL_POINTS:
+            /* one box per point (or run of points), in the order they were
+             * selected, which is the order HDF5 pairs them with memory */
+            if ((status = point_boxes(space_id, boxes)) == 0)
+                coalesce(boxes, true);
+            break;
+        case H5S_SEL_HYPERSLABS:
+            /* HDF5 pairs hyperslab elements with memory in C order over the
+             * whole selection: box after box only if boxes do not interleave */
+            status = H5Sis_regular_hyperslab(space_id) > 0 ? regular_boxes(space_id, boxes)
+                                                          : listed_boxes(space_id, boxes);
+            if (status == 0) {
+                coalesce(boxes, false);
+                size_t width = 2 * (size_t)rank;
+                for (size_t k = 1; k < boxes->nblocks && boxes->ordered; k++)
+                    boxes->ordered = precedes(boxes->table + (k - 1) * width, boxes->table + k * width,
+                                              rank);
             }
-            return 0;
-        }
+            break;
         default:
             esdm_error(esdm_err_argument, "esdm VOL: invalid file selection");
             return -1;
     }
-    boxes_free(boxes);
-    esdm_error(esdm_err_argument, "esdm VOL: cannot list the selected blocks (out of memory?)");
-    return -1;
+    if (status < 0) {
+        boxes_free(boxes);
+        esdm_error(esdm_err_argument, "esdm VOL: cannot list the selected blocks (out of memory?)");
+    }
+    return status;
 }
 
 /* If the memory selection is one contiguous run of the buffer, its first
@@ -126,30 +229,32 @@ boxes_of(hid_t space_id, boxes_t *boxes)
 static bool
 contiguous(hid_t space_id, hsize_t *first)
 {
-    hsize_t dims[H5S_MAX_RANK], corners[2 * H5S_MAX_RANK];
+    hsize_t dims[H5S_MAX_RANK], start[H5S_MAX_RANK], stride[H5S_MAX_RANK];
+    hsize_t count[H5S_MAX_RANK], block[H5S_MAX_RANK];
     int     rank = H5Sget_simple_extent_dims(space_id, dims, NULL);
 
     *first = 0;
-    switch (H5Sget_select_type(space_id)) {
-        case H5S_SEL_ALL:
-            return true;
-        case H5S_SEL_HYPERSLABS:
-            if (rank <= 0 || H5Sget_select_hyper_nblocks(space_id) != 1 ||
-                H5Sget_select_hyper_blocklist(space_id, 0, 1, corners) < 0)
-                return false;
-            /* a run in C order: full trailing extents, single leading ones */
-            int k = rank - 1;
-            while (k > 0 && corners[k] == 0 && corners[rank + k] == dims[k] - 1)
-                k--;
-            for (int i = 0; i < k; i++)
-                if (corners[i] != corners[rank + i])
-                    return false;
-            for (int i = 0; i < rank; i++)
-                *first = *first * dims[i] + corners[i];
-            return true;
-        default:
+    if (H5Sget_select_type(space_id) == H5S_SEL_ALL)
+        return true;
+    if (rank <= 0 || H5Sis_regular_hyperslab(space_id) <= 0 ||
+        H5Sget_regular_hyperslab(space_id, start, stride, count, block) < 0)
+        return false;
+    /* one box (blocks that touch joined), then a run in C order: full
+     * trailing extents after single leading ones */
+    for (int i = 0; i < rank; i++) {
+        if (count[i] > 1 && stride[i] != block[i])
             return false;
+        block[i] = (count[i] - 1) * stride[i] + block[i];
     }
+    int k = rank - 1;
+    while (k > 0 && start[k] == 0 && block[k] == dims[k])
+        k--;
+    for (int i = 0; i < k; i++)
+        if (block[i] != 1)
+            return false;
+    for (int i = 0; i < rank; i++)
+        *first = *first * dims[i] + start[i];
+    return true;
 }
 
 /* ---- reordering interleaved boxes -------------------------------------------------------- */
@@ -239,8 +344,7 @@ reorder(const boxes_t *boxes, hid_t file_space_id, hid_t type_id, char *packed, 
         goto done;
     status = 0;
 done:
-    if (stage_space >= 0)
-        H5Sclose(stage_space);
+    esdm_close(stage_space);
     free(stage);
     return status;
 }
@@ -258,8 +362,7 @@ static void
 transfer_end(transfer_t *t)
 {
     for (int i = 0; i < 2; i++)
-        if (t->owned[i] >= 0)
-            H5Sclose(t->owned[i]);
+        esdm_close(t->owned[i]);
     boxes_free(&t->boxes);
 }
 
@@ -269,7 +372,10 @@ transfer_begin(transfer_t *t, esdm_obj_t *dset, hid_t mem_space_id, hid_t file_s
 {
     PyGILState_STATE gil;
 
-    *t = (transfer_t){dset, file_space_id, mem_space_id, {H5I_INVALID_HID, H5I_INVALID_HID}};
+    *t = (transfer_t){.dset       = dset,
+                      .file_space = file_space_id,
+                      .mem_space  = mem_space_id,
+                      .owned      = {H5I_INVALID_HID, H5I_INVALID_HID}};
     if (file_space_id == H5S_ALL) {
         if (esdm_enter(&gil) < 0)
             return -1;
@@ -279,7 +385,7 @@ transfer_begin(transfer_t *t, esdm_obj_t *dset, hid_t mem_space_id, hid_t file_s
             return -1;
     }
     else if (file_space_id == H5S_BLOCK || file_space_id == H5S_PLIST)
-        return esdm_unsupported("H5S_BLOCK or H5S_PLIST as the file dataspace");
+        return esdm_unsupported("passing H5S_BLOCK or H5S_PLIST as the file dataspace");
     if (H5Sselect_valid(t->file_space) <= 0) {
         esdm_error(esdm_err_argument, "esdm VOL: the file selection is outside the dataset's extent");
         return -1;
@@ -294,7 +400,7 @@ transfer_begin(transfer_t *t, esdm_obj_t *dset, hid_t mem_space_id, hid_t file_s
             return -1;
     }
     else if (mem_space_id == H5S_PLIST)
-        return esdm_unsupported("H5S_PLIST as the memory dataspace");
+        return esdm_unsupported("passing H5S_PLIST as the memory dataspace");
     hssize_t mem_points = H5Sget_select_npoints(t->mem_space);
     if (mem_points < 0 || (hsize_t)mem_points != t->boxes.npoints) {
         esdm_error(esdm_err_argument,

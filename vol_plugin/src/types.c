@@ -110,7 +110,7 @@ esdm_type_from_spelling(const char *spelling)
     if (!strcmp(spelling, ESDM_VLEN_STR)) {
         if ((type_id = H5Tcopy(H5T_C_S1)) >= 0 &&
             (H5Tset_size(type_id, H5T_VARIABLE) < 0 || H5Tset_cset(type_id, H5T_CSET_UTF8) < 0)) {
-            H5Tclose(type_id);
+            esdm_close(type_id);
             return H5I_INVALID_HID;
         }
         return type_id;
@@ -123,7 +123,7 @@ esdm_type_from_spelling(const char *spelling)
             /* numpy's bytes are padded with NULs, not terminated by one */
             if ((type_id = H5Tcopy(H5T_C_S1)) >= 0 &&
                 (H5Tset_size(type_id, bytes) < 0 || H5Tset_strpad(type_id, H5T_STR_NULLPAD) < 0)) {
-                H5Tclose(type_id);
+                esdm_close(type_id);
                 return H5I_INVALID_HID;
             }
             return type_id;

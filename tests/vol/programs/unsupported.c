@@ -1,0 +1,77 @@
+/*
+ * Features the connector does not support yet must fail like any HDF5
+ * error (a negative return and an error stack naming the feature) and
+ * leave the program able to carry on: here a virtual dataset and an
+ * object reference are refused, then an ordinary dataset is written and
+ * the file closes cleanly.
+ *
+ *   unsupported FILE     (prints the error stacks to stderr, "ok" to stdout)
+ */
+#include <hdf5.h>
+#include <stdio.h>
+
+static int failures;
+
+static void
+expect_failure(herr_t status, const char *what)
+{
+    if (status >= 0) {
+        printf("unexpected success: %s\n", what);
+        failures++;
+        return;
+    }
+    fprintf(stderr, "--- %s failed as expected:\n", what);
+    H5Eprint2(H5E_DEFAULT, stderr);
+}
+
+int
+main(int argc, char **argv)
+{
+    hsize_t dims[1] = {8};
+    int     data[8] = {1, 2, 3, 4, 5, 6, 7, 8}, back[8] = {0};
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s FILE\n", argv[0]);
+        return 2;
+    }
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* print only where this program says so */
+    hid_t file  = H5Fcreate(argv[1], H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t space = H5Screate_simple(1, dims, NULL);
+    if (file < 0 || space < 0) {
+        H5Eprint2(H5E_DEFAULT, stderr);
+        return 1;
+    }
+
+    /* a virtual dataset mapping another dataset */
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_layout(dcpl, H5D_VIRTUAL);
+    H5Pset_virtual(dcpl, space, "source.h5", "/data", space);
+    hid_t vds = H5Dcreate2(file, "virtual", H5T_NATIVE_INT, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    expect_failure(vds, "H5Dcreate2 with a virtual layout");
+    H5Pclose(dcpl);
+
+    /* the connector carries on: an ordinary dataset */
+    hid_t dset = H5Dcreate2(file, "data", H5T_NATIVE_INT, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (dset < 0 || H5Dwrite(dset, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+        H5Eprint2(H5E_DEFAULT, stderr);
+        return 1;
+    }
+
+    /* an object reference to it */
+    H5R_ref_t ref;
+    expect_failure(H5Rcreate_object(file, "data", H5P_DEFAULT, &ref), "H5Rcreate_object");
+
+    if (H5Dread(dset, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, back) < 0 || back[7] != 8) {
+        H5Eprint2(H5E_DEFAULT, stderr);
+        return 1;
+    }
+    H5Dclose(dset);
+    H5Sclose(space);
+    if (H5Fclose(file) < 0) {
+        H5Eprint2(H5E_DEFAULT, stderr);
+        return 1;
+    }
+    if (failures == 0)
+        printf("ok\n");
+    return failures ? 1 : 0;
+}

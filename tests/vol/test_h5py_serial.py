@@ -1,0 +1,212 @@
+"""Serial h5py through the connector, and the same data through the Python API.
+
+h5py runs in a subprocess with the `esdm vol-env` environment; the test
+process checks the container with esdm_hpc.open, and the other way round.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import esdm_hpc
+from esdm_hpc.vol.names import container_for_path
+from tests.vol.conftest import Site, report
+
+WRITE = """
+import json, sys
+import h5py, numpy as np
+
+name = sys.argv[1]
+with h5py.File(name, "w") as f:
+    atmos = f.create_group("atmos")
+    tas = atmos.create_dataset("tas", data=np.arange(60, dtype="f4").reshape(3, 4, 5),
+                               maxshape=(None, 4, 5))
+    tas.attrs["units"] = "K"
+    tas.attrs["levels"] = np.array([1000, 850, 500], dtype="i4")
+    f["/"].attrs["title"] = "esdm test"
+    f["/"].attrs["version"] = 2.5
+    counts = f.create_dataset("counts", shape=(10,), dtype="i2", fillvalue=-1)
+    counts[2:5] = [1, 2, 3]
+    counts[[7, 9]] = [7, 9]
+    f.create_dataset("names", data=np.array([b"ab", b"cde"]))
+    # a lone process reads back what it wrote before the file is closed
+    assert (tas[1, :, ::2] == np.arange(20, 40, dtype="f4").reshape(4, 5)[:, ::2]).all()
+    tas.resize((4, 4, 5))
+    tas[3] = -1
+with h5py.File(name, "r") as f:
+    tas = f["atmos/tas"]
+    print(json.dumps({
+        "tas": tas[...].tolist(), "shape": tas.shape, "maxshape": tas.maxshape,
+        "dtype": tas.dtype.str, "units": tas.attrs["units"],
+        "levels": tas.attrs["levels"].tolist(), "title": f["/"].attrs["title"],
+        "version": float(f["/"].attrs["version"]), "counts": f["counts"][...].tolist(),
+        "fill": int(f["counts"].fillvalue), "names": [n.decode() for n in f["names"][...]],
+        "members": len(f), "attrs": sorted(f["atmos/tas"].attrs),
+    }))
+"""
+
+
+def test_h5py_writes_a_container_the_python_api_reads_identically(site: Site) -> None:
+    result = site.python(WRITE, "esdm://h5py/run1")
+    assert result.returncode == 0, report(result)
+    seen = json.loads(result.stdout)
+
+    tas = np.arange(80, dtype="f4").reshape(4, 4, 5)
+    tas[3] = -1
+    counts = [-1, -1, 1, 2, 3, -1, -1, 7, -1, 9]
+    assert seen["tas"] == tas.tolist() and seen["counts"] == counts
+    assert (seen["shape"], seen["maxshape"], seen["dtype"]) == ([4, 4, 5], [None, 4, 5], "<f4")
+    assert (seen["units"], seen["levels"], seen["title"]) == ("K", [1000, 850, 500], "esdm test")
+    assert (seen["version"], seen["fill"], seen["names"]) == (2.5, -1, ["ab", "cde"])
+    assert seen["members"] == 3 and seen["attrs"] == ["levels", "units"]
+
+    with esdm_hpc.open("esdm://h5py/run1", config=site.config) as c:
+        stored = c["atmos/tas"]
+        assert (stored[...] == tas).all() and stored.dtype == np.dtype("<f4")
+        assert stored.maxshape == (None, 4, 5)
+        assert stored.attrs["units"] == "K"
+        assert stored.attrs["levels"].tolist() == [1000, 850, 500]
+        assert c.attrs["title"] == "esdm test" and c.attrs["version"] == 2.5
+        assert c["counts"][...].tolist() == counts and c["counts"].fillvalue == -1
+        assert c["names"][...].tolist() == [b"ab", b"cde"]
+
+
+READ = """
+import json, sys
+import h5py
+
+with h5py.File(sys.argv[1], "r") as f:
+    d = f["ocean/sst"]
+    print(json.dumps({"sst": d[...].tolist(), "corner": d[1:, 2:].tolist(), "dtype": d.dtype.str,
+                      "maxshape": d.maxshape, "chunks": d.chunks, "fill": float(d.fillvalue),
+                      "attrs": {k: v.decode() if isinstance(v, bytes) else v.tolist()
+                                for k, v in d.attrs.items()},
+                      "text_type": type(d.attrs["long_name"]).__name__}))
+"""
+
+
+def test_the_python_api_writes_a_container_h5py_reads_identically(site: Site) -> None:
+    sst = np.linspace(-2, 30, 12, dtype="f8").reshape(3, 4)
+    with esdm_hpc.open("esdm://api/run1", "w", config=site.config) as c:
+        d = c.create_dataset("ocean/sst", shape=(3, 4), dtype="f8", maxshape=(None, 4),
+                             fillvalue=-999.0)  # fmt: skip
+        d[0:2] = sst[0:2]
+        d[2:] = sst[2:]
+        d.attrs["scale"] = np.array([0.5, 2.0])
+        d.attrs["long_name"] = "sea surface temperature"
+
+    result = site.python(READ, "esdm://api/run1")
+    assert result.returncode == 0, report(result)
+    seen = json.loads(result.stdout)
+    assert seen["sst"] == sst.tolist() and seen["corner"] == sst[1:, 2:].tolist()
+    assert (seen["dtype"], seen["maxshape"], seen["fill"]) == ("<f8", [None, 4], -999.0)
+    assert seen["chunks"] is not None  # an extendible dataset shows as chunked, as HDF5 needs
+    assert seen["attrs"] == {"scale": [0.5, 2.0], "long_name": "sea surface temperature"}
+    # the core keeps a str attribute as bytes, which HDF5 shows as a fixed-length
+    # string (as netCDF writes text attributes), so h5py returns bytes
+    assert seen["text_type"] == "bytes_"
+
+
+PATHS = """
+import sys
+import h5py, numpy as np
+
+for name in sys.argv[1:]:
+    with h5py.File(name, "w") as f:
+        f.create_dataset("x", data=np.arange(4))
+"""
+
+
+def test_plain_paths_and_container_documents_name_containers(site: Site, tmp_path: Path) -> None:
+    plain = tmp_path / "runs" / "out.h5"
+    document = tmp_path / "run.json"
+    document.write_text(json.dumps({"container": "esdm://from-doc", "config": str(site.config)}))
+
+    result = site.python(PATHS, str(plain), f"esd-cfg:{document}")
+    assert result.returncode == 0, report(result)
+    assert not plain.exists()  # a container, not a file
+    for uri in (f"esdm://{container_for_path(str(plain))}", "esdm://from-doc"):
+        with esdm_hpc.open(uri, config=site.config) as c:
+            assert c["x"][...].tolist() == [0, 1, 2, 3]
+
+
+ERRORS = """
+import h5py, numpy as np
+
+try:
+    h5py.File("esdm://missing", "r")
+except FileNotFoundError as error:
+    print("missing:", error)
+with h5py.File("esdm://errors", "w") as f:
+    try:
+        f.create_dataset("z", data=np.array([1 + 2j]))
+    except Exception as error:
+        print("complex:", type(error).__name__, error)
+    f.create_dataset("ok", data=np.arange(3))
+with h5py.File("esdm://errors", "r") as f:
+    try:
+        f.create_group("g")
+    except Exception as error:
+        print("read-only:", type(error).__name__, error)
+    print("still:", f["ok"][...].tolist())
+"""
+
+
+def test_failures_are_hdf5_errors_with_the_cores_message(site: Site) -> None:
+    result = site.python(ERRORS)
+    assert result.returncode == 0, report(result)
+    lines = dict(line.split(":", 1) for line in result.stdout.splitlines())
+    assert "ContainerNotFoundError: esdm://missing" in lines["missing"]
+    assert "compound datatypes are not supported yet" in lines["complex"]
+    assert "needs mode 'w' or 'a'" in lines["read-only"]
+    assert lines["still"].strip() == "[0, 1, 2]"
+
+
+def test_scalar_datasets_round_trip(site: Site) -> None:
+    script = """
+import h5py
+with h5py.File("esdm://scalar", "w") as f:
+    f.create_dataset("x", data=3.5)
+with h5py.File("esdm://scalar", "r") as f:
+    print(f["x"][()])
+"""
+    result = site.python(script)
+    assert result.returncode == 0, report(result)
+    assert result.stdout.strip() == "3.5"
+
+
+SLABS = """
+import h5py, numpy as np
+
+with h5py.File("esdm://slabs", "w") as f:
+    line = f.create_dataset("line", shape=(1000,), dtype="f4")
+    line[0:1000] = np.arange(1000)
+    grid = f.create_dataset("grid", shape=(8, 10), dtype="i4")
+    grid[:, 2:6] = np.ones((8, 4))
+    grid[::2, 7:] = np.full((4, 3), 2)
+    points = f.create_dataset("points", shape=(4, 5), dtype="f8", fillvalue=-1)
+    mask = np.zeros((4, 5), dtype=bool)
+    mask[1, 1:4] = mask[3, 0] = mask[0, 4] = True  # a point selection: 3 runs
+    points[mask] = [1, 2, 3, 4, 5]
+    assert points[mask].tolist() == [1, 2, 3, 4, 5]
+"""
+
+
+def test_a_slab_becomes_one_fragment_not_one_per_element(site: Site) -> None:
+    # HDF5 lists h5py's slab selections as count x block-of-1: one-element
+    # blocks the connector must join, or every element is a fragment.
+    result = site.python(SLABS)
+    assert result.returncode == 0, report(result)
+    info = site.run(sys.executable, "-m", "esdm_hpc.cli", "info", "esdm://slabs")
+    assert info.returncode == 0, report(info)
+    fragments = {line.split()[0]: int(line.split()[-2]) for line in info.stdout.splitlines()
+                 if line.rstrip().endswith("fragments") and line.startswith("  /")}  # fmt: skip
+    assert fragments == {"/line": 1, "/grid": 1 + 4, "/points": 3}, info.stdout
+
+    with esdm_hpc.open("esdm://slabs", config=site.config) as c:
+        grid, points = c["grid"][...], c["points"][...]
+    assert (grid[:, 2:6] == 1).all() and (grid[::2, 7:] == 2).all() and (grid[1::2, 7:] == 0).all()
+    assert points[0, 4] == 1 and points[1, 1:4].tolist() == [2, 3, 4] and points[3, 0] == 5
+    assert (points == -1).sum() == 20 - 5
