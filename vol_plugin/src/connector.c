@@ -159,15 +159,15 @@ static const H5VL_class_t esdm_class = {
     {0, NULL, NULL, NULL, NULL, NULL}, /* info: the connector takes no configuration string */
     {NULL, NULL, NULL, NULL, NULL},    /* wrap: terminal connectors do not wrap */
     {esdm_attr_create, esdm_attr_open, esdm_attr_read, esdm_attr_write, esdm_attr_get,
-     esdm_attr_specific, esdm_attr_optional, esdm_attr_close},
+     esdm_attr_specific, esdm_attr_optional, esdm_object_close},
     {esdm_dataset_create, esdm_dataset_open, esdm_dataset_read, esdm_dataset_write, esdm_dataset_get,
-     esdm_dataset_specific, esdm_dataset_optional, esdm_dataset_close},
+     esdm_dataset_specific, esdm_dataset_optional, esdm_object_close},
     {esdm_datatype_commit, esdm_datatype_open, esdm_datatype_get, esdm_datatype_specific,
      esdm_datatype_optional, esdm_datatype_close},
     {esdm_file_create, esdm_file_open, esdm_file_get, esdm_file_specific, esdm_file_optional,
      esdm_file_close},
     {esdm_group_create, esdm_group_open, esdm_group_get, esdm_group_specific, esdm_group_optional,
-     esdm_group_close},
+     esdm_object_close},
     {esdm_link_create, esdm_link_copy, esdm_link_move, esdm_link_get, esdm_link_specific,
      esdm_link_optional},
     {esdm_object_open, esdm_object_copy, esdm_object_get, esdm_object_specific, esdm_object_optional},

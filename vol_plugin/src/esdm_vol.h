@@ -75,6 +75,7 @@ struct esdm_file_t {
 
 esdm_obj_t *esdm_obj_new(esdm_kind_t kind, esdm_file_t *file, PyObject *py);
 void        esdm_obj_release(esdm_obj_t *obj); /* GIL held */
+herr_t      esdm_object_close(void *obj, hid_t dxpl_id, void **req); /* attr, dataset, group */
 void        esdm_file_unref(esdm_file_t *file);
 bool        esdm_file_owns(const esdm_file_t *file, const void *obj);
 
@@ -198,7 +199,6 @@ void  *esdm_group_open(void *obj, const H5VL_loc_params_t *loc, const char *name
 herr_t esdm_group_get(void *obj, H5VL_group_get_args_t *args, hid_t dxpl_id, void **req);
 herr_t esdm_group_specific(void *obj, H5VL_group_specific_args_t *args, hid_t dxpl_id, void **req);
 herr_t esdm_group_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req);
-herr_t esdm_group_close(void *grp, hid_t dxpl_id, void **req);
 
 /* dataset.c */
 void  *esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t lcpl_id,
@@ -209,7 +209,6 @@ void  *esdm_dataset_open(void *obj, const H5VL_loc_params_t *loc, const char *na
 herr_t esdm_dataset_get(void *obj, H5VL_dataset_get_args_t *args, hid_t dxpl_id, void **req);
 herr_t esdm_dataset_specific(void *obj, H5VL_dataset_specific_args_t *args, hid_t dxpl_id, void **req);
 herr_t esdm_dataset_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req);
-herr_t esdm_dataset_close(void *dset, hid_t dxpl_id, void **req);
 /* Fill in what an opened dataset reports: its type, dcpl (with the fill
  * value), dapl. GIL held. */
 herr_t esdm_dataset_init(esdm_obj_t *dset, hid_t dapl_id);
@@ -233,7 +232,6 @@ herr_t esdm_attr_get(void *obj, H5VL_attr_get_args_t *args, hid_t dxpl_id, void 
 herr_t esdm_attr_specific(void *obj, const H5VL_loc_params_t *loc, H5VL_attr_specific_args_t *args,
                           hid_t dxpl_id, void **req);
 herr_t esdm_attr_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req);
-herr_t esdm_attr_close(void *attr, hid_t dxpl_id, void **req);
 
 /* link.c */
 herr_t esdm_link_create(H5VL_link_create_args_t *args, void *obj, const H5VL_loc_params_t *loc,

@@ -111,16 +111,3 @@ esdm_group_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void *
                args->op_type);
     return -1;
 }
-
-herr_t
-esdm_group_close(void *obj, hid_t dxpl_id, void **req)
-{
-    PyGILState_STATE gil;
-    (void)dxpl_id, (void)req;
-
-    if (esdm_enter(&gil) < 0)
-        return -1;
-    esdm_obj_release(obj);
-    esdm_leave(gil);
-    return 0;
-}

@@ -143,3 +143,17 @@ esdm_token_of(const char *file_name, const char *path, H5O_token_t *token)
     halves[1] = fnv1a(fnv1a(0x84222325cbf29ce4ULL, path), file_name);
     memcpy(token->__data, halves, sizeof halves);
 }
+
+/* H5Aclose, H5Dclose and H5Gclose: the handle goes, the object stays in the container. */
+herr_t
+esdm_object_close(void *obj, hid_t dxpl_id, void **req)
+{
+    PyGILState_STATE gil;
+    (void)dxpl_id, (void)req;
+
+    if (esdm_enter(&gil) < 0)
+        return -1;
+    esdm_obj_release(obj);
+    esdm_leave(gil);
+    return 0;
+}
