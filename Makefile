@@ -13,18 +13,26 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 export OMPI_MCA_rmaps_base_oversubscribe := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/$(HDF5)/bin:$(PATH)
 
-.PHONY: setup system hdf5 python vol demo test lint bench clean
+.PHONY: setup system deps hdf5 python-base python vol demo test lint bench clean
 
 setup: build/kernels.stamp
 
 system:
 	@deps/apt.sh deps/apt-packages.txt
 
-hdf5: system
+# The two slow builds side by side: HDF5 (ninja, all cores) and mpi4py (one
+# long compile). -Otarget keeps their logs apart.
+deps: system
+	@$(MAKE) --no-print-directory -j2 -Otarget hdf5 python-base
+
+hdf5:
 	@deps/build-hdf5.sh $(HDF5)
 
-python: hdf5
-	@deps/python-env.sh $(VENV) $(HDF5)
+python-base:
+	@deps/python-env.sh base $(VENV)
+
+python: deps
+	@deps/python-env.sh hdf5 $(VENV) $(HDF5)
 
 # Order-only: the environment must exist, but its (phony) check alone does
 # not force a recompile.

@@ -1,57 +1,80 @@
 #!/usr/bin/env bash
-# Create the project's virtual environment with mpi4py and h5py built from
-# source (against the system OpenMPI and the parallel HDF5 in HDF5_PREFIX),
-# and the package installed editable.
+# The project's virtual environment, in two phases so that the slow source
+# builds overlap (`make` runs `base` next to the HDF5 build):
 #
-#   python-env.sh VENV HDF5_PREFIX
+#   python-env.sh base VENV          venv, requirements, mpi4py built from
+#                                    source against the system OpenMPI
+#   python-env.sh hdf5 VENV PREFIX   h5py built from source (HDF5_MPI=ON)
+#                                    against the HDF5 in PREFIX, the package
+#                                    installed editable
 #
-# The two source builds are kept as wheels under the cache, keyed by versions,
-# so a fresh clone installs them in seconds. A stamp in the venv makes a
-# second run a no-op.
+# Both builds are kept as wheels under the cache, keyed by versions, so a
+# fresh clone installs them in seconds; a stamp per phase makes a repeat a no-op.
 set -euo pipefail
 
 MPI4PY_VERSION=4.1.2
 H5PY_VERSION=3.16.0
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-venv=$1
-hdf5=$(readlink -f "$2")
+phase=$1 venv=$2
 cache=${ESDM_CACHE:-$HOME/.cache/esdm-hpc}
-
-ompi_version=$(mpicc --showme:version 2>&1 | tr -cd '0-9.' | head -c 16)
-wheel_key=$(echo "$MPI4PY_VERSION $H5PY_VERSION $hdf5 $ompi_version $(${PYTHON:-python3} -V)" \
-    | sha256sum | cut -c1-10)
-wheels="$cache/wheels-mpi4py$MPI4PY_VERSION-h5py$H5PY_VERSION-$wheel_key"
-stamp_key=$(cat "$0" "$here/requirements.txt" "$root/pyproject.toml" | sha256sum | cut -c1-16)
-stamp="$venv/.esdm-setup-$stamp_key-$wheel_key"
-
-if [ -e "$stamp" ] && "$venv/bin/python" -c "import h5py, mpi4py.MPI" 2>/dev/null; then
-    exit 0
-fi
-
-echo "== Python environment in $venv"
-[ -x "$venv/bin/python" ] || "${PYTHON:-python3}" -m venv "$venv"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
-"${pip[@]}" install --upgrade pip
-"${pip[@]}" install -r "$here/requirements.txt"
 
-if ! ls "$wheels"/h5py-*.whl >/dev/null 2>&1; then
-    echo "== building mpi4py $MPI4PY_VERSION and h5py $H5PY_VERSION (MPI) from source (about 5 minutes)"
-    tmp=$(mktemp -d "$cache/wheels-build.XXXXXX")
-    trap 'rm -rf "$tmp"' EXIT
-    "${pip[@]}" wheel --no-deps --no-binary mpi4py -w "$tmp" "mpi4py==$MPI4PY_VERSION"
-    "${pip[@]}" install "$tmp"/mpi4py-*.whl
-    # h5py compiles against the mpi4py just installed; the rpath makes it find
-    # our libhdf5 without LD_LIBRARY_PATH.
-    CC=mpicc HDF5_MPI=ON HDF5_DIR="$hdf5" LDFLAGS="-Wl,-rpath,$hdf5/lib" \
-        "${pip[@]}" wheel --no-deps --no-binary h5py --no-build-isolation -w "$tmp" \
-        "h5py==$H5PY_VERSION"
-    rm -rf "$wheels"
-    mv "$tmp" "$wheels"
-    trap - EXIT
-fi
-"${pip[@]}" install --force-reinstall --no-deps "$wheels"/mpi4py-*.whl "$wheels"/h5py-*.whl
-"${pip[@]}" install --no-build-isolation --no-deps -e "$root"
+key() { echo "$*" | sha256sum | cut -c1-10; }
+ompi_version=$(mpicc --showme:version 2>&1 | tr -cd '0-9.' | head -c 16)
+python_version=$("${PYTHON:-python3}" -V 2>&1)
+mpi4py_wheels="$cache/wheels-mpi4py$MPI4PY_VERSION-$(key "$ompi_version $python_version")"
 
-rm -f "$venv"/.esdm-setup-*
-touch "$stamp"
+# Build one wheel from source into the cache (once), then install it.
+cached_wheel() {
+    local dir=$1 package=$2
+    shift 2
+    if ! ls "$dir"/*.whl >/dev/null 2>&1; then
+        echo "== building $package from source (a few minutes)"
+        local tmp
+        tmp=$(mktemp -d "$cache/wheel-build.XXXXXX")
+        "$@" "${pip[@]}" wheel --no-deps --no-binary "${package%%=*}" -w "$tmp" "$package" \
+            || { rm -rf "$tmp"; exit 1; }
+        rm -rf "$dir"
+        mv "$tmp" "$dir"
+    fi
+    "${pip[@]}" install --force-reinstall --no-deps "$dir"/*.whl
+}
+
+phase_base() {
+    local stamp
+    stamp="$venv/.esdm-base-$(cat "$0" "$here/requirements.txt" | sha256sum | cut -c1-12)"
+    [ -e "$stamp" ] && return 0
+    echo "== Python environment in $venv"
+    mkdir -p "$cache"
+    [ -x "$venv/bin/python" ] || "${PYTHON:-python3}" -m venv "$venv"
+    "${pip[@]}" install --upgrade pip
+    "${pip[@]}" install -r "$here/requirements.txt"
+    cached_wheel "$mpi4py_wheels" "mpi4py==$MPI4PY_VERSION" env
+    rm -f "$venv"/.esdm-base-*
+    touch "$stamp"
+}
+
+phase_hdf5() {
+    local hdf5 h5py_wheels stamp
+    hdf5=$(readlink -f "$1")
+    h5py_wheels="$cache/wheels-h5py$H5PY_VERSION-$(key "$hdf5 $MPI4PY_VERSION $ompi_version $python_version")"
+    stamp="$venv/.esdm-hdf5-$(cat "$0" "$root/pyproject.toml" | sha256sum | cut -c1-12)-$(key "$hdf5")"
+    if [ -e "$stamp" ] && "$venv/bin/python" -c "import h5py, mpi4py.MPI" 2>/dev/null; then
+        return 0
+    fi
+    # h5py compiles against the mpi4py just installed (no build isolation);
+    # the rpath makes it find our libhdf5 without LD_LIBRARY_PATH.
+    cached_wheel "$h5py_wheels" "h5py==$H5PY_VERSION" \
+        env CC=mpicc HDF5_MPI=ON HDF5_DIR="$hdf5" LDFLAGS="-Wl,-rpath,$hdf5/lib" \
+        PIP_NO_BUILD_ISOLATION=1
+    "${pip[@]}" install --no-build-isolation --no-deps -e "$root"
+    rm -f "$venv"/.esdm-hdf5-*
+    touch "$stamp"
+}
+
+case $phase in
+    base) phase_base ;;
+    hdf5) phase_hdf5 "$3" ;;
+    *) echo "usage: $0 base VENV | hdf5 VENV HDF5_PREFIX" >&2; exit 2 ;;
+esac
