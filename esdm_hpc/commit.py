@@ -20,10 +20,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from esdm_hpc import lease as leases
 from esdm_hpc.comm import Comm
 from esdm_hpc.errors import EsdmError, OverlappingWritesError
 from esdm_hpc.fragment import fragment_boxes
 from esdm_hpc.kernels.region import find_overlaps
+from esdm_hpc.lease import Lease
 from esdm_hpc.manifest import CorruptMetadataError, Head, Manifest, encode_fragments
 from esdm_hpc.namespace import Namespace
 from esdm_hpc.selection import Hyperslab
@@ -35,31 +37,37 @@ from esdm_hpc.writer import EpochWriter
 class Committed:
     head: Head
     manifest: Manifest
+    lease: Lease | None
 
 
 def commit(
-    comm: Comm, store: ContainerStore, namespace: Namespace, writer: EpochWriter, head: Head
+    comm: Comm,
+    store: ContainerStore,
+    namespace: Namespace,
+    writer: EpochWriter,
+    head: Head,
+    lease: Lease | None = None,
 ) -> Committed:
     writer.sync()
     # Records travel as JSON text: cheap to pickle, and rank 0 splices them
     # into the manifest without decoding and encoding them again.
     gathered = comm.gather(encode_fragments(writer.fragments), root=0)
-    outcome: tuple[Head, bytes] | Exception | None = None
+    outcome: tuple[Head, bytes, Lease | None] | Exception | None = None
     if comm.rank == 0:
         assert gathered is not None
         try:
-            outcome = _publish(store, namespace, head, comm.size, gathered)
+            new_head, data = _publish(store, namespace, head, comm.size, gathered)
+            # renewed here, so the commit needs no collective round of its own for it
+            outcome = (new_head, data, leases.renew(store, lease) if lease else None)
         except (EsdmError, CorruptMetadataError, OSError) as error:
             outcome = error
     outcome = comm.bcast(outcome, root=0)
     if isinstance(outcome, Exception):
         raise outcome
     assert outcome is not None
-    new_head, data = outcome
-    manifest = Manifest.decode(
-        data, new_head.checksum, f"esdm://{store.name} epoch {new_head.epoch}"
-    )
-    return Committed(new_head, manifest)
+    new_head, data, renewed = outcome
+    where = f"esdm://{store.name} epoch {new_head.epoch}"
+    return Committed(new_head, Manifest.decode(data, new_head.checksum, where), renewed)
 
 
 def _publish(

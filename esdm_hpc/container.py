@@ -139,7 +139,7 @@ class Container(Group):
         self._session = session
         self._lease = opened.lease
         self._manifests: list[Manifest] = []
-        self._fragments: dict[str, list[Fragment]] = defaultdict(list)
+        self._records: dict[str, list[dict[str, Any]]] = defaultdict(list)  # per dataset
         self._views: dict[str, FragmentView] = {}
         self._head = opened.head
         self._absorb(opened.manifests)
@@ -190,7 +190,7 @@ class Container(Group):
         """
         writer = self._require_writable("commit")
         try:
-            done = commit(self.comm, self._store, self._namespace, writer, self._head)
+            done = commit(self.comm, self._store, self._namespace, writer, self._head, self._lease)
         except BaseException:
             writer.close()  # its logs are orphans now, for gc
             self._namespace = Namespace.from_json(self._manifests[-1].namespace)
@@ -203,10 +203,7 @@ class Container(Group):
         self._namespace = Namespace.from_json(done.manifest.namespace)
         self._dirty = False
         self._writer = self._new_writer()
-        lease = self._lease
-        self._lease = on_root(
-            self.comm, lambda: leases.renew(self._store, lease) if lease else None
-        )
+        self._lease = done.lease
         return self.epoch
 
     def refresh(self) -> int:
@@ -255,9 +252,9 @@ class Container(Group):
     def _absorb(self, manifests: list[Manifest]) -> None:
         for manifest in manifests:
             self._manifests.append(manifest)
-            for fragment in manifest.fragments:
-                self._fragments[fragment.dataset].append(fragment)
-                self._views.pop(fragment.dataset, None)
+            for record in manifest.records:
+                self._records[record["dataset"]].append(record)
+                self._views.pop(record["dataset"], None)
 
     def _new_writer(self) -> EpochWriter:
         return EpochWriter(
@@ -287,7 +284,9 @@ class Container(Group):
         view = self._views.get(meta.path)
         if view is None:
             fragments = [
-                f for f in self._fragments.get(meta.path, ()) if f.epoch > meta.created_epoch
+                Fragment.from_json(r)
+                for r in self._records.get(meta.path, ())
+                if r["epoch"] > meta.created_epoch
             ]
             view = self._views[meta.path] = FragmentView(fragments, len(meta.shape))
         return view

@@ -56,13 +56,19 @@ class Manifest:
     created: str
     writer: dict[str, Any]
     namespace: dict[str, Any]
-    fragments: list[Fragment] = field(default_factory=list)
+    # the fragment records as stored (Fragment.to_json): decoded into Fragment
+    # objects only where a reader needs them, not on every rank at every commit
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def fragments(self) -> list[Fragment]:
+        return [Fragment.from_json(record) for record in self.records]
 
     def encode(self, fragments_json: Sequence[str] | None = None) -> bytes:
         """The manifest as stored. ``fragments_json``: the fragment records already
         encoded as JSON arrays (one per rank), spliced in as they are."""
         if fragments_json is None:
-            fragments_json = [_dumps([f.to_json() for f in self.fragments])]
+            fragments_json = [_dumps(self.records)]
         record = {
             "format": MANIFEST_FORMAT,
             "epoch": self.epoch,
@@ -92,7 +98,7 @@ class Manifest:
             created=record["created"],
             writer=record["writer"],
             namespace=record["namespace"],
-            fragments=[Fragment.from_json(f) for f in record["fragments"]],
+            records=record["fragments"],
         )
 
 
