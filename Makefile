@@ -21,9 +21,9 @@ system:
 	@deps/apt.sh deps/apt-packages.txt
 
 # The two slow builds side by side: HDF5 (ninja, all cores) and mpi4py (one
-# long compile). -Otarget keeps their logs apart.
+# long compile). -Oline keeps their lines whole and shows them as they come.
 deps: system
-	@$(MAKE) --no-print-directory -j2 -Otarget hdf5 python-base
+	@$(MAKE) --no-print-directory -j2 -Oline hdf5 python-base
 
 hdf5:
 	@deps/build-hdf5.sh $(HDF5)
