@@ -47,16 +47,27 @@ def commit(
     writer: EpochWriter,
     head: Head,
     lease: Lease | None = None,
+    local_error: Exception | None = None,
 ) -> Committed:
-    writer.sync()
+    """``local_error``: this rank's data cannot be committed (a failed write); it
+    travels with the records, so every rank raises it instead of waiting."""
+    if local_error is None:
+        try:
+            writer.sync()
+        except OSError as error:
+            local_error = error
     # Records travel as JSON text: cheap to pickle, and rank 0 splices them
     # into the manifest without decoding and encoding them again.
-    gathered = comm.gather(encode_fragments(writer.fragments), root=0)
+    gathered = comm.gather((encode_fragments(writer.fragments), local_error), root=0)
     outcome: tuple[Head, bytes, Lease | None] | Exception | None = None
     if comm.rank == 0:
         assert gathered is not None
+        failed = [error for _, error in gathered if error is not None]
         try:
-            new_head, data = _publish(store, namespace, head, comm.size, gathered)
+            if failed:
+                raise failed[0]
+            encoded = [text for text, _ in gathered]
+            new_head, data = _publish(store, namespace, head, comm.size, encoded)
             # renewed here, so the commit needs no collective round of its own for it
             outcome = (new_head, data, leases.renew(store, lease) if lease else None)
         except (EsdmError, CorruptMetadataError, OSError) as error:

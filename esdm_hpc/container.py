@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections import defaultdict
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,6 +148,9 @@ class Container(Group):
         self._namespace = Namespace() if opened.fresh else committed
         self._dirty = opened.fresh
         self._writer: EpochWriter | None = None
+        self._async: ThreadPoolExecutor | None = None  # started by the first write_async
+        self._requests: list[Future[None]] = []
+        self._generation = 0
         if self.writable:
             self._writer = self._new_writer()
         self._closed = False
@@ -190,7 +194,10 @@ class Container(Group):
         """
         writer = self._require_writable("commit")
         try:
-            done = commit(self.comm, self._store, self._namespace, writer, self._head, self._lease)
+            done = commit(
+                self.comm, self._store, self._namespace, writer, self._head, self._lease,
+                local_error=self._finish_requests(),
+            )  # fmt: skip
         except BaseException:
             writer.close()  # its logs are orphans now, for gc
             self._namespace = Namespace.from_json(self._manifests[-1].namespace)
@@ -205,6 +212,17 @@ class Container(Group):
         self._writer = self._new_writer()
         self._lease = done.lease
         return self.epoch
+
+    def wait(self) -> None:
+        """Block until every ``write_async`` of this process is written; raise the first error."""
+        error = self._finish_requests()
+        if error is not None:
+            raise error
+
+    def _finish_requests(self) -> Exception | None:
+        requests, self._requests = self._requests, []
+        errors = [r.exception() for r in requests]
+        return next((e for e in errors if e is not None), None)
 
     def refresh(self) -> int:
         """Move a reader on to the newest committed epoch (collective); returns it."""
@@ -230,13 +248,16 @@ class Container(Group):
         if self._closed:
             return
         if self._writer is not None:
-            pending = self._dirty or bool(self._writer.fragments)
+            pending = self._dirty or bool(self._writer.fragments) or bool(self._requests)
             if any(self.comm.allgather(pending)):
                 self.commit()
         self._abort()
 
     def _abort(self) -> None:
         # Leaves the open epoch uncommitted: its logs become orphans for gc.
+        if self._async is not None:
+            self._async.shutdown(wait=True)
+            self._async = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -257,12 +278,15 @@ class Container(Group):
                 self._views.pop(record["dataset"], None)
 
     def _new_writer(self) -> EpochWriter:
+        # A refused commit leaves its logs (orphans for gc) under the same epoch
+        # number the next writer uses: the generation keeps their names apart.
+        self._generation += 1
         return EpochWriter(
             self._store,
             self.config,
             rank=self.comm.rank,
             epoch=self._head.epoch + 1,
-            session=self._session,
+            session=f"{self._session}.{self._generation}",
         )
 
     def _require_writable(self, what: str) -> EpochWriter:
@@ -300,6 +324,17 @@ class Container(Group):
 
     def _write(self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray) -> None:
         self._require_writable(f"writing {meta.path}").write(meta, offset, data)
+
+    def _write_async(
+        self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray
+    ) -> Future[None]:
+        writer = self._require_writable(f"writing {meta.path}")
+        if self._async is None:
+            # one thread: writes land in call order, as synchronous ones do
+            self._async = ThreadPoolExecutor(1, thread_name_prefix="esdm-write")
+        request = self._async.submit(writer.write, meta, offset, data)
+        self._requests.append(request)
+        return request
 
     def _collective(self, call: str, arguments: dict[str, Any]) -> None:
         """Check a namespace change is allowed and that every rank makes the same one.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,6 +13,10 @@ from esdm_hpc.selection import Key, hyperslab
 
 if TYPE_CHECKING:
     from esdm_hpc.container import Container
+
+
+# a checked write: the dataset, the offset of the slab, the data in its dtype and shape
+PreparedWrite = tuple[DatasetMeta, tuple[int, ...], np.ndarray]
 
 
 class Dataset:
@@ -75,6 +80,27 @@ class Dataset:
         return data.reshape(slab.shape)
 
     def __setitem__(self, key: Key, value: Any) -> None:
+        prepared = self._prepare_write(key, value)
+        if prepared is not None:
+            self._container._write(*prepared)
+
+    def write_async(self, key: Key, value: Any) -> WriteRequest:
+        """Start writing ``value`` to ``self[key]`` and return at once.
+
+        The data is checked now and written by the container's writer thread,
+        in the order of the calls; ``value`` must not change until the request
+        is done: ``request.wait()``, ``container.wait()``, or the next commit,
+        which waits for every request first. Errors are raised by ``wait``.
+        """
+        prepared = self._prepare_write(key, value)
+        if prepared is None:
+            return WriteRequest(None)
+        return WriteRequest(self._container._write_async(*prepared))
+
+    def _prepare_write(
+        self, key: Key, value: Any
+    ) -> tuple[DatasetMeta, tuple[int, ...], np.ndarray] | None:
+        """(meta, offset, data in the dataset's dtype and the slab's shape), or None if empty."""
         meta = self._meta
         slab = hyperslab(key, meta.shape, f"{self.name} write")
         array = np.asarray(value)
@@ -90,12 +116,27 @@ class Dataset:
                 f"into a selection of shape {slab.shape}"
             ) from None
         if slab.empty:
-            return
-        self._container._write(meta, slab.offset, array.astype(meta.dtype, copy=False))
+            return None
+        return meta, slab.offset, array.astype(meta.dtype, copy=False)
 
     def resize(self, shape: tuple[int, ...] | int, axis: int | None = None) -> None:
         """Change the shape within ``maxshape`` (collective)."""
         self._container._resize(self.name, _new_shape(self.shape, shape, axis))
+
+
+class WriteRequest:
+    """A write started by ``Dataset.write_async``."""
+
+    def __init__(self, future: Future[None] | None):
+        self._future = future
+
+    def done(self) -> bool:
+        return self._future is None or self._future.done()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the data is written (not yet committed); re-raise its error."""
+        if self._future is not None:
+            self._future.result(timeout)
 
 
 def _new_shape(

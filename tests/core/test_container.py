@@ -231,3 +231,43 @@ def test_scalar_datasets_keep_their_newest_value(config: dict) -> None:
         assert c["s"][()] == 2.5
     with esdm_hpc.open("esdm://scalar", config=config, epoch=1) as c:
         assert c["s"][()] == 1.5
+
+
+def test_async_writes_are_committed_in_call_order(config: dict) -> None:
+    with esdm_hpc.open("esdm://async", "w", config=config) as c:
+        x = c.create_dataset("x", shape=(6, 4), dtype="i4")
+        requests = [x.write_async(row, np.full(4, row)) for row in range(6)]
+        x.write_async(slice(0, 2), 9)  # later call wins over the rows above
+        requests[0].wait()
+        assert requests[0].done()
+        c.commit()  # waits for all
+        np.testing.assert_array_equal(x[:, 0], [9, 9, 2, 3, 4, 5])
+        x.write_async(5, -1)  # pending at close: close waits and commits it
+    with esdm_hpc.open("esdm://async", config=config) as c:
+        np.testing.assert_array_equal(c["x"][:, 3], [9, 9, 2, 3, 4, -1])
+
+
+def test_a_failed_async_write_fails_wait_and_the_commit(
+    config: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with esdm_hpc.open("esdm://async-error", "w", config=config) as c:
+        x = c.create_dataset("x", shape=(4,), dtype="i4")
+        with pytest.raises(ValueError, match="cannot write an array of shape"):
+            x.write_async(slice(0, 2), np.ones(3, dtype="i4"))  # checked at once
+        monkeypatch.setattr(c._writer, "write", _failing_write)
+        request = x.write_async(slice(0, 2), 1)
+        with pytest.raises(OSError, match="disk on fire"):
+            request.wait()
+        with pytest.raises(OSError, match="disk on fire"):
+            c.commit()  # an epoch missing a write is never published
+        assert "x" not in c  # the whole epoch was discarded, its dataset too
+        monkeypatch.undo()
+        x = c.create_dataset("x", shape=(4,), dtype="i4")
+        x[0:2] = 3
+        assert c.commit() == 1
+    with esdm_hpc.open("esdm://async-error", config=config) as c:
+        np.testing.assert_array_equal(c["x"][...], [3, 3, 0, 0])
+
+
+def _failing_write(*args: object) -> None:
+    raise OSError("disk on fire")

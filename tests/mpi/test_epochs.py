@@ -84,3 +84,25 @@ def test_collective_calls_with_different_arguments_fail_on_every_rank() -> None:
         c.create_dataset("y", shape=(4,), dtype="i4")
     with esdm_hpc.open("esdm://mismatch", comm=comm, config=config) as c:
         assert c.keys() == ["y"]
+
+
+@pytest.mark.mpi(min_size=2)
+def test_a_write_failing_on_one_rank_fails_the_commit_on_every_rank() -> None:
+    comm = MPI.COMM_WORLD
+    config = shared_config()
+    with esdm_hpc.open("esdm://failing", "w", comm=comm, config=config) as c:
+        x = c.create_dataset("x", shape=(comm.size, 4), dtype="i4")
+        c.commit()
+        if comm.rank == 1:
+            c._writer.write = _failing_write  # this rank's storage fails
+        x.write_async(comm.rank, comm.rank)
+        with pytest.raises(OSError, match="disk on fire"):
+            c.commit()  # raised everywhere, no rank left waiting
+        assert c.epoch == 1
+        x[comm.rank] = comm.rank  # a fresh writer for the next epoch
+        assert c.commit() == 2
+        np.testing.assert_array_equal(x[:, 0], np.arange(comm.size))
+
+
+def _failing_write(*args: object) -> None:
+    raise OSError("disk on fire")
