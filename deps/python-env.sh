@@ -25,7 +25,8 @@ ompi_version=$(mpicc --showme:version 2>&1 | tr -cd '0-9.' | head -c 16)
 python_version=$("${PYTHON:-python3}" -V 2>&1)
 mpi4py_wheels="$cache/wheels-mpi4py$MPI4PY_VERSION-$(key "$ompi_version $python_version")"
 
-# Build one wheel from source into the cache (once), then install it.
+# Build one wheel from source into the cache (once), then install it; extra
+# arguments go to `pip wheel`.
 cached_wheel() {
     local dir=$1 package=$2
     shift 2
@@ -33,7 +34,7 @@ cached_wheel() {
         echo "== building $package from source (a few minutes)"
         local tmp
         tmp=$(mktemp -d "$cache/wheel-build.XXXXXX")
-        "$@" "${pip[@]}" wheel --no-deps --no-binary "${package%%=*}" -w "$tmp" "$package" \
+        "${pip[@]}" wheel --no-deps --no-binary "${package%%=*}" -w "$tmp" "$@" "$package" \
             || { rm -rf "$tmp"; exit 1; }
         rm -rf "$dir"
         mv "$tmp" "$dir"
@@ -50,7 +51,7 @@ phase_base() {
     [ -x "$venv/bin/python" ] || "${PYTHON:-python3}" -m venv "$venv"
     "${pip[@]}" install --upgrade pip
     "${pip[@]}" install -r "$here/requirements.txt"
-    cached_wheel "$mpi4py_wheels" "mpi4py==$MPI4PY_VERSION" env
+    cached_wheel "$mpi4py_wheels" "mpi4py==$MPI4PY_VERSION"
     rm -f "$venv"/.esdm-base-*
     touch "$stamp"
 }
@@ -63,11 +64,11 @@ phase_hdf5() {
     if [ -e "$stamp" ] && "$venv/bin/python" -c "import h5py, mpi4py.MPI" 2>/dev/null; then
         return 0
     fi
-    # h5py compiles against the mpi4py just installed (no build isolation);
-    # the rpath makes it find our libhdf5 without LD_LIBRARY_PATH.
-    cached_wheel "$h5py_wheels" "h5py==$H5PY_VERSION" \
-        env CC=mpicc HDF5_MPI=ON HDF5_DIR="$hdf5" LDFLAGS="-Wl,-rpath,$hdf5/lib" \
-        PIP_NO_BUILD_ISOLATION=1
+    # h5py compiles against the mpi4py just installed, so no build isolation
+    # (which would fetch and build another mpi4py); the rpath makes it find
+    # our libhdf5 without LD_LIBRARY_PATH.
+    CC=mpicc HDF5_MPI=ON HDF5_DIR="$hdf5" LDFLAGS="-Wl,-rpath,$hdf5/lib" \
+        cached_wheel "$h5py_wheels" "h5py==$H5PY_VERSION" --no-build-isolation
     "${pip[@]}" install --no-build-isolation --no-deps -e "$root"
     rm -f "$venv"/.esdm-hdf5-*
     touch "$stamp"
