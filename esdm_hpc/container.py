@@ -18,9 +18,8 @@ from esdm_hpc.comm import Comm, as_comm
 from esdm_hpc.commit import commit
 from esdm_hpc.config import SiteConfig, load_config
 from esdm_hpc.errors import ContainerExistsError
-from esdm_hpc.fragment import Fragment
 from esdm_hpc.group import Group
-from esdm_hpc.manifest import Head, Manifest
+from esdm_hpc.manifest import Head, Manifest, decode_fragment
 from esdm_hpc.namespace import DatasetMeta, Namespace
 from esdm_hpc.reader import FragmentView, read_region
 from esdm_hpc.store import ContainerStore
@@ -308,7 +307,7 @@ class Container(Group):
         view = self._views.get(meta.path)
         if view is None:
             fragments = [
-                Fragment.from_json(r)
+                decode_fragment(r, f"{self.uri} {meta.path}")
                 for r in self._records.get(meta.path, ())
                 if r["epoch"] > meta.created_epoch
             ]

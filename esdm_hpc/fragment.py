@@ -100,7 +100,9 @@ class Fragment:
             nbytes=record["nbytes"],
             block_size=record["block_size"],
             checksums=tuple(record["checksums"]),
-            replicas=tuple(Replica(*r) for r in record["replicas"]),
+            replicas=tuple(
+                Replica(str(b), str(n), int(o), int(size)) for b, n, o, size in record["replicas"]
+            ),
             minimum=record["minimum"],
             maximum=record["maximum"],
         )

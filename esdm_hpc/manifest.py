@@ -62,7 +62,7 @@ class Manifest:
 
     @property
     def fragments(self) -> list[Fragment]:
-        return [Fragment.from_json(record) for record in self.records]
+        return [decode_fragment(record, f"epoch {self.epoch}") for record in self.records]
 
     def encode(self, fragments_json: Sequence[str] | None = None) -> bytes:
         """The manifest as stored. ``fragments_json``: the fragment records already
@@ -100,6 +100,14 @@ class Manifest:
             namespace=record["namespace"],
             records=record["fragments"],
         )
+
+
+def decode_fragment(record: dict[str, Any], where: str) -> Fragment:
+    """A fragment record as stored, checked: a malformed one is corrupt metadata."""
+    try:
+        return Fragment.from_json(record)
+    except (KeyError, TypeError, ValueError) as error:
+        raise CorruptMetadataError(f"{where}: malformed fragment record ({error!r})") from None
 
 
 def encode_fragments(fragments: Sequence[Fragment]) -> str:
