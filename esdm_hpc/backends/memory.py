@@ -64,14 +64,9 @@ class MemoryBackend(Backend):
         return MemoryLogWriter(name, data, self._store.lock)
 
     def read(self, name: str, offset: int, length: int) -> bytes:
-        check_range(offset, length)
-        with self._store.lock:
-            data = self._get(name)
-            if offset + length > len(data):
-                raise self.short_read(name, offset, length, max(0, len(data) - offset))
-            # A view slice copies once; the view is released before the log may grow again.
-            with memoryview(data) as view:
-                return bytes(view[offset : offset + length])
+        buffer = bytearray(length)
+        self.readinto(name, offset, buffer)
+        return bytes(buffer)
 
     def readinto(self, name: str, offset: int, buffer: Buffer) -> None:
         target = byte_view(buffer, writable=True)
@@ -81,6 +76,7 @@ class MemoryBackend(Backend):
             data = self._get(name)
             if offset + length > len(data):
                 raise self.short_read(name, offset, length, max(0, len(data) - offset))
+            # the view is released before the log may grow again
             with memoryview(data) as view:
                 target[:] = view[offset : offset + length]
 

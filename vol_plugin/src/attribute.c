@@ -165,23 +165,24 @@ done:
     return status;
 }
 
-herr_t
-esdm_attr_write(void *obj, hid_t mem_type_id, const void *buf, hid_t dxpl_id, void **req)
+/* H5Awrite and H5Aread: the same steps, in either direction. */
+static herr_t
+attr_io(esdm_obj_t *attr, hid_t mem_type_id, void *buf, hid_t dxpl_id, bool writing)
 {
-    esdm_obj_t      *attr = obj;
     PyGILState_STATE gil;
     size_t           n;
     herr_t           status = -1;
-    (void)req;
 
     if (esdm_enter(&gil) < 0)
         return -1;
     PyObject *info = describe(attr, &n);
     if (info) {
-        if (esdm_type_is_vlen_string(attr->type_id))
+        if (!esdm_type_is_vlen_string(attr->type_id))
+            status = transfer_values(attr, mem_type_id, buf, n, dxpl_id, writing);
+        else if (writing)
             status = write_strings(attr, mem_type_id, buf, n);
         else
-            status = transfer_values(attr, mem_type_id, (void *)buf, n, dxpl_id, true);
+            status = read_strings(attr, mem_type_id, buf, n);
         Py_DECREF(info);
     }
     esdm_leave(gil);
@@ -189,26 +190,17 @@ esdm_attr_write(void *obj, hid_t mem_type_id, const void *buf, hid_t dxpl_id, vo
 }
 
 herr_t
+esdm_attr_write(void *obj, hid_t mem_type_id, const void *buf, hid_t dxpl_id, void **req)
+{
+    (void)req;
+    return attr_io(obj, mem_type_id, (void *)buf, dxpl_id, true);
+}
+
+herr_t
 esdm_attr_read(void *obj, hid_t mem_type_id, void *buf, hid_t dxpl_id, void **req)
 {
-    esdm_obj_t      *attr = obj;
-    PyGILState_STATE gil;
-    size_t           n;
-    herr_t           status = -1;
     (void)req;
-
-    if (esdm_enter(&gil) < 0)
-        return -1;
-    PyObject *info = describe(attr, &n);
-    if (info) {
-        if (esdm_type_is_vlen_string(attr->type_id))
-            status = read_strings(attr, mem_type_id, buf, n);
-        else
-            status = transfer_values(attr, mem_type_id, buf, n, dxpl_id, false);
-        Py_DECREF(info);
-    }
-    esdm_leave(gil);
-    return status;
+    return attr_io(obj, mem_type_id, buf, dxpl_id, false);
 }
 
 /* ---- get ------------------------------------------------------------------------------------- */
