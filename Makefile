@@ -1,9 +1,11 @@
 # esdm-hpc: `make demo` and `make test` set everything up first (`make setup`).
-# Slow builds (parallel HDF5, MPI wheels) are cached under ~/.cache/esdm-hpc.
+# Slow builds (parallel HDF5 and netCDF-C, MPI wheels) are cached under
+# ~/.cache/esdm-hpc.
 
 VENV   := .venv
 PY     := $(VENV)/bin/python
 HDF5   := .deps/hdf5
+NETCDF := .deps/netcdf
 KERNEL_SOURCES := $(wildcard csrc/*.c csrc/*.h esdm_hpc/kernels/*.pyx setup.py)
 
 # OpenMPI refuses root and more ranks than cores unless told; tests and demo
@@ -11,22 +13,26 @@ KERNEL_SOURCES := $(wildcard csrc/*.c csrc/*.h esdm_hpc/kernels/*.pyx setup.py)
 export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 export OMPI_MCA_rmaps_base_oversubscribe := 1
-export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/$(HDF5)/bin:$(PATH)
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/$(HDF5)/bin:$(CURDIR)/$(NETCDF)/bin:$(PATH)
 
-.PHONY: setup system deps hdf5 python-base python vol demo test lint bench clean
+.PHONY: setup system deps hdf5 netcdf python-base python vol demo test lint bench clean
 
 setup: build/kernels.stamp
 
 system:
 	@deps/apt.sh deps/apt-packages.txt
 
-# The two slow builds side by side: HDF5 (ninja, all cores) and mpi4py (one
-# long compile). -Oline keeps their lines whole and shows them as they come.
+# The slow builds side by side: HDF5 (ninja, all cores) then netCDF-C on top
+# of it, next to mpi4py (one long compile). -Oline keeps their lines whole
+# and shows them as they come.
 deps: system
-	@$(MAKE) --no-print-directory -j2 -Oline hdf5 python-base
+	@$(MAKE) --no-print-directory -j2 -Oline netcdf python-base
 
 hdf5:
 	@deps/build-hdf5.sh $(HDF5)
+
+netcdf: hdf5
+	@deps/build-netcdf.sh $(NETCDF) $(HDF5)
 
 python-base:
 	@deps/python-env.sh base $(VENV)

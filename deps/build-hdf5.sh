@@ -4,17 +4,20 @@
 #   build-hdf5.sh PREFIX_LINK
 #
 # The install lives under ${ESDM_CACHE:-~/.cache/esdm-hpc}/hdf5-<version>-<key>,
-# keyed by this script's contents so a change of options rebuilds; PREFIX_LINK
+# keyed by this script's contents and the patches it applies (deps/patches,
+# each one says why) so a change of options or patches rebuilds; PREFIX_LINK
 # (the project's .deps/hdf5) is made a symlink to it. A finished install is
 # reused as it is.
 set -euo pipefail
+shopt -s nullglob
 
 HDF5_VERSION=1.14.5
 SUITE=trixie
 here=$(cd "$(dirname "$0")" && pwd)
 link=$1
 cache=${ESDM_CACHE:-$HOME/.cache/esdm-hpc}
-key=$(cat "$0" "$here/debian-source.sh" | sha256sum | cut -c1-10)
+patches=("$here"/patches/hdf5-"$HDF5_VERSION"-*.patch)
+key=$(cat "$0" "$here/debian-source.sh" "${patches[@]}" | sha256sum | cut -c1-10)
 prefix="$cache/hdf5-$HDF5_VERSION-$key"
 
 if [ ! -e "$prefix/.complete" ]; then
@@ -27,6 +30,12 @@ if [ ! -e "$prefix/.complete" ]; then
         tarball=$("$here/debian-source.sh" hdf5 "$SUITE" "$work")
         tar -xf "$tarball" -C "$work"
         src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name "hdf5-$HDF5_VERSION*" | head -n1)
+        # Patched once, right after unpacking: a tree a patch failed on is
+        # removed so that a resumed build never compiles it half-patched.
+        for p in "${patches[@]}"; do
+            patch -d "$src" -p1 --quiet < "$p" \
+                || { echo "build-hdf5: $p does not apply" >&2; rm -rf "$src"; exit 1; }
+        done
     fi
     rm -rf "$prefix"
     # Only the library, tools and the VOL API test programs with the extra

@@ -26,7 +26,8 @@ python_version=$("${PYTHON:-python3}" -V 2>&1)
 mpi4py_wheels="$cache/wheels-mpi4py$MPI4PY_VERSION-$(key "$ompi_version $python_version")"
 
 # Build one wheel from source into the cache (once), then install it; extra
-# arguments go to `pip wheel`.
+# arguments go to `pip wheel`. Not from pip's own wheel cache: it keys a build
+# by the source alone, and would hand back a wheel linked to another HDF5.
 cached_wheel() {
     local dir=$1 package=$2
     shift 2
@@ -34,7 +35,7 @@ cached_wheel() {
         echo "== building $package from source (a few minutes)"
         local tmp
         tmp=$(mktemp -d "$cache/wheel-build.XXXXXX")
-        "${pip[@]}" wheel --no-deps --no-binary "${package%%=*}" -w "$tmp" "$@" "$package" \
+        "${pip[@]}" wheel --no-cache-dir --no-deps --no-binary "${package%%=*}" -w "$tmp" "$@" "$package" \
             || { rm -rf "$tmp"; exit 1; }
         rm -rf "$dir"
         mv "$tmp" "$dir"

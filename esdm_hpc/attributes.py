@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from esdm_hpc.encoding import is_vlen
+
 if TYPE_CHECKING:
     from esdm_hpc.container import Container
 
@@ -39,7 +41,7 @@ class Attributes(MutableMapping[str, Any]):
         array = np.asarray(value)
         if array.dtype.kind == "U" and array.ndim == 0:
             array = np.asarray(str(value).encode())  # stored as bytes, read back as str
-        if array.dtype.hasobject:
+        if array.dtype.hasobject and not is_vlen(array.dtype):
             raise TypeError(f"{self._path}: attribute {key!r} of unsupported type {type(value)}")
         self._container._set_attribute(self._path, key, array)
 
@@ -48,6 +50,10 @@ class Attributes(MutableMapping[str, Any]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._mapping()))
+
+    def in_creation_order(self) -> list[str]:
+        """The names in the order the attributes were created (rewriting one keeps its place)."""
+        return list(self._mapping())
 
     def __len__(self) -> int:
         return len(self._mapping())

@@ -20,7 +20,7 @@ from esdm_hpc.config import SiteConfig, load_config
 from esdm_hpc.errors import ContainerExistsError
 from esdm_hpc.group import Group
 from esdm_hpc.manifest import Head, Manifest, decode_fragment
-from esdm_hpc.namespace import DatasetMeta, Namespace
+from esdm_hpc.namespace import DatasetMeta, Link, Namespace
 from esdm_hpc.reader import FragmentView, read_region
 from esdm_hpc.store import ContainerStore
 from esdm_hpc.uri import container_name
@@ -344,12 +344,45 @@ class Container(Group):
         self._require_writable(call)
         agree(self.comm, call, arguments)
 
-    def _create_group(self, path: str) -> None:
-        self._collective("create_group", {"path": path})
-        if self._namespace.exists(path):
-            raise ValueError(f"{self.uri}: {path!r} already exists")
-        self._add_parents(path)
-        self._namespace.groups.add(path)
+    def _create_group(self, path: str, track_order: bool) -> str:
+        self._collective("create_group", {"path": path, "track_order": track_order})
+        name = self._free_name(path)
+        self._add_name(name)
+        self._namespace.groups.add(name)
+        if track_order:
+            self._namespace.ordered.add(name)
+        self._dirty = True
+        return name
+
+    def _track_order(self, group: str) -> None:
+        """List the links of ``group`` in creation order by default (HDF5's
+        H5Pset_link_creation_order)."""
+        self._collective("track_order", {"group": group})
+        self._namespace.ordered.add(self._namespace.resolve(group))
+        self._dirty = True
+
+    def _create_link(self, path: str, link: Link) -> None:
+        """A hard link (``link.target`` a path to an object) or a soft link at ``path``."""
+        self._collective("create_link", {"path": path, **link.to_json()})
+        if link.kind == "hard":
+            link = Link("hard", self._namespace.resolve(link.target))
+        name = self._free_name(path)
+        self._add_name(name)
+        self._namespace.links[name] = link
+        self._dirty = True
+
+    def _delete_link(self, path: str) -> None:
+        """Delete the name ``path``; its object goes with its last name."""
+        self._collective("delete_link", {"path": path})
+        self._namespace.remove(self._namespace.locate(path))
+        self._dirty = True
+
+    def _commit_datatype(self, path: str, spelling: Any) -> None:
+        """A named datatype (HDF5's committed datatype) at ``path``."""
+        self._collective("commit_datatype", {"path": path, "type": spelling})
+        name = self._free_name(path)
+        self._add_name(name)
+        self._namespace.datatypes[name] = spelling
         self._dirty = True
 
     def _set_attribute(self, path: str, key: str, value: np.ndarray) -> None:
@@ -365,13 +398,26 @@ class Container(Group):
         del attributes[key]
         self._dirty = True
 
-    def _add_parents(self, path: str) -> None:
-        parts = path.strip("/").split("/")[:-1]
+    def _free_name(self, path: str) -> str:
+        """The name a new object or link at ``path`` gets: its groups followed
+        through links. ValueError if that name is taken."""
+        name = self._namespace.locate(path)
+        if self._namespace.taken(name):
+            raise ValueError(f"{self.uri}: {path!r} already exists")
+        return name
+
+    def _add_name(self, name: str) -> None:
+        """Record the new ``name`` in its group, making missing groups on the way."""
+        parts = name.strip("/").split("/")[:-1]
         for depth in range(1, len(parts) + 1):
             parent = "/" + "/".join(parts[:depth])
-            if parent in self._namespace.datasets:
-                raise ValueError(f"{self.uri}: {parent!r} is a dataset, not a group")
+            if parent in self._namespace.groups:
+                continue
+            if self._namespace.taken(parent):
+                raise ValueError(f"{self.uri}: {parent!r} is not a group")
             self._namespace.groups.add(parent)
+            self._namespace.name(parent)
+        self._namespace.name(name)
 
     def _create_dataset(self, path: str, shape: Any, dtype: Any, **options: Any) -> None:
         data = options.pop("data", None)
@@ -386,14 +432,13 @@ class Container(Group):
         if data is not None:
             arguments["data"] = (data.shape, data.dtype.str)
         self._collective("create_dataset", arguments)
-        if self._namespace.exists(path):
-            raise ValueError(f"{self.uri}: {path!r} already exists")
-        meta = _dataset_meta(path, shape, dtype, epoch=self._head.epoch, **options)
-        self._add_parents(path)
-        self._namespace.datasets[path] = meta
+        name = self._free_name(path)
+        meta = _dataset_meta(name, shape, dtype, epoch=self._head.epoch, **options)
+        self._add_name(name)
+        self._namespace.datasets[name] = meta
         self._dirty = True
         if data is not None and self.comm.rank == 0 and data.size:
-            self[path][...] = data
+            self[name][...] = data
 
     def _resize(self, path: str, shape: tuple[int, ...]) -> None:
         self._collective("resize", {"path": path, "shape": shape})

@@ -1,8 +1,26 @@
 """JSON-safe encodings of numpy dtypes and values, for manifests and attributes.
 
 Manifests are JSON so they can be read by any tool; numpy types need a
-lossless spelling there: dtypes by their ``descr`` (which covers compound,
-string and enum-like integer types) and values as base64 of their bytes.
+lossless spelling there, and values are base64 of their bytes. A dtype is
+
+- ``dtype.str`` for a plain type (``"<f8"``, ``"|S16"``);
+- numpy's own dict form for a structured type, member types encoded the same
+  way: ``{"names": [...], "formats": [...], "offsets": [...], "itemsize": n}``
+  (offsets kept, so padded and out-of-order layouts such as HDF5 compounds
+  survive);
+- ``{"subarray": type, "shape": [...]}`` for a structured type's array member;
+- ``{"vlen": type}`` for variable-length sequences: object arrays of arrays,
+  dtype ``object`` with metadata ``{"vlen": type}`` as h5py spells them
+  (attributes only); their values are stored one after the other, with
+  their ``lengths``;
+- ``{"dtype": type, "metadata": {...}}`` when the dtype carries metadata the
+  HDF5 connector relies on (enum names, opaque tags, bitfields, string
+  padding, references, those of compound members; see
+  `esdm_hpc.vol.dtypes`). Other metadata is not kept, as numpy's own files
+  do not keep it.
+
+Manifests written before structured types had the dict form hold numpy's
+``descr`` lists; those still read.
 """
 
 from __future__ import annotations
@@ -13,15 +31,49 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npformat
 
+VLEN = "vlen"
+KEPT_METADATA = ("enum", "opaque_tag", "bitfield", "strpad", "cset", "fields", "reference")
+
 
 def dtype_to_json(dtype: np.dtype) -> Any:
+    dtype = np.dtype(dtype)
+    if is_vlen(dtype):
+        return {VLEN: dtype_to_json(dtype.metadata[VLEN])}
     if dtype.hasobject:
         raise ValueError(f"dtype {dtype} holds Python objects and cannot be stored")
-    return npformat.dtype_to_descr(np.dtype(dtype))
+    plain = _plain_to_json(dtype)
+    kept = {key: value for key, value in (dtype.metadata or {}).items() if key in KEPT_METADATA}
+    return {"dtype": plain, "metadata": kept} if kept else plain
 
 
-def dtype_from_json(descr: Any) -> np.dtype:
-    return npformat.descr_to_dtype(_descr_from_json(descr))
+def _plain_to_json(dtype: np.dtype) -> Any:
+    if dtype.subdtype is not None:
+        base, shape = dtype.subdtype
+        return {"subarray": dtype_to_json(base), "shape": list(shape)}
+    if dtype.names is None:
+        return dtype.str
+    fields = [dtype.fields[name] for name in dtype.names]
+    return {
+        "names": list(dtype.names),
+        "formats": [dtype_to_json(member) for member, *_ in fields],
+        "offsets": [offset for _, offset, *_ in fields],
+        "itemsize": dtype.itemsize,
+    }
+
+
+def dtype_from_json(record: Any) -> np.dtype:
+    if isinstance(record, str):
+        return np.dtype(record)
+    if isinstance(record, list):
+        return npformat.descr_to_dtype(_descr_from_json(record))
+    if VLEN in record:
+        return np.dtype("O", metadata={VLEN: dtype_from_json(record[VLEN])})
+    if "metadata" in record:
+        return np.dtype(dtype_from_json(record["dtype"]), metadata=record["metadata"])
+    if "subarray" in record:
+        return np.dtype((dtype_from_json(record["subarray"]), tuple(record["shape"])))
+    formats = [dtype_from_json(member) for member in record["formats"]]
+    return np.dtype({**record, "formats": formats})
 
 
 def _descr_from_json(descr: Any) -> Any:
@@ -36,16 +88,39 @@ def _field_from_json(name: str, type_: Any, shape: list[int] | None = None) -> t
     return field if shape is None else (*field, tuple(shape))
 
 
+def is_vlen(dtype: np.dtype) -> bool:
+    """Whether ``dtype`` is a variable-length sequence type (h5py's `vlen_dtype`)."""
+    return dtype.kind == "O" and VLEN in (dtype.metadata or {})
+
+
+def array_of(elements: list[Any], dtype: np.dtype) -> np.ndarray:
+    """A 1-d array of ``dtype`` holding ``elements`` (sequences, for a variable-length type)."""
+    array = np.empty(len(elements), dtype=dtype)
+    for i, element in enumerate(elements):
+        array[i] = element  # one by one: np.array would stack sequences into dimensions
+    return array
+
+
 def array_to_json(value: np.ndarray) -> dict[str, Any]:
     array = np.asarray(value)  # not ascontiguousarray: it turns 0-d into 1-d
-    return {
-        "dtype": dtype_to_json(array.dtype),
-        "shape": list(array.shape),
-        "data": base64.b64encode(array.tobytes(order="C")).decode("ascii"),
-    }
+    record = {"dtype": dtype_to_json(array.dtype), "shape": list(array.shape)}
+    if is_vlen(array.dtype):
+        base = array.dtype.metadata[VLEN]
+        sequences = [np.asarray(s, dtype=base) for s in array.reshape(-1)]
+        record["lengths"] = [len(s) for s in sequences]
+        array = np.concatenate([np.zeros(0, dtype=base), *sequences])
+    return {**record, "data": base64.b64encode(array.tobytes(order="C")).decode("ascii")}
 
 
 def array_from_json(record: dict[str, Any]) -> np.ndarray:
     dtype = dtype_from_json(record["dtype"])
     data = base64.b64decode(record["data"])
-    return np.frombuffer(data, dtype=dtype).reshape(tuple(record["shape"])).copy()
+    shape = tuple(record["shape"])
+    if not is_vlen(dtype):
+        return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+    values = np.frombuffer(data, dtype=dtype.metadata[VLEN])
+    ends = np.cumsum(record["lengths"], dtype=np.int64)
+    sequences = [
+        values[end - n : end].copy() for n, end in zip(record["lengths"], ends, strict=True)
+    ]
+    return array_of(sequences, dtype).reshape(shape)

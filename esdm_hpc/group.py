@@ -1,16 +1,30 @@
-"""Groups: the hierarchical namespace of a container, as in HDF5."""
+"""Groups: the hierarchical namespace of a container, as in HDF5.
+
+Members are reached through links: an object's own name, hard links (more
+names for it) and soft links (paths followed when used); see namespace.py.
+"""
 
 from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from esdm_hpc.attributes import Attributes
 from esdm_hpc.dataset import Dataset
+from esdm_hpc.namespace import Link
 
 if TYPE_CHECKING:
     from esdm_hpc.container import Container
+
+
+@dataclass(frozen=True, slots=True)
+class NamedDatatype:
+    """A datatype stored as an object of its own (HDF5's committed datatype)."""
+
+    name: str
+    spelling: Any  # as the VOL bridge spells types (esdm_hpc.vol.dtypes), JSON
 
 
 class Group:
@@ -28,16 +42,17 @@ class Group:
     def attrs(self) -> Attributes:
         return Attributes(self._container, self.name)
 
-    def create_group(self, name: str) -> Group:
-        """A new group (collective); parents are created as needed."""
-        path = self._path(name)
-        self._container._create_group(path)
+    def create_group(self, name: str, track_order: bool = False) -> Group:
+        """A new group (collective); parents are created as needed. With
+        ``track_order`` its members list in creation order (`keys`)."""
+        path = self._container._create_group(self._path(name), track_order)
         return Group(self._container, path)
 
     def require_group(self, name: str) -> Group:
-        path = self._path(name)
-        if path in self._container._namespace.groups:
-            return Group(self._container, path)
+        if name in self:
+            found = self[name]
+            if isinstance(found, Group):
+                return found
         return self.create_group(name)
 
     def create_dataset(
@@ -48,14 +63,36 @@ class Group:
         self._container._create_dataset(path, shape, dtype, **options)
         return Dataset(self._container, path)
 
-    def __getitem__(self, name: str) -> Group | Dataset:
+    def __getitem__(self, name: str) -> Group | Dataset | NamedDatatype:
+        """The object ``name`` leads to, following links."""
         path = self._path(name)
         namespace = self._container._namespace
-        if path in namespace.datasets:
-            return Dataset(self._container, path)
-        if path in namespace.groups:
-            return Group(self._container, path)
-        raise KeyError(f"{self._container.uri}: no object {path!r}")
+        try:
+            identity = namespace.resolve(path)
+        except KeyError as error:
+            raise KeyError(f"{self._container.uri}: {path!r}: {error.args[0]}") from None
+        if identity in namespace.datasets:
+            return Dataset(self._container, identity)
+        if identity in namespace.datatypes:
+            return NamedDatatype(identity, namespace.datatypes[identity])
+        return Group(self._container, identity)
+
+    def __delitem__(self, name: str) -> None:
+        """Delete the link ``name`` (collective); the object goes with its last name."""
+        self._container._delete_link(self._path(name))
+
+    def link(self, name: str) -> Link:
+        """How ``name`` is linked: a hard link to the object's identity, or a soft link."""
+        namespace = self._container._namespace
+        return namespace.link(namespace.locate(self._path(name)))
+
+    def create_hard_link(self, name: str, target: str) -> None:
+        """Another name for the object at ``target`` (collective)."""
+        self._container._create_link(self._path(name), Link("hard", self._path(target)))
+
+    def create_soft_link(self, name: str, target: str) -> None:
+        """A link holding the path ``target``, followed when used; it may dangle (collective)."""
+        self._container._create_link(self._path(name), Link("soft", target))
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._container._namespace.exists(self._path(name))
@@ -67,9 +104,13 @@ class Group:
         return len(self.keys())
 
     def keys(self) -> list[str]:
-        return self._container._namespace.children(self.name)
+        """Member names in creation order if the group tracks it, else in name order."""
+        namespace = self._container._namespace
+        if self.name in namespace.ordered:
+            return namespace.children_by_order(self.name)
+        return namespace.children(self.name)
 
-    def items(self) -> list[tuple[str, Group | Dataset]]:
+    def items(self) -> list[tuple[str, Group | Dataset | NamedDatatype]]:
         return [(k, self[k]) for k in self.keys()]
 
     def visit_datasets(self) -> Iterator[Dataset]:

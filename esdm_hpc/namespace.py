@@ -1,19 +1,54 @@
-"""The namespace of a container: groups, datasets and their attributes.
+"""The namespace of a container: groups, datasets, named datatypes, their
+attributes, and the links that name them.
 
 It is small (no data), copied whole into every manifest, and changed only by
 collective calls, so every rank holds an identical copy.
+
+Identity and names. Every object is created at a path, its *home*, and that
+path is its identity for good: fragments, attributes and tokens are keyed by
+it. Further names are links (``links``): a hard link is another name for an
+identity, a soft link holds a path resolved each time it is followed.
+Deleting a name never moves data: deleting the home name of an object that a
+hard link still reaches only hides the home (``unlinked``), and an object is
+dropped, with what only it reached, once no name reaches it. A hidden home is
+no longer listed nor a link, but as the object's identity it still resolves
+(open handles hold identities) and cannot be reused while the object lives.
 """
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from esdm_hpc.encoding import array_from_json, array_to_json, dtype_from_json, dtype_to_json
 
 UNLIMITED = None
+# soft links followed in one lookup before it is taken for a loop (HDF5's H5L_NUM_LINKS)
+MAX_SOFT_LINKS = 16
+
+LinkKind = Literal["hard", "soft"]
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A name other than an object's home: ``target`` is the identity a hard link
+    names, or the path a soft link holds (relative to the link's group unless
+    absolute)."""
+
+    kind: LinkKind
+    target: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "target": self.target}
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> Link:
+        if record["kind"] not in ("hard", "soft"):
+            raise ValueError(f"unknown link kind {record['kind']!r}")
+        return cls(record["kind"], record["target"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,20 +97,39 @@ class Namespace:
     groups: set[str] = field(default_factory=lambda: {"/"})
     datasets: dict[str, DatasetMeta] = field(default_factory=dict)
     attributes: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    # named (committed) datatypes: identity -> the type as the VOL bridge spells it
+    # (a JSON value: esdm_hpc.vol.dtypes)
+    datatypes: dict[str, Any] = field(default_factory=dict)
+    links: dict[str, Link] = field(default_factory=dict)
+    unlinked: set[str] = field(default_factory=set)
+    # creation order of every name in its group, and each group's next one
+    # (it never goes back, as HDF5's max_corder does not); it is kept for every
+    # group, ``ordered`` are those whose creator asked for it (HDF5 lists them
+    # in creation order by default)
+    order: dict[str, int] = field(default_factory=dict)
+    next_order: dict[str, int] = field(default_factory=dict)
+    ordered: set[str] = field(default_factory=set)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "groups": sorted(self.groups),
             "datasets": {p: d.to_json() for p, d in sorted(self.datasets.items())},
             "attributes": {
-                p: {k: array_to_json(v) for k, v in sorted(attrs.items())}
+                p: {k: array_to_json(v) for k, v in attrs.items()}
                 for p, attrs in sorted(self.attributes.items())
                 if attrs
             },
+            "datatypes": dict(sorted(self.datatypes.items())),
+            "links": {n: link.to_json() for n, link in sorted(self.links.items())},
+            "unlinked": sorted(self.unlinked),
+            "order": dict(sorted(self.order.items())),
+            "next_order": dict(sorted(self.next_order.items())),
+            "ordered": sorted(self.ordered),
         }
 
     @classmethod
     def from_json(cls, record: dict[str, Any]) -> Namespace:
+        # manifests written before links existed lack the later keys
         return cls(
             groups=set(record["groups"]),
             datasets={p: DatasetMeta.from_json(p, d) for p, d in record["datasets"].items()},
@@ -83,16 +137,145 @@ class Namespace:
                 p: {k: array_from_json(v) for k, v in attrs.items()}
                 for p, attrs in record["attributes"].items()
             },
+            datatypes=dict(record.get("datatypes", {})),
+            links={n: Link.from_json(r) for n, r in record.get("links", {}).items()},
+            unlinked=set(record.get("unlinked", ())),
+            order=dict(record.get("order", {})),
+            next_order=dict(record.get("next_order", {})),
+            ordered=set(record.get("ordered", ())),
         )
 
+    # --- lookups ------------------------------------------------------------------
+
     def exists(self, path: str) -> bool:
-        return path in self.groups or path in self.datasets
+        """Whether ``path`` (absolute, normalised) leads to an object, following links."""
+        try:
+            self.resolve(path)
+        except KeyError:
+            return False
+        return True
+
+    def resolve(self, path: str) -> str:
+        """The identity of the object ``path`` leads to, following links; KeyError if none."""
+        return self._walk(path, follow_last=True, create=False, hops=0)
+
+    def locate(self, path: str) -> str:
+        """The name ``path`` stands for: its groups followed through links, its last
+        component not (that is the link itself); components past the first missing
+        one are kept as they are, for creating them."""
+        return self._walk(path, follow_last=False, create=True, hops=0)
+
+    def taken(self, name: str) -> bool:
+        """Whether a new object or link may not be called ``name`` (a located name)."""
+        return name in self.links or self.is_object(name)
+
+    def is_object(self, identity: str) -> bool:
+        return identity in self.groups or identity in self.datasets or identity in self.datatypes
+
+    def link(self, name: str) -> Link:
+        """How the located ``name`` names its object: its link, or a hard link to
+        itself for a home name; KeyError if nothing has that name."""
+        if name in self.links:
+            return self.links[name]
+        if self._alive(name):
+            return Link("hard", name)
+        raise KeyError(f"no link {name!r}")
 
     def children(self, group: str) -> list[str]:
-        prefix = group.rstrip("/") + "/"
-        names = {
-            p[len(prefix) :].split("/", 1)[0]
-            for p in (*self.groups, *self.datasets)
-            if p.startswith(prefix) and p != prefix
-        }
-        return sorted(names)
+        """The names in the group with identity ``group``, in name order."""
+        return sorted(self._names_in(group))
+
+    def children_by_order(self, group: str) -> list[str]:
+        """The names in the group with identity ``group``, in creation order."""
+        return sorted(self._names_in(group), key=lambda n: self.order.get(_join(group, n), -1))
+
+    def hard_links_to(self, identity: str) -> int:
+        """How many names reach ``identity`` (HDF5's reference count)."""
+        own = 0 if identity in self.unlinked else 1
+        return own + sum(
+            1 for k in self.links.values() if k.kind == "hard" and k.target == identity
+        )
+
+    # --- changes (the container checks they are collective) ------------------------
+
+    def name(self, name: str) -> None:
+        """Record the creation order of the new name ``name``."""
+        group = posixpath.dirname(name)
+        self.order[name] = self.next_order.get(group, 0)
+        self.next_order[group] = self.order[name] + 1
+
+    def add_link(self, name: str, link: Link) -> None:
+        self.links[name] = link
+        self.name(name)
+
+    def remove(self, name: str) -> None:
+        """Delete the located ``name``; its object goes once no name reaches it."""
+        link = self.links.pop(name, None)
+        if link is None and not self._alive(name):
+            raise KeyError(f"no link {name!r}")
+        self.order.pop(name, None)
+        if link is None:
+            self.unlinked.add(name)
+            self._collect(name)
+        elif link.kind == "hard":
+            self._collect(link.target)
+
+    # --- internals ------------------------------------------------------------------
+
+    def _alive(self, identity: str) -> bool:
+        return self.is_object(identity) and identity not in self.unlinked
+
+    def _names_in(self, group: str) -> list[str]:
+        homes = (
+            p
+            for p in (*self.groups, *self.datasets, *self.datatypes)
+            if p != "/" and posixpath.dirname(p) == group and p not in self.unlinked
+        )
+        links = (n for n in self.links if posixpath.dirname(n) == group)
+        return [posixpath.basename(n) for n in (*homes, *links)]
+
+    def _walk(self, path: str, follow_last: bool, create: bool, hops: int) -> str:
+        parts = [p for p in path.split("/") if p]
+        current = "/"
+        for depth, part in enumerate(parts):
+            name = _join(current, part)
+            last = depth == len(parts) - 1
+            link = self.links.get(name)
+            if link is not None and (follow_last or not last):
+                current = self._follow(link, current, hops)
+            elif link is not None or self.is_object(name):
+                current = name
+            elif create:
+                return "/".join([name, *parts[depth + 1 :]])
+            else:
+                raise KeyError(f"no object {path!r}")
+        return current
+
+    def _follow(self, link: Link, group: str, hops: int) -> str:
+        if link.kind == "hard":
+            return link.target
+        if hops >= MAX_SOFT_LINKS:
+            raise KeyError(f"more than {MAX_SOFT_LINKS} soft links in a row (a loop?)")
+        target = link.target if link.target.startswith("/") else _join(group, link.target)
+        try:
+            return self._walk(posixpath.normpath(target), True, False, hops + 1)
+        except KeyError:
+            raise KeyError(f"soft link to {link.target!r} dangles") from None
+
+    def _collect(self, identity: str) -> None:
+        """Drop ``identity`` if no name reaches it any more, with what only it reached."""
+        if identity not in self.unlinked or self.hard_links_to(identity):
+            return
+        self.unlinked.discard(identity)
+        self.groups.discard(identity)
+        self.ordered.discard(identity)
+        self.datasets.pop(identity, None)
+        self.datatypes.pop(identity, None)
+        self.attributes.pop(identity, None)
+        self.next_order.pop(identity, None)
+        for member in self._names_in(identity):
+            self.remove(_join(identity, member))
+
+
+def _join(group: str, name: str) -> str:
+    return group.rstrip("/") + "/" + name

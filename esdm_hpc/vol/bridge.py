@@ -20,13 +20,16 @@ Contract with vol_plugin/src (keep both sides in step):
 
 from __future__ import annotations
 
+import math
+import posixpath
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 import esdm_hpc
-from esdm_hpc.vol import dtypes, names
+from esdm_hpc.encoding import array_of
+from esdm_hpc.vol import dtypes, names, values
 from esdm_hpc.vol.objects import (
     AttributeHandle,
     FileHandle,
@@ -35,11 +38,14 @@ from esdm_hpc.vol.objects import (
     NodeHandle,
     group,
     kind_of,
+    link_name,
     node,
     resolve,
 )
 
 SERIAL = -1
+# H5L_type_t of the link kinds of the namespace
+LINK_TYPES = {"hard": 0, "soft": 1}
 
 # --- files ---------------------------------------------------------------------------
 
@@ -103,12 +109,23 @@ def _comm(handle: int) -> Any:
 # --- groups, links and objects -----------------------------------------------------------
 
 
-def group_create(location: Location, name: str) -> NodeHandle:
+def group_create(location: Location, name: str, track_order: bool = False) -> NodeHandle:
     """H5Gcreate (collective); missing parents are created, as HDF5 does with
-    H5Pset_create_intermediate_group."""
-    path = resolve(location, name)
-    location.file.container.create_group(path)
+    H5Pset_create_intermediate_group. track_order: H5Pset_link_creation_order."""
+    path = location.file.container.create_group(resolve(location, name), track_order).name
     return NodeHandle(location.file, path, Kind.GROUP)
+
+
+def group_tracks_order(location: Location, name: str) -> bool:
+    """H5Gget_create_plist: whether the group was created tracking creation order."""
+    namespace = location.file.container._namespace
+    return group(location.file, resolve(location, name)).name in namespace.ordered
+
+
+def group_track_order(file: FileHandle) -> None:
+    """H5Fcreate with H5Pset_link_creation_order in its fcpl: the root group
+    tracks creation order (collective)."""
+    file.container._track_order("/")
 
 
 def object_open(location: Location, name: str) -> tuple[NodeHandle, int]:
@@ -117,37 +134,131 @@ def object_open(location: Location, name: str) -> tuple[NodeHandle, int]:
     return handle, int(handle.kind)
 
 
-def object_info(location: Location, name: str) -> tuple[int, str, int]:
-    """H5Lexists, H5Oexists_by_name, H5Oget_info: (`Kind`, absolute path, number of
-    attributes); kind NONE when nothing has that name."""
+def object_info(location: Location, name: str) -> tuple[int, str, int, int]:
+    """H5Oexists_by_name, H5Oget_info: (`Kind`, identity, number of attributes, number
+    of hard links); kind NONE when nothing has that name."""
     path = resolve(location, name)
     kind = kind_of(location.file, path)
     if kind is Kind.NONE:
-        return int(kind), path, 0
-    return int(kind), path, len(location.file.container[path].attrs)
+        return int(kind), path, 0, 0
+    namespace = location.file.container._namespace
+    return int(kind), path, len(namespace.attributes.get(path, {})), namespace.hard_links_to(path)
 
 
-def group_members(location: Location, name: str) -> list[str]:
-    """H5Gget_info, H5Lget_name_by_idx: member names in HDF5's name order."""
-    # Code point order of str is byte order of UTF-8, HDF5's name index order.
-    return sorted(group(location.file, resolve(location, name)).keys())
+def group_members(location: Location, name: str, by_order: bool = False) -> list[str]:
+    """H5Lget_name_by_idx: link names in HDF5's name order (UTF-8 byte order, which
+    is code point order) or in creation order."""
+    namespace = location.file.container._namespace
+    path = group(location.file, resolve(location, name)).name
+    return namespace.children_by_order(path) if by_order else namespace.children(path)
 
 
-def link_list(location: Location, name: str, recursive: bool) -> list[tuple[str, str]]:
-    """H5Literate (recursive=False), H5Lvisit and H5Ovisit (True): (name relative to the
-    group, absolute path) per link, in name order, each subgroup's links right after it."""
-    top = resolve(location, name)
-    found: list[tuple[str, str]] = []
+def group_info(location: Location, name: str) -> tuple[int, int]:
+    """H5Gget_info: (number of links, next creation order)."""
+    path = group(location.file, resolve(location, name)).name
+    namespace = location.file.container._namespace
+    return len(namespace.children(path)), namespace.next_order.get(path, 0)
+
+
+LinkRecord = tuple[str, int, str, int]
+
+
+def link_info(location: Location, name: str) -> LinkRecord:
+    """H5Lget_info: (name, H5L_type_t, the object's identity (hard) or the link's
+    value (soft), creation order); KeyError if there is no such link."""
+    namespace = location.file.container._namespace
+    path = link_name(location, name)
+    link = namespace.link(path)
+    return name, LINK_TYPES[link.kind], link.target, namespace.order.get(path, 0)
+
+
+def link_list(
+    location: Location,
+    name: str,
+    recursive: bool,
+    by_order: bool = False,
+    descending: bool = False,
+) -> list[LinkRecord]:
+    """H5Literate (recursive=False), H5Lvisit (True): `link_info` per link, names
+    relative to the group, in name or creation order, each subgroup's links right
+    after it; every group is entered once, through hard links only (as HDF5 does)."""
+    namespace = location.file.container._namespace
+    top = group(location.file, resolve(location, name)).name
+    entered, found = {top}, []
 
     def walk(path: str, prefix: str) -> None:
-        for member in group_members(location.file, path):
-            relative, absolute = prefix + member, resolve(location.file, f"{path}/{member}")
-            found.append((relative, absolute))
-            if recursive and kind_of(location.file, absolute) is Kind.GROUP:
-                walk(absolute, relative + "/")
+        members = group_members(location.file, path, by_order)
+        for member in reversed(members) if descending else members:
+            record = link_info(location.file, posixpath.join(path, member))
+            found.append((prefix + member, *record[1:]))
+            target = record[2]
+            enter = record[1] == LINK_TYPES["hard"] and target in namespace.groups
+            if recursive and enter and target not in entered:
+                entered.add(target)
+                walk(target, f"{prefix}{member}/")
 
     walk(top, "")
     return found
+
+
+def object_list(
+    location: Location, name: str, by_order: bool, descending: bool
+) -> list[tuple[str, str]]:
+    """H5Ovisit: (name relative to the object, identity) of the object itself (".")
+    and of every object below it, each once, reached through hard links."""
+    top = resolve(location, name)
+    if kind_of(location.file, top) is not Kind.GROUP:
+        return [(".", top)]
+    hard = LINK_TYPES["hard"]
+    records = link_list(location, name, True, by_order, descending)
+    seen, found = {top}, [(".", top)]
+    for relative, kind, target, _ in records:
+        if kind == hard and target not in seen:
+            seen.add(target)
+            found.append((relative, target))
+    return found
+
+
+def link_exists(location: Location, name: str) -> bool:
+    """H5Lexists: whether the link exists (a soft one may dangle); False when a group
+    on the way does not."""
+    try:
+        link_info(location, name)
+    except KeyError:
+        return False
+    return True
+
+
+def link_create_hard(location: Location, name: str, target: Location, target_name: str) -> None:
+    """H5Lcreate_hard (collective): ``name`` becomes another name for the object."""
+    path = resolve(target, target_name)
+    location.file.container.create_hard_link(link_name(location, name), path)
+
+
+def link_create_soft(location: Location, name: str, value: str) -> None:
+    """H5Lcreate_soft (collective): a link holding the path ``value``."""
+    location.file.container.create_soft_link(link_name(location, name), value)
+
+
+def link_delete(location: Location, name: str) -> None:
+    """H5Ldelete (collective)."""
+    del location.file.container[link_name(location, name)]
+
+
+# --- named datatypes -------------------------------------------------------------------------
+
+
+def datatype_commit(location: Location, name: str, spelling: dtypes.Spelling) -> NodeHandle:
+    """H5Tcommit (collective): the type as an object of its own."""
+    container = location.file.container
+    path = resolve(location, name)
+    container._commit_datatype(path, spelling)
+    return NodeHandle(location.file, path, Kind.DATATYPE)
+
+
+def datatype_describe(handle: NodeHandle) -> dtypes.Spelling:
+    """H5Topen: the named datatype's spelling."""
+    return handle.datatype().spelling
 
 
 # --- datasets --------------------------------------------------------------------------------
@@ -156,7 +267,7 @@ def link_list(location: Location, name: str, recursive: bool) -> list[tuple[str,
 def dataset_create(
     location: Location,
     name: str,
-    spelling: str,
+    spelling: dtypes.Spelling,
     shape: tuple[int, ...],
     maxshape: tuple[int, ...],
     fill: bytes | None,
@@ -171,7 +282,9 @@ def dataset_create(
     return NodeHandle(location.file, path, Kind.DATASET)
 
 
-def dataset_describe(handle: NodeHandle) -> tuple[str, tuple[int, ...], tuple[int, ...], bytes]:
+def dataset_describe(
+    handle: NodeHandle,
+) -> tuple[dtypes.Spelling, tuple[int, ...], tuple[int, ...], bytes]:
     """H5Dopen, H5Dget_space, H5Dget_type: (type, shape, maxshape with -1, fill value)."""
     dataset = handle.dataset()
     maxshape = tuple(-1 if m is None else m for m in dataset.maxshape)
@@ -183,8 +296,8 @@ def dataset_write(handle: NodeHandle, nblocks: int, boxes: memoryview, data: mem
     """H5Dwrite: each block of the packed ``data`` into its box (independent)."""
     dataset = handle.dataset()
     values = np.frombuffer(data, dtype=dataset.dtype)
-    for region, start, stop in _blocks(boxes, nblocks, dataset.ndim):
-        dataset[region] = values[start:stop].reshape(_count(region))
+    for region, count, start, stop in _blocks(boxes, nblocks, dataset.ndim):
+        dataset[region] = values[start:stop].reshape(count)
 
 
 def dataset_read(handle: NodeHandle, nblocks: int, boxes: memoryview, out: memoryview) -> None:
@@ -192,7 +305,7 @@ def dataset_read(handle: NodeHandle, nblocks: int, boxes: memoryview, out: memor
     _publish_own_writes(handle.file)
     dataset = handle.dataset()
     values = np.frombuffer(out, dtype=dataset.dtype)
-    for region, start, stop in _blocks(boxes, nblocks, dataset.ndim):
+    for region, _, start, stop in _blocks(boxes, nblocks, dataset.ndim):
         values[start:stop] = dataset[region].reshape(-1)
 
 
@@ -203,18 +316,18 @@ def dataset_set_extent(handle: NodeHandle, shape: tuple[int, ...]) -> None:
 
 def _blocks(
     boxes: memoryview, nblocks: int, ndim: int
-) -> Iterator[tuple[tuple[slice, ...], int, int]]:
-    """(region, first, end) per box: its slices and its element range in the packed data."""
-    table = np.frombuffer(boxes, dtype=np.uint64).reshape(nblocks, 2, ndim).astype(np.int64)
+) -> Iterator[tuple[tuple[slice, ...], tuple[int, ...], int, int]]:
+    """(region, count, first, end) per box: its slices, its shape and its element range in
+    the packed data."""
+    # Plain ints from the table: per-box numpy scalars cost more than a small write.
+    table = boxes.cast("B").cast("Q").tolist()
     first = 0
-    for starts, counts in table:
-        end = first + int(np.prod(counts))
-        yield tuple(slice(s, s + c) for s, c in zip(starts, counts, strict=True)), first, end
+    for box in range(nblocks):
+        k = 2 * ndim * box
+        starts, count = table[k : k + ndim], tuple(table[k + ndim : k + 2 * ndim])
+        end = first + math.prod(count)
+        yield tuple(slice(s, s + c) for s, c in zip(starts, count, strict=True)), count, first, end
         first = end
-
-
-def _count(region: tuple[slice, ...]) -> tuple[int, ...]:
-    return tuple(s.stop - s.start for s in region)
 
 
 def _publish_own_writes(file: FileHandle) -> None:
@@ -234,7 +347,11 @@ def _publish_own_writes(file: FileHandle) -> None:
 
 
 def attribute_create(
-    location: Location, name: str, attribute: str, spelling: str, shape: tuple[int, ...]
+    location: Location,
+    name: str,
+    attribute: str,
+    spelling: dtypes.Spelling,
+    shape: tuple[int, ...],
 ) -> AttributeHandle:
     """H5Acreate (collective): the attribute, holding zeros (or "") until written."""
     owner = resolve(location, name)
@@ -242,7 +359,7 @@ def attribute_create(
     if attribute in attributes:
         raise ValueError(f"{owner} already has an attribute {attribute!r}")
     handle = AttributeHandle(location.file, owner, attribute)
-    _store_attribute(handle, np.zeros(shape, dtype=_initial_dtype(spelling)))
+    _store_attribute(handle, values.empty(_initial_dtype(spelling), shape))
     return handle
 
 
@@ -253,7 +370,7 @@ def attribute_open(location: Location, name: str, attribute: str) -> AttributeHa
     return handle
 
 
-def attribute_describe(handle: AttributeHandle) -> tuple[str, tuple[int, ...]]:
+def attribute_describe(handle: AttributeHandle) -> tuple[dtypes.Spelling, tuple[int, ...]]:
     """H5Aget_type, H5Aget_space: (type, shape)."""
     value = handle.stored()
     return dtypes.spelling(value.dtype), value.shape
@@ -284,6 +401,45 @@ def attribute_read_strings(handle: AttributeHandle) -> list[bytes]:
     return [str(s).encode("utf-8", "surrogateescape") for s in handle.stored().reshape(-1)]
 
 
+def attribute_write_values(handle: AttributeHandle, trees: list[values.Tree]) -> None:
+    """H5Awrite of values holding references or variable-length sequences, each
+    element as a tree (`esdm_hpc.vol.values`) (collective)."""
+    stored = handle.stored()
+    file = handle.file
+    elements = [
+        values.from_tree(tree, stored.dtype, lambda path: reference_digest(file, path))
+        for tree in trees
+    ]
+    _store_attribute(handle, array_of(elements, stored.dtype).reshape(stored.shape))
+
+
+def attribute_read_values(handle: AttributeHandle) -> list[values.Tree]:
+    """H5Aread of values holding references or variable-length sequences: a tree per element."""
+    stored = handle.stored()
+    file = handle.file
+    return [
+        values.to_tree(element, stored.dtype, lambda digest: reference_path(file, digest))
+        for element in stored.reshape(-1)
+    ]
+
+
+def reference_digest(file: FileHandle, path: str) -> bytes:
+    """What the core stores for a reference to the object at ``path``: the
+    `values.digest` of its identity, the same through every hard link to it."""
+    kind, identity, *_ = object_info(file, path)
+    if kind == Kind.NONE:
+        raise KeyError(f"{file.container.uri}: no object {path!r} to refer to")
+    return values.digest(identity)
+
+
+def reference_path(file: FileHandle, digest: bytes) -> str:
+    """The object a stored reference names, by its identity (a path to it)."""
+    for _, identity in object_list(file, "/", False, False):
+        if values.digest(identity) == digest:
+            return identity
+    raise KeyError(f"{file.container.uri}: a reference names an object that no longer exists")
+
+
 def attribute_exists(location: Location, name: str, attribute: str) -> bool:
     """H5Aexists."""
     return attribute in location.file.container[resolve(location, name)].attrs
@@ -294,12 +450,14 @@ def attribute_delete(location: Location, name: str, attribute: str) -> None:
     del location.file.container[resolve(location, name)].attrs[attribute]
 
 
-def attribute_names(location: Location, name: str) -> list[str]:
-    """H5Aiterate, H5Oget_info (num_attrs): attribute names in name order."""
-    return sorted(location.file.container[resolve(location, name)].attrs)
+def attribute_names(location: Location, name: str, creation_order: bool = False) -> list[str]:
+    """H5Aiterate, H5Oget_info (num_attrs): attribute names in name order, or in the
+    order they were created in (H5_INDEX_CRT_ORDER, which netCDF-4 iterates in)."""
+    attributes = location.file.container[resolve(location, name)].attrs
+    return attributes.in_creation_order() if creation_order else sorted(attributes)
 
 
-def _initial_dtype(spelling: str) -> np.dtype:
+def _initial_dtype(spelling: dtypes.Spelling) -> np.dtype:
     return np.dtype("U1") if spelling == dtypes.VLEN_STR else dtypes.to_numpy(spelling)
 
 

@@ -1,26 +1,170 @@
 """The type spellings the C shim and the core agree on.
 
-A type crosses the bridge as a short string: numpy's ``dtype.str`` for the
-types HDF5 and numpy share (``<i4``, ``>u2``, ``<f8``, ``|S16``) and
-``vlen-str`` for HDF5's variable-length UTF-8 strings, which the core keeps
-as numpy unicode arrays. The C side maps the same strings to HDF5 types
-(vol_plugin/src/types.c); anything else is refused on both sides with a
-message naming the type.
+A type crosses the bridge as a plain Python value the C side builds and
+reads with the C API (vol_plugin/src/types.c):
+
+- a ``str`` for the types HDF5 and numpy share: numpy's ``dtype.str``
+  (``<i4``, ``>u2``, ``<f8``, ``|S16``), or ``vlen-str`` for HDF5's
+  variable-length UTF-8 strings, which the core keeps as numpy unicode;
+- a ``dict`` with a ``class`` for HDF5's composite types, holding what HDF5
+  needs to rebuild the type exactly:
+
+  ``{"class": "compound", "size": 16, "members": [[name, offset, spelling], ...]}``
+  ``{"class": "array", "base": spelling, "shape": [2, 3]}`` (compound members only)
+  ``{"class": "enum", "base": "<i2", "members": [[name, value], ...]}``
+  ``{"class": "opaque", "size": 8, "tag": "..."}``
+  ``{"class": "bitfield", "base": "<u2"}``
+  ``{"class": "string", "size": 8, "pad": "nullterm", "cset": "utf-8"}`` (fixed-length
+  strings other than numpy's NUL-padded ASCII ``|S8``)
+  ``{"class": "vlen", "base": spelling}`` (attributes only, as h5py's `vlen_dtype`)
+  ``{"class": "reference"}`` (HDF5's ``H5T_STD_REF`` to an object; attributes only)
+
+numpy has no enum, opaque tag, bitfield or string padding; the core keeps
+those as the underlying integer, void or bytes dtype carrying dtype
+metadata (``enum`` as `h5py.enum_dtype` spells it, `OPAQUE_TAG`,
+`BITFIELD`, `STRPAD` and `CSET`), which `esdm_hpc.encoding` stores with
+the dtype. A compound's members carry none themselves: numpy's array
+interface (``as_strided``, which the core's reader uses) cannot rebuild
+member dtypes with metadata, so the compound's metadata holds its members'
+under `FIELDS`, by member name. A variable-length sequence is an object
+array of arrays (`VLEN`, h5py's spelling), a reference the `REFERENCE_SIZE`
+byte digest `esdm_hpc.vol.values` makes of the object's path. Anything
+else is refused on both sides with a message naming the type.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 VLEN_STR = "vlen-str"
+OPAQUE_TAG = "opaque_tag"
+BITFIELD = "bitfield"
+STRPAD = "strpad"
+CSET = "cset"
+FIELDS = "fields"
+VLEN = "vlen"
+REFERENCE = "reference"
+REFERENCE_SIZE = 16
+
+Spelling = str | dict[str, Any]
+Metadata = dict[str, Any]
 
 _FLOAT_SIZES = (2, 4, 8)
 
 
-def to_numpy(spelling: str) -> np.dtype:
+def to_numpy(spelling: Spelling) -> np.dtype:
     """The numpy dtype the core stores values of ``spelling`` as."""
+    dtype, metadata = _to_numpy(spelling)
+    if dtype.subdtype is not None:
+        # numpy turns a subarray dtype of an array into extra dimensions
+        raise TypeError("esdm VOL: an HDF5 array type is supported only as a compound member")
+    if dtype.names is not None and dtype.hasobject:
+        raise TypeError("esdm VOL: variable-length members of compound types are not supported yet")
+    return _with(dtype, metadata)
+
+
+def member(dtype: np.dtype, name: str) -> np.dtype:
+    """The member ``name`` of a compound dtype, with the metadata its compound keeps for it."""
+    own = dtype.fields[name][0]
+    return _with(
+        own, {**(own.metadata or {}), **(dtype.metadata or {}).get(FIELDS, {}).get(name, {})}
+    )
+
+
+def is_vlen(dtype: np.dtype) -> bool:
+    return dtype.kind == "O" and VLEN in (dtype.metadata or {})
+
+
+def is_reference(dtype: np.dtype) -> bool:
+    return REFERENCE in (dtype.metadata or {})
+
+
+def _with(dtype: np.dtype, metadata: Metadata) -> np.dtype:
+    return np.dtype(dtype, metadata=metadata) if metadata else dtype
+
+
+def spelling(dtype: np.dtype) -> Spelling:
+    """How the C side is told about values stored with ``dtype``."""
+    if dtype.kind == "U":
+        return VLEN_STR
+    return _spelling(dtype, dict(dtype.metadata or {}))
+
+
+def _to_numpy(spelling: Spelling) -> tuple[np.dtype, Metadata]:
+    """A dtype without metadata, and the metadata that makes it ``spelling``."""
     if spelling == VLEN_STR:
-        return np.dtype("U")
+        return np.dtype("U"), {}
+    if isinstance(spelling, str):
+        return _atomic(spelling), {}
+    match spelling.get("class"):
+        case "compound":
+            names, offsets, formats, fields = [], [], [], {}
+            for name, offset, member in spelling["members"]:
+                dtype, metadata = _to_numpy(member)
+                names.append(name)
+                offsets.append(offset)
+                formats.append(dtype)
+                if metadata:
+                    fields[name] = metadata
+            layout = {"names": names, "formats": formats, "offsets": offsets}
+            return np.dtype({**layout, "itemsize": spelling["size"]}), {
+                FIELDS: fields
+            } if fields else {}
+        case "array":
+            base, metadata = _to_numpy(spelling["base"])
+            return np.dtype((base, tuple(spelling["shape"]))), metadata
+        case "enum":
+            members = {name: int(value) for name, value in spelling["members"]}
+            return _integer(spelling["base"]), {"enum": members}
+        case "opaque":
+            return np.dtype(f"V{spelling['size']}"), {OPAQUE_TAG: spelling["tag"]}
+        case "bitfield":
+            return _integer(spelling["base"]), {BITFIELD: True}
+        case "string":
+            return np.dtype(f"S{spelling['size']}"), {
+                STRPAD: spelling["pad"],
+                CSET: spelling["cset"],
+            }
+        case "vlen":
+            base, metadata = _to_numpy(spelling["base"])
+            return np.dtype("O"), {VLEN: _with(base, metadata)}
+        case "reference":
+            return np.dtype(f"V{REFERENCE_SIZE}"), {REFERENCE: "object"}
+    raise TypeError(f"esdm VOL: unknown type spelling {spelling!r}")
+
+
+def _spelling(dtype: np.dtype, metadata: Metadata) -> Spelling:
+    """The spelling of ``dtype`` with ``metadata`` (its own, or its compound's for it)."""
+    if dtype.subdtype is not None:
+        base, shape = dtype.subdtype
+        return {"class": "array", "base": _spelling(base, metadata), "shape": list(shape)}
+    if dtype.names is not None:
+        with_metadata = _with(dtype, metadata)
+        members = [
+            [name, dtype.fields[name][1], spelling(member(with_metadata, name))]
+            for name in dtype.names
+        ]
+        return {"class": "compound", "size": dtype.itemsize, "members": members}
+    if VLEN in metadata:
+        return {"class": "vlen", "base": spelling(np.dtype(metadata[VLEN]))}
+    if REFERENCE in metadata:
+        return {"class": "reference"}
+    if "enum" in metadata:
+        members = [[name, int(value)] for name, value in metadata["enum"].items()]
+        return {"class": "enum", "base": _plain(dtype), "members": members}
+    if metadata.get(BITFIELD):
+        return {"class": "bitfield", "base": _plain(dtype)}
+    if dtype.kind == "S" and (STRPAD in metadata or CSET in metadata):
+        pad, cset = metadata.get(STRPAD, "nullpad"), metadata.get(CSET, "ascii")
+        return {"class": "string", "size": dtype.itemsize, "pad": pad, "cset": cset}
+    if dtype.kind == "V":
+        return {"class": "opaque", "size": dtype.itemsize, "tag": metadata.get(OPAQUE_TAG, "")}
+    return _plain(dtype)
+
+
+def _atomic(spelling: str) -> np.dtype:
     try:
         dtype = np.dtype(spelling)
     except TypeError:
@@ -28,11 +172,16 @@ def to_numpy(spelling: str) -> np.dtype:
     return _checked(dtype)
 
 
-def spelling(dtype: np.dtype) -> str:
-    """How the C side is told about values stored with ``dtype``."""
-    if dtype.kind == "U":
-        return VLEN_STR
-    return _checked(dtype).str
+def _integer(spelling: str) -> np.dtype:
+    dtype = _atomic(spelling)
+    if dtype.kind not in "iu":
+        raise TypeError(f"esdm VOL: {spelling} is not an integer type")
+    return dtype
+
+
+def _plain(dtype: np.dtype) -> str:
+    """The spelling of an atomic dtype, without its metadata."""
+    return _checked(np.dtype(dtype.str)).str
 
 
 def _checked(dtype: np.dtype) -> np.dtype:

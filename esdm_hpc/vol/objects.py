@@ -17,7 +17,7 @@ import numpy as np
 
 from esdm_hpc.container import Container
 from esdm_hpc.dataset import Dataset
-from esdm_hpc.group import Group
+from esdm_hpc.group import Group, NamedDatatype
 
 
 class Kind(IntEnum):
@@ -26,6 +26,7 @@ class Kind(IntEnum):
     NONE = 0
     GROUP = 1
     DATASET = 2
+    DATATYPE = 5
 
 
 @dataclass(eq=False, slots=True)
@@ -46,11 +47,17 @@ class FileHandle:
 
 @dataclass(eq=False, slots=True)
 class NodeHandle:
-    """An open group or dataset."""
+    """An open group, dataset or named datatype; ``path`` is its identity (namespace.py)."""
 
     file: FileHandle
     path: str
     kind: Kind
+
+    def datatype(self) -> NamedDatatype:
+        found = self.file.container[self.path]
+        if not isinstance(found, NamedDatatype):
+            raise TypeError(f"{self.path} is not a named datatype")
+        return found
 
     def dataset(self) -> Dataset:
         if self.kind is not Kind.DATASET:
@@ -88,7 +95,22 @@ Location = FileHandle | NodeHandle
 
 
 def resolve(location: Location, name: str) -> str:
-    """The absolute path ``name`` names, relative to ``location`` unless it starts with '/'."""
+    """The object ``name`` names relative to ``location`` (unless it starts with '/'):
+    its identity, following links, or for a new object the name it will get."""
+    namespace = location.file.container._namespace
+    path = _absolute(location, name)
+    try:
+        return namespace.resolve(path)
+    except KeyError:
+        return namespace.locate(path)
+
+
+def link_name(location: Location, name: str) -> str:
+    """The link ``name`` names: its groups followed through links, itself not."""
+    return location.file.container._namespace.locate(_absolute(location, name))
+
+
+def _absolute(location: Location, name: str) -> str:
     if not name:
         raise ValueError("HDF5 names are non-empty")
     # normpath keeps a leading "//" (POSIX allows it a meaning); HDF5 does not
@@ -108,6 +130,8 @@ def kind_of(file: FileHandle, path: str) -> Kind:
         found = file.container[path]
     except KeyError:
         return Kind.NONE
+    if isinstance(found, NamedDatatype):
+        return Kind.DATATYPE
     return Kind.DATASET if isinstance(found, Dataset) else Kind.GROUP
 
 

@@ -28,6 +28,16 @@ describe(esdm_obj_t *attr, size_t *elements)
     return info;
 }
 
+/* The datatype an open attribute holds (a new ID), or H5I_INVALID_HID. GIL held. */
+static hid_t
+stored_type(esdm_obj_t *attr)
+{
+    PyObject *info    = describe(attr, NULL);
+    hid_t     type_id = info ? esdm_type_from_py(PyTuple_GET_ITEM(info, 0)) : H5I_INVALID_HID;
+    Py_XDECREF(info);
+    return type_id;
+}
+
 /* ---- create, open ------------------------------------------------------------------------ */
 
 void *
@@ -35,22 +45,23 @@ esdm_attr_create(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_
                  hid_t space_id, hid_t acpl_id, hid_t aapl_id, hid_t dxpl_id, void **req)
 {
     esdm_obj_t      *where = obj, *attr = NULL;
-    char             spelling[ESDM_SPELLING_MAX];
     PyGILState_STATE gil;
     const char      *base = esdm_loc_name(loc, "creating an attribute");
     (void)acpl_id, (void)aapl_id, (void)dxpl_id, (void)req;
 
-    if (!base || esdm_type_spelling(type_id, spelling, sizeof spelling) < 0 || esdm_enter(&gil) < 0)
+    if (!base || esdm_enter(&gil) < 0)
         return NULL;
-    PyObject *shape = esdm_space_to_py(space_id, false);
+    PyObject *spelling = esdm_type_to_py(type_id);
+    PyObject *shape    = spelling ? esdm_space_to_py(space_id, false) : NULL;
     if (shape) {
-        PyObject *py = esdm_call("attribute_create", "(OsssN)", where->py, base, name, spelling, shape);
+        PyObject *py = esdm_call("attribute_create", "(OssON)", where->py, base, name, spelling, shape);
         if (py && (attr = esdm_obj_new(ESDM_ATTR, where->file, py)) &&
             (attr->type_id = H5Tcopy(type_id)) < 0) {
             esdm_obj_release(attr);
             attr = NULL;
         }
     }
+    Py_XDECREF(spelling);
     esdm_leave(gil);
     return attr;
 }
@@ -67,14 +78,10 @@ esdm_attr_open(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t 
     if (!base || esdm_enter(&gil) < 0)
         return NULL;
     PyObject *py = esdm_call("attribute_open", "(Oss)", where->py, base, name);
-    if (py && (attr = esdm_obj_new(ESDM_ATTR, where->file, py))) {
-        PyObject   *info     = describe(attr, NULL);
-        const char *spelling = info ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(info, 0)) : NULL;
-        if (!spelling || (attr->type_id = esdm_type_from_spelling(spelling)) < 0) {
-            esdm_obj_release(attr);
-            attr = NULL;
-        }
-        Py_XDECREF(info);
+    if (py && (attr = esdm_obj_new(ESDM_ATTR, where->file, py)) &&
+        (attr->type_id = stored_type(attr)) < 0) {
+        esdm_obj_release(attr);
+        attr = NULL;
     }
     esdm_leave(gil);
     return attr;
@@ -122,8 +129,22 @@ read_strings(esdm_obj_t *attr, hid_t mem_type_id, void *buf, size_t n)
     return 0;
 }
 
+/* The core reads into (writable) or writes from size bytes of data. */
+static herr_t
+call_core(esdm_obj_t *attr, const char *function, void *data, size_t size, bool writable)
+{
+    PyObject *view = esdm_view(data, size, writable);
+    if (!view)
+        return -1;
+    PyObject *result = esdm_call(function, "(OO)", attr->py, view);
+    Py_XDECREF(result);
+    return esdm_view_release(view, function) < 0 || !result ? -1 : 0;
+}
+
 /* Fixed-size values, converted between the application's type and the
- * attribute's where they differ (the core holds them in the latter). */
+ * attribute's where they differ (the core holds them in the latter). As in
+ * HDF5, compound members the memory type lacks keep their values: the
+ * stored ones on write, the application's on read. */
 static herr_t
 transfer_values(esdm_obj_t *attr, hid_t mem_type_id, void *buf, size_t n, hid_t dxpl_id,
                 bool writing)
@@ -131,37 +152,61 @@ transfer_values(esdm_obj_t *attr, hid_t mem_type_id, void *buf, size_t n, hid_t 
     const char *function = writing ? "attribute_write" : "attribute_read";
     size_t      mem_size = H5Tget_size(mem_type_id), own_size = H5Tget_size(attr->type_id);
     htri_t      same     = H5Tequal(mem_type_id, attr->type_id);
-    char       *scratch  = NULL;
-    herr_t      status   = -1;
+    char       *scratch = NULL, *stored = NULL;
+    herr_t      status = -1;
 
     if (same < 0)
         return -1;
-    if (!same) {
-        if (!(scratch = malloc(n * (mem_size > own_size ? mem_size : own_size) + 1))) {
-            esdm_error(esdm_err_argument, "esdm VOL: out of memory converting an attribute");
-            return -1;
-        }
-        if (writing) {
-            memcpy(scratch, buf, n * mem_size);
-            if (H5Tconvert(mem_type_id, attr->type_id, n, scratch, NULL, dxpl_id) < 0)
-                goto done;
-        }
+    if (same)
+        return call_core(attr, function, buf, n * own_size, !writing);
+    if (!(scratch = malloc(n * (mem_size > own_size ? mem_size : own_size) + 1)) ||
+        (writing && !(stored = malloc(n * own_size + 1)))) {
+        esdm_error(esdm_err_argument, "esdm VOL: out of memory converting an attribute");
+        goto done;
     }
-    PyObject *view = esdm_view(same ? buf : scratch, n * own_size, !writing);
-    if (!view)
-        goto done;
-    PyObject *result = esdm_call(function, "(OO)", attr->py, view);
-    Py_XDECREF(result);
-    if (esdm_view_release(view, function) < 0 || !result)
-        goto done;
-    if (!same && !writing) {
-        if (H5Tconvert(attr->type_id, mem_type_id, n, scratch, NULL, dxpl_id) < 0)
+    if (writing) {
+        memcpy(scratch, buf, n * mem_size);
+        if (call_core(attr, "attribute_read", stored, n * own_size, true) < 0 ||
+            esdm_type_convert(mem_type_id, attr->type_id, n, scratch, stored, dxpl_id) < 0 ||
+            call_core(attr, function, scratch, n * own_size, false) < 0)
+            goto done;
+    }
+    else {
+        if (call_core(attr, function, scratch, n * own_size, true) < 0 ||
+            esdm_type_convert(attr->type_id, mem_type_id, n, scratch, buf, dxpl_id) < 0)
             goto done;
         memcpy(buf, scratch, n * mem_size);
     }
     status = 0;
 done:
+    free(stored);
     free(scratch);
+    return status;
+}
+
+/* Values holding references or sequences, as trees (values.c); only in the
+ * attribute's own type, since converting them would allocate on the way. */
+static herr_t
+transfer_trees(esdm_obj_t *attr, hid_t mem_type_id, void *buf, size_t n, bool writing)
+{
+    htri_t    same = H5Tequal(mem_type_id, attr->type_id);
+    PyObject *trees, *done = NULL;
+    herr_t    status = -1;
+
+    if (same <= 0)
+        return same < 0 ? -1
+                        : esdm_unsupported("converting references or variable-length sequences to "
+                                           "another type than the attribute's");
+    if (writing) {
+        if ((trees = esdm_values_to_py(attr->type_id, buf, n)))
+            done = esdm_call("attribute_write_values", "(ON)", attr->py, trees);
+        status = done ? 0 : -1;
+        Py_XDECREF(done);
+    }
+    else if ((trees = esdm_call("attribute_read_values", "(O)", attr->py))) {
+        status = esdm_values_from_py(attr->type_id, trees, buf, n, attr->file);
+        Py_DECREF(trees);
+    }
     return status;
 }
 
@@ -177,7 +222,9 @@ attr_io(esdm_obj_t *attr, hid_t mem_type_id, void *buf, hid_t dxpl_id, bool writ
         return -1;
     PyObject *info = describe(attr, &n);
     if (info) {
-        if (!esdm_type_is_vlen_string(attr->type_id))
+        if (esdm_type_needs_tree(attr->type_id))
+            status = transfer_trees(attr, mem_type_id, buf, n, writing);
+        else if (!esdm_type_is_vlen_string(attr->type_id))
             status = transfer_values(attr, mem_type_id, buf, n, dxpl_id, writing);
         else if (writing)
             status = write_strings(attr, mem_type_id, buf, n);
@@ -253,15 +300,12 @@ attr_info_by_name(esdm_obj_t *where, H5VL_attr_get_info_args_t *args)
     PyObject *py = esdm_call("attribute_open", "(Oss)", where->py, base, args->attr_name);
     if (!py)
         return -1;
-    esdm_obj_t  probe = {.kind = ESDM_ATTR, .file = where->file, .py = py};
-    PyObject   *info  = describe(&probe, NULL);
-    const char *spelling = info ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(info, 0)) : NULL;
-    herr_t      status   = -1;
-    if (spelling && (probe.type_id = esdm_type_from_spelling(spelling)) >= 0) {
+    esdm_obj_t probe  = {.kind = ESDM_ATTR, .file = where->file, .py = py};
+    herr_t     status = -1;
+    if ((probe.type_id = stored_type(&probe)) >= 0) {
         status = attr_info(&probe, args->ainfo);
         esdm_close(probe.type_id);
     }
-    Py_XDECREF(info);
     Py_DECREF(py);
     return status;
 }
@@ -333,11 +377,13 @@ esdm_attr_get(void *obj, H5VL_attr_get_args_t *args, hid_t dxpl_id, void **req)
 static herr_t
 iterate(esdm_obj_t *where, const char *base, H5VL_attr_iterate_args_t *args)
 {
-    herr_t status = -1;
+    bool   creation_order = args->idx_type == H5_INDEX_CRT_ORDER;
+    herr_t status         = -1;
 
-    if (args->idx_type != H5_INDEX_NAME)
-        return esdm_unsupported("iterating attributes in creation order (not tracked)");
-    PyObject   *names = esdm_call("attribute_names", "(Os)", where->py, base);
+    if (!creation_order && args->idx_type != H5_INDEX_NAME)
+        return esdm_unsupported("iterating attributes by this index");
+    PyObject *names =
+        esdm_call("attribute_names", "(OsO)", where->py, base, creation_order ? Py_True : Py_False);
     esdm_obj_t *self  = names ? esdm_open_node(where, esdm_name(base, "."), H5P_DEFAULT) : NULL;
     if (!self)
         goto done;
@@ -356,11 +402,11 @@ iterate(esdm_obj_t *where, const char *base, H5VL_attr_iterate_args_t *args)
         PyObject   *py   = name ? esdm_call("attribute_open", "(Oss)", where->py, base, name) : NULL;
         esdm_obj_t  probe = {.kind = ESDM_ATTR, .file = where->file, .py = py};
         H5A_info_t  info;
-        PyObject   *described = py ? describe(&probe, NULL) : NULL;
-        const char *spelling  = described ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(described, 0)) : NULL;
         status = -1;
-        if (spelling && (probe.type_id = esdm_type_from_spelling(spelling)) >= 0) {
+        if (py && (probe.type_id = stored_type(&probe)) >= 0) {
             if (attr_info(&probe, &info) == 0) {
+                info.corder_valid = creation_order;
+                info.corder       = creation_order ? (int64_t)index : 0;
                 /* The GIL stays held: h5py's callbacks expect it, and a C
                  * callback calling HDF5 re-enters it on this same thread. */
                 status = args->op(self_id, name, &info, args->op_data);
@@ -369,7 +415,6 @@ iterate(esdm_obj_t *where, const char *base, H5VL_attr_iterate_args_t *args)
             }
             esdm_close(probe.type_id);
         }
-        Py_XDECREF(described);
         Py_XDECREF(py);
     }
     esdm_close(self_id);

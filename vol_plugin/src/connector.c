@@ -39,11 +39,19 @@ esdm_get_conn_cls(void *obj, H5VL_get_conn_lvl_t lvl, const H5VL_class_t **conn_
 }
 
 /* What HDF5's API tests and applications may count on; kept honest so that
- * they skip, rather than fail, what the connector does not do yet. */
+ * they skip, rather than fail, what the connector does not do yet. The *_MORE
+ * flags cover "all other" calls of a class: declared where most of them work
+ * (H5Freopen/H5Fdelete, H5Dget_storage_size, H5Ocopy are still refused).
+ * Not yet: LINK_BASIC (the suite's H5L_SAME_LOC test crashes link.c),
+ * ATTR_MORE (H5Arename, *_by_idx), references, external/UD links. */
 #define ESDM_CAPABILITIES                                                                          \
     (H5VL_CAP_FLAG_FILE_BASIC | H5VL_CAP_FLAG_GROUP_BASIC | H5VL_CAP_FLAG_DATASET_BASIC |          \
      H5VL_CAP_FLAG_ATTR_BASIC | H5VL_CAP_FLAG_OBJECT_BASIC | H5VL_CAP_FLAG_ITERATE |               \
-     H5VL_CAP_FLAG_GET_PLIST | H5VL_CAP_FLAG_FLUSH_REFRESH | H5VL_CAP_FLAG_FILL_VALUES)
+     H5VL_CAP_FLAG_GET_PLIST | H5VL_CAP_FLAG_FLUSH_REFRESH | H5VL_CAP_FLAG_FILL_VALUES |            \
+     H5VL_CAP_FLAG_HARD_LINKS | H5VL_CAP_FLAG_SOFT_LINKS | H5VL_CAP_FLAG_LINK_MORE |                \
+     H5VL_CAP_FLAG_CREATION_ORDER | H5VL_CAP_FLAG_BY_IDX | H5VL_CAP_FLAG_STORED_DATATYPES |   \
+     H5VL_CAP_FLAG_FILE_MORE | H5VL_CAP_FLAG_GROUP_MORE | H5VL_CAP_FLAG_DATASET_MORE |            \
+     H5VL_CAP_FLAG_OBJECT_MORE)
 
 static herr_t
 esdm_get_cap_flags(const void *info, uint64_t *cap_flags)
@@ -66,55 +74,6 @@ esdm_opt_query(void *obj, H5VL_subclass_t cls, int opt_type, uint64_t *flags)
 }
 
 /* ---- whole classes not supported yet ----------------------------------------------------- */
-
-static void *
-esdm_datatype_commit(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t type_id,
-                     hid_t lcpl_id, hid_t tcpl_id, hid_t tapl_id, hid_t dxpl_id, void **req)
-{
-    (void)obj, (void)loc, (void)name, (void)type_id, (void)lcpl_id, (void)tcpl_id, (void)tapl_id;
-    (void)dxpl_id, (void)req;
-    esdm_unsupported("committing a datatype (H5Tcommit)");
-    return NULL;
-}
-
-static void *
-esdm_datatype_open(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t tapl_id,
-                   hid_t dxpl_id, void **req)
-{
-    (void)obj, (void)loc, (void)name, (void)tapl_id, (void)dxpl_id, (void)req;
-    esdm_unsupported("opening a committed datatype (H5Topen)");
-    return NULL;
-}
-
-static herr_t
-esdm_datatype_get(void *obj, H5VL_datatype_get_args_t *args, hid_t dxpl_id, void **req)
-{
-    (void)obj, (void)args, (void)dxpl_id, (void)req;
-    return esdm_unsupported("querying a committed datatype");
-}
-
-static herr_t
-esdm_datatype_specific(void *obj, H5VL_datatype_specific_args_t *args, hid_t dxpl_id, void **req)
-{
-    (void)obj, (void)args, (void)dxpl_id, (void)req;
-    return esdm_unsupported("H5Tflush/H5Trefresh on a committed datatype");
-}
-
-static herr_t
-esdm_datatype_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req)
-{
-    (void)obj, (void)dxpl_id, (void)req;
-    esdm_error(esdm_err_unsupported,
-               "esdm VOL: native datatype operation %d is not supported yet", args->op_type);
-    return -1;
-}
-
-static herr_t
-esdm_datatype_close(void *dt, hid_t dxpl_id, void **req)
-{
-    (void)dt, (void)dxpl_id, (void)req;
-    return esdm_unsupported("closing a committed datatype");
-}
 
 static herr_t
 esdm_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req)
@@ -163,7 +122,7 @@ static const H5VL_class_t esdm_class = {
     {esdm_dataset_create, esdm_dataset_open, esdm_dataset_read, esdm_dataset_write, esdm_dataset_get,
      esdm_dataset_specific, esdm_dataset_optional, esdm_object_close},
     {esdm_datatype_commit, esdm_datatype_open, esdm_datatype_get, esdm_datatype_specific,
-     esdm_datatype_optional, esdm_datatype_close},
+     esdm_datatype_optional, esdm_object_close},
     {esdm_file_create, esdm_file_open, esdm_file_get, esdm_file_specific, esdm_file_optional,
      esdm_file_close},
     {esdm_group_create, esdm_group_open, esdm_group_get, esdm_group_specific, esdm_group_optional,

@@ -10,7 +10,6 @@
 #include "esdm_vol.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 static herr_t
 check_creation_properties(hid_t dcpl_id)
@@ -54,7 +53,6 @@ esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, h
                     void **req)
 {
     esdm_obj_t      *where = obj, *dset = NULL;
-    char             spelling[ESDM_SPELLING_MAX];
     PyGILState_STATE gil;
     const char      *base = esdm_loc_name(loc, "creating a dataset");
     (void)lcpl_id, (void)dxpl_id, (void)req;
@@ -63,20 +61,24 @@ esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, h
         esdm_unsupported("an anonymous dataset (H5Dcreate_anon)");
         return NULL;
     }
-    if (!base || check_creation_properties(dcpl_id) < 0 ||
-        esdm_type_spelling(type_id, spelling, sizeof spelling) < 0)
+    if (!base || check_creation_properties(dcpl_id) < 0)
         return NULL;
-    if (!strcmp(spelling, ESDM_VLEN_STR)) {
+    if (esdm_type_needs_tree(type_id)) {
+        esdm_unsupported("a dataset of references or variable-length sequences (attributes may hold them)");
+        return NULL;
+    }
+    if (esdm_type_is_vlen_string(type_id)) {
         esdm_unsupported("a dataset of variable-length strings (attributes may hold them)");
         return NULL;
     }
     if (esdm_enter(&gil) < 0)
         return NULL;
-    PyObject *shape    = esdm_space_to_py(space_id, false);
+    PyObject *spelling = esdm_type_to_py(type_id);
+    PyObject *shape    = spelling ? esdm_space_to_py(space_id, false) : NULL;
     PyObject *maxshape = shape ? esdm_space_to_py(space_id, true) : NULL;
     PyObject *fill     = maxshape ? fill_value(dcpl_id, type_id) : NULL;
     if (fill) {
-        PyObject *py = esdm_call("dataset_create", "(ONsOOO)", where->py, esdm_name(base, name),
+        PyObject *py = esdm_call("dataset_create", "(ONOOOO)", where->py, esdm_name(base, name),
                                  spelling, shape, maxshape, fill);
         if (py && (dset = esdm_obj_new(ESDM_DATASET, where->file, py))) {
             dset->type_id = H5Tcopy(type_id);
@@ -84,6 +86,7 @@ esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, h
             dset->dapl_id = own_plist(dapl_id, H5P_DATASET_ACCESS);
         }
     }
+    Py_XDECREF(spelling);
     Py_XDECREF(shape);
     Py_XDECREF(maxshape);
     Py_XDECREF(fill);
@@ -94,17 +97,12 @@ esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, h
 herr_t
 esdm_dataset_init(esdm_obj_t *dset, hid_t dapl_id)
 {
-    const char *spelling;
-    PyObject   *info = esdm_call("dataset_describe", "(O)", dset->py);
-    herr_t      status = -1;
+    PyObject *info   = esdm_call("dataset_describe", "(O)", dset->py);
+    herr_t    status = -1;
 
     if (!info)
         return -1;
-    if (!(spelling = PyUnicode_AsUTF8(PyTuple_GET_ITEM(info, 0)))) {
-        esdm_python_error("describing a dataset");
-        goto done;
-    }
-    if ((dset->type_id = esdm_type_from_spelling(spelling)) < 0 ||
+    if ((dset->type_id = esdm_type_from_py(PyTuple_GET_ITEM(info, 0))) < 0 ||
         (dset->dcpl_id = H5Pcreate(H5P_DATASET_CREATE)) < 0 ||
         (dset->dapl_id = own_plist(dapl_id, H5P_DATASET_ACCESS)) < 0)
         goto done;

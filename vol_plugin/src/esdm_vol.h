@@ -12,9 +12,11 @@
  *   python.c     the interpreter (embedded or the host's), GIL, bridge calls
  *   objects.c    object lifetime, the file's list of open objects, locations
  *   types.c      HDF5 datatypes <-> the bridge's type spellings
+ *   values.c     attribute values holding references or sequences <-> Python trees
  *   file.c       H5F      group.c  H5G      dataset.c  H5D (but data)
  *   transfer.c   H5Dread/H5Dwrite: selections -> boxes, packing, conversion
  *   attribute.c  H5A      link.c   H5L      object.c   H5O
+ *   datatype.c   H5T: committed (named) datatypes
  */
 #ifndef ESDM_VOL_H
 #define ESDM_VOL_H
@@ -39,13 +41,14 @@
 /* Objects                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* Kinds 0-2 are numbered as esdm_hpc.vol.objects.Kind numbers them. */
+/* Kinds 0-2 and 5 are numbered as esdm_hpc.vol.objects.Kind numbers them. */
 typedef enum esdm_kind_t {
     ESDM_NONE    = 0,
     ESDM_GROUP   = 1,
     ESDM_DATASET = 2,
     ESDM_FILE    = 3,
     ESDM_ATTR    = 4,
+    ESDM_DATATYPE = 5, /* a named (committed) datatype */
 } esdm_kind_t;
 
 typedef struct esdm_file_t esdm_file_t;
@@ -85,15 +88,17 @@ bool        esdm_file_owns(const esdm_file_t *file, const void *obj);
  * keeps them. Invalid IDs are ignored. */
 void esdm_close(hid_t id);
 
-/* The name a location addresses, relative to the object (or "." for itself);
- * NULL with an HDF5 error for the ways of addressing the connector lacks. */
+/* The name a location addresses, relative to the object (or "." for itself;
+ * absolute for a token); NULL with an HDF5 error for the ways of addressing
+ * the connector lacks. */
 const char *esdm_loc_name(const H5VL_loc_params_t *loc, const char *operation);
 
 /* The name of an object relative to a location (a Python str, new reference):
  * name itself if absolute or if base is ".", else base/name. */
 PyObject *esdm_name(const char *base, const char *name);
 
-/* 16 bytes identifying the object at a path, for tokens and file numbers. */
+/* 16 bytes identifying the object at a path, for tokens and file numbers;
+ * esdm_loc_name maps the token back to the (absolute) path. */
 void esdm_token_of(const char *file_name, const char *path, H5O_token_t *token);
 
 /* ------------------------------------------------------------------------ */
@@ -161,15 +166,30 @@ void esdm_python_shutdown(void);
 /* Types                                                                    */
 /* ------------------------------------------------------------------------ */
 
-#define ESDM_SPELLING_MAX 32
-#define ESDM_VLEN_STR     "vlen-str"
+#define ESDM_VLEN_STR "vlen-str"
 
-/* The bridge's spelling of an HDF5 datatype; -1 with an HDF5 error naming
- * the type class when the connector cannot store it yet. */
-int esdm_type_spelling(hid_t type_id, char *spelling, size_t size);
-/* The HDF5 datatype for a spelling (a new ID), or H5I_INVALID_HID. */
-hid_t esdm_type_from_spelling(const char *spelling);
+/* The bridge's spelling of an HDF5 datatype (a str or dict, new reference,
+ * esdm_hpc/vol/dtypes.py); NULL with an HDF5 error naming the type class
+ * when the connector cannot store it yet. GIL held. */
+PyObject *esdm_type_to_py(hid_t type_id);
+/* The HDF5 datatype for a spelling (a new ID), or H5I_INVALID_HID. GIL held. */
+hid_t esdm_type_from_py(PyObject *spelling);
 bool  esdm_type_is_vlen_string(hid_t type_id);
+/* H5Tconvert of n values in place (buf sized for the larger type), with the
+ * background buffer compound conversions need: n values of dst_type from
+ * background, or zeros if it is NULL. */
+herr_t esdm_type_convert(hid_t src_type_id, hid_t dst_type_id, size_t n, void *buf,
+                         const void *background, hid_t dxpl_id);
+
+/* Values holding references or variable-length sequences (but for
+ * variable-length strings alone) cross as trees of Python values (values.c). */
+bool esdm_type_needs_tree(hid_t type_id);
+/* n elements of type_id at buf as a list of trees (new reference); NULL with
+ * an HDF5 error. GIL held. */
+PyObject *esdm_values_to_py(hid_t type_id, const void *buf, size_t n);
+/* Fill n elements of type_id at buf from a list of trees, in memory the
+ * application owns; references are recreated in file. GIL held. */
+herr_t esdm_values_from_py(hid_t type_id, PyObject *trees, void *buf, size_t n, esdm_file_t *file);
 
 /* A dataspace from a Python tuple of dims (and maxdims, -1 unlimited, or NULL). */
 hid_t esdm_space_from_py(PyObject *shape, PyObject *maxshape);
@@ -234,6 +254,12 @@ herr_t esdm_attr_specific(void *obj, const H5VL_loc_params_t *loc, H5VL_attr_spe
 herr_t esdm_attr_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req);
 
 /* link.c */
+/* The name the n-th link of a by-index location has, relative to the
+ * location (a new str), in name or creation order. GIL held. */
+PyObject *esdm_idx_name(esdm_obj_t *where, const H5VL_loc_by_idx_t *by);
+/* The name any location addresses (by self, name, index or token) as a new
+ * str; NULL with an HDF5 error. GIL held. */
+PyObject *esdm_loc_str(esdm_obj_t *where, const H5VL_loc_params_t *loc, const char *operation);
 herr_t esdm_link_create(H5VL_link_create_args_t *args, void *obj, const H5VL_loc_params_t *loc,
                         hid_t lcpl_id, hid_t lapl_id, hid_t dxpl_id, void **req);
 herr_t esdm_link_copy(void *src_obj, const H5VL_loc_params_t *loc1, void *dst_obj,
@@ -248,6 +274,18 @@ herr_t esdm_link_specific(void *obj, const H5VL_loc_params_t *loc, H5VL_link_spe
                           hid_t dxpl_id, void **req);
 herr_t esdm_link_optional(void *obj, const H5VL_loc_params_t *loc, H5VL_optional_args_t *args,
                           hid_t dxpl_id, void **req);
+
+/* datatype.c */
+void  *esdm_datatype_commit(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t type_id,
+                            hid_t lcpl_id, hid_t tcpl_id, hid_t tapl_id, hid_t dxpl_id, void **req);
+void  *esdm_datatype_open(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t tapl_id,
+                          hid_t dxpl_id, void **req);
+herr_t esdm_datatype_get(void *obj, H5VL_datatype_get_args_t *args, hid_t dxpl_id, void **req);
+herr_t esdm_datatype_specific(void *obj, H5VL_datatype_specific_args_t *args, hid_t dxpl_id,
+                              void **req);
+herr_t esdm_datatype_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req);
+/* Fill in the HDF5 type of an opened named datatype. GIL held. */
+herr_t esdm_datatype_init(esdm_obj_t *type);
 
 /* object.c */
 void  *esdm_object_open(void *obj, const H5VL_loc_params_t *loc, H5I_type_t *opened_type, hid_t dxpl_id,

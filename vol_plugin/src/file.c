@@ -50,9 +50,39 @@ comm_handle(const esdm_file_t *file)
     return file->comm == MPI_COMM_NULL ? -1 : (int)MPI_Comm_c2f(file->comm);
 }
 
+/* The link creation order of the fcpl (H5Pset_link_creation_order) is the
+ * root group's: a new container records it, an opened one reports it in its
+ * fcpl. netCDF-4 and h5netcdf create files so and list variables in that
+ * order; netCDF opens for writing only files that track it. GIL held. */
+static herr_t
+root_link_order(esdm_file_t *file, bool create)
+{
+    unsigned  order = 0;
+    PyObject *answer;
+    herr_t    status;
+
+    if (create) {
+        if (H5Pget_link_creation_order(file->fcpl_id, &order) < 0)
+            return -1;
+        if (!(order & H5P_CRT_ORDER_TRACKED))
+            return 0;
+        answer = esdm_call("group_track_order", "(O)", file->obj.py);
+        status = answer ? 0 : -1;
+    }
+    else {
+        answer = esdm_call("group_tracks_order", "(Os)", file->obj.py, "/");
+        status = answer ? 0 : -1;
+        if (answer == Py_True)
+            status = H5Pset_link_creation_order(file->fcpl_id,
+                                                H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    }
+    Py_XDECREF(answer);
+    return status;
+}
+
+/* H5Fcreate (create: flag truncates) or H5Fopen (flag: writable). */
 static void *
-file_start(const char *name, unsigned intent, hid_t fcpl_id, hid_t fapl_id, const char *function,
-           bool flag)
+file_start(const char *name, unsigned intent, hid_t fcpl_id, hid_t fapl_id, bool create, bool flag)
 {
     PyGILState_STATE gil;
     esdm_file_t     *file = file_new(name, intent, fapl_id, fcpl_id);
@@ -63,7 +93,14 @@ file_start(const char *name, unsigned intent, hid_t fcpl_id, hid_t fapl_id, cons
         esdm_file_unref(file);
         return NULL;
     }
-    file->obj.py = esdm_call(function, "(sOi)", name, flag ? Py_True : Py_False, comm_handle(file));
+    file->obj.py = esdm_call(create ? "file_create" : "file_open", "(sOi)", name,
+                             flag ? Py_True : Py_False, comm_handle(file));
+    if (file->obj.py && root_link_order(file, create) < 0) {
+        /* HDF5 will not close a file it never got: close the container here
+         * (the error stack keeps what went wrong). */
+        Py_XDECREF(esdm_call("file_close", "(O)", file->obj.py));
+        Py_CLEAR(file->obj.py);
+    }
     esdm_leave(gil);
     if (!file->obj.py) {
         esdm_file_unref(file);
@@ -79,8 +116,7 @@ esdm_file_create(const char *name, unsigned flags, hid_t fcpl_id, hid_t fapl_id,
 {
     (void)dxpl_id, (void)req;
     /* H5F_ACC_EXCL (and no flag) refuse an existing container; TRUNC replaces it. */
-    return file_start(name, H5F_ACC_RDWR, fcpl_id, fapl_id, "file_create",
-                      (flags & H5F_ACC_TRUNC) != 0);
+    return file_start(name, H5F_ACC_RDWR, fcpl_id, fapl_id, true, (flags & H5F_ACC_TRUNC) != 0);
 }
 
 void *
@@ -88,8 +124,8 @@ esdm_file_open(const char *name, unsigned flags, hid_t fapl_id, hid_t dxpl_id, v
 {
     (void)dxpl_id, (void)req;
     bool writable = (flags & H5F_ACC_RDWR) != 0;
-    return file_start(name, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT, fapl_id,
-                      "file_open", writable);
+    return file_start(name, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT, fapl_id, false,
+                      writable);
 }
 
 /* ---- H5Fget_obj_count / H5Fget_obj_ids --------------------------------------------------- */
@@ -104,9 +140,16 @@ static herr_t
 visit_id(hid_t id, void *udata)
 {
     open_ids_t *found = udata;
-    void       *obj   = H5VLobject(id);
-    bool mine = H5Iget_type(id) == H5I_FILE ? obj == found->file : esdm_file_owns(found->file, obj);
+    H5I_type_t  type  = H5Iget_type(id);
+    void       *obj;
+    bool        mine;
 
+    /* Transient datatypes (H5T_NATIVE_INT, ...) belong to no file, and
+     * H5VLobject would refuse them. */
+    if (type == H5I_DATATYPE && H5Tcommitted(id) <= 0)
+        return 0;
+    obj  = H5VLobject(id);
+    mine = type == H5I_FILE ? obj == found->file : esdm_file_owns(found->file, obj);
     if (!mine)
         return 0;
     if (found->ids) {
@@ -121,13 +164,13 @@ visit_id(hid_t id, void *udata)
 static herr_t
 open_ids(const esdm_file_t *file, unsigned types, size_t max, hid_t *ids, size_t *count)
 {
-    /* Committed datatypes are not supported, so H5F_OBJ_DATATYPE finds none. */
     static const struct {
         unsigned   flag;
         H5I_type_t type;
     } kinds[] = {{H5F_OBJ_FILE, H5I_FILE},
                  {H5F_OBJ_DATASET, H5I_DATASET},
                  {H5F_OBJ_GROUP, H5I_GROUP},
+                 {H5F_OBJ_DATATYPE, H5I_DATATYPE},
                  {H5F_OBJ_ATTR, H5I_ATTR}};
     open_ids_t found = {file, 0, max, ids};
 

@@ -1,46 +1,129 @@
 /*
- * H5L: the links of the namespace. Every group and dataset has exactly one
- * name in an ESDM container, so each is one hard link; creating extra
- * hard, soft or external links is not supported yet.
+ * H5L: the links of the namespace (esdm_hpc/namespace.py). Every object has
+ * its own name; hard links are more names for it (same identity, same
+ * token), soft links hold a path followed when used. Creating and deleting
+ * links is collective, as creating objects is; creation order is tracked
+ * for every group. External and user-defined links are not supported.
  */
 #include "esdm_vol.h"
 
 #include <string.h>
 
-/* ---- shared with object.c ---------------------------------------------------------------- */
+/* ---- locations ------------------------------------------------------------------------------ */
 
-/* (kind, path, number of attributes) of the object at name. GIL held. */
-static PyObject *
-info_at(esdm_obj_t *where, const char *name)
+PyObject *
+esdm_idx_name(esdm_obj_t *where, const H5VL_loc_by_idx_t *by)
 {
-    return esdm_call("object_info", "(Os)", where->py, name);
+    if (by->idx_type != H5_INDEX_NAME && by->idx_type != H5_INDEX_CRT_ORDER) {
+        esdm_error(esdm_err_argument, "esdm VOL: unknown link index %d", (int)by->idx_type);
+        return NULL;
+    }
+    PyObject *members = esdm_call("group_members", "(OsO)", where->py, by->name,
+                                  by->idx_type == H5_INDEX_CRT_ORDER ? Py_True : Py_False);
+    if (!members)
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(members);
+    PyObject  *name  = NULL;
+    if (by->n >= (hsize_t)count)
+        esdm_error(esdm_err_argument, "esdm VOL: %s has %zd links, not %llu", by->name, count,
+                   (unsigned long long)by->n + 1);
+    else {
+        Py_ssize_t  index  = by->order == H5_ITER_DEC ? count - 1 - (Py_ssize_t)by->n : (Py_ssize_t)by->n;
+        const char *member = PyUnicode_AsUTF8(PyList_GET_ITEM(members, index));
+        if (member)
+            name = esdm_name(by->name, member);
+        else
+            esdm_python_error("a link name");
+    }
+    Py_DECREF(members);
+    return name;
 }
 
-static void
-fill_link_info(esdm_obj_t *where, const char *path, H5L_info2_t *info)
+PyObject *
+esdm_loc_str(esdm_obj_t *where, const H5VL_loc_params_t *loc, const char *operation)
 {
+    if (loc->type == H5VL_OBJECT_BY_IDX)
+        return esdm_idx_name(where, &loc->loc_data.loc_by_idx);
+    const char *name = esdm_loc_name(loc, operation);
+    PyObject   *str  = name ? PyUnicode_FromString(name) : NULL;
+    if (name && !str)
+        esdm_python_error(operation);
+    return str;
+}
+
+/* H5L_info2_t of a bridge link record (name, type, identity or value, creation order). */
+static herr_t
+fill_link_info(esdm_obj_t *where, PyObject *record, H5L_info2_t *info)
+{
+    long        type   = PyLong_AsLong(PyTuple_GET_ITEM(record, 1));
+    const char *target = PyUnicode_AsUTF8(PyTuple_GET_ITEM(record, 2));
+    long long   corder = PyLong_AsLongLong(PyTuple_GET_ITEM(record, 3));
+    if (!target || PyErr_Occurred()) {
+        esdm_python_error("link info");
+        return -1;
+    }
     memset(info, 0, sizeof *info);
-    info->type         = H5L_TYPE_HARD;
-    info->corder_valid = false; /* creation order is not tracked */
+    info->type         = type == 0 ? H5L_TYPE_HARD : H5L_TYPE_SOFT;
+    info->corder_valid = true;
+    info->corder       = corder;
     info->cset         = H5T_CSET_UTF8;
-    esdm_token_of(where->file->name, path, &info->u.token);
+    if (info->type == H5L_TYPE_HARD)
+        esdm_token_of(where->file->name, target, &info->u.token);
+    else
+        info->u.val_size = strlen(target) + 1;
+    return 0;
+}
+
+/* Copy text into an application buffer of size bytes (truncated, terminated). */
+static void
+copy_text(const char *text, char *buf, size_t size)
+{
+    if (!buf || !size)
+        return;
+    size_t len = strlen(text);
+    size_t n   = len < size - 1 ? len : size - 1;
+    memcpy(buf, text, n);
+    buf[n] = '\0';
 }
 
 /* ---- callbacks ------------------------------------------------------------------------------ */
+
+static herr_t
+create_hard(esdm_obj_t *where, PyObject *name, H5VL_link_create_args_t *args)
+{
+    esdm_obj_t *target = args->args.hard.curr_obj ? args->args.hard.curr_obj : where;
+    PyObject   *target_name = esdm_loc_str(target, &args->args.hard.curr_loc_params, "H5Lcreate_hard");
+    if (!target_name)
+        return -1;
+    PyObject *done = esdm_call("link_create_hard", "(OOON)", where->py, name, target->py, target_name);
+    Py_XDECREF(done);
+    return done ? 0 : -1;
+}
 
 herr_t
 esdm_link_create(H5VL_link_create_args_t *args, void *obj, const H5VL_loc_params_t *loc,
                  hid_t lcpl_id, hid_t lapl_id, hid_t dxpl_id, void **req)
 {
-    (void)obj, (void)loc, (void)lcpl_id, (void)lapl_id, (void)dxpl_id, (void)req;
-    switch (args->op_type) {
-        case H5VL_LINK_CREATE_HARD:
-            return esdm_unsupported("creating a hard link (H5Lcreate_hard)");
-        case H5VL_LINK_CREATE_SOFT:
-            return esdm_unsupported("creating a soft link (H5Lcreate_soft)");
-        default:
-            return esdm_unsupported("creating an external or user-defined link");
+    esdm_obj_t      *where = obj;
+    PyGILState_STATE gil;
+    herr_t           status = -1;
+    (void)lcpl_id, (void)lapl_id, (void)dxpl_id, (void)req;
+
+    if (args->op_type != H5VL_LINK_CREATE_HARD && args->op_type != H5VL_LINK_CREATE_SOFT)
+        return esdm_unsupported("creating an external or user-defined link");
+    if (esdm_enter(&gil) < 0)
+        return -1;
+    PyObject *name = esdm_loc_str(where, loc, "creating a link");
+    if (name && args->op_type == H5VL_LINK_CREATE_HARD)
+        status = create_hard(where, name, args);
+    else if (name) {
+        PyObject *done = esdm_call("link_create_soft", "(OOs)", where->py, name, args->args.soft.target);
+        status         = done ? 0 : -1;
+        Py_XDECREF(done);
     }
+    Py_XDECREF(name);
+    esdm_leave(gil);
+    return status;
 }
 
 herr_t
@@ -61,38 +144,41 @@ esdm_link_move(void *src_obj, const H5VL_loc_params_t *loc1, void *dst_obj,
     return esdm_unsupported("moving or renaming a link (H5Lmove)");
 }
 
+/* H5Lget_info, H5Lget_val, H5Lget_name_by_idx of the link name names. GIL held. */
 static herr_t
-link_name_by_idx(esdm_obj_t *where, const H5VL_loc_params_t *loc, H5VL_link_get_args_t *args)
+link_get(esdm_obj_t *where, PyObject *name, H5VL_link_get_args_t *args)
 {
-    const H5VL_loc_by_idx_t *by = &loc->loc_data.loc_by_idx;
-    if (by->idx_type != H5_INDEX_NAME)
-        return esdm_unsupported("addressing links by creation order (not tracked)");
-    PyObject *members = esdm_call("group_members", "(Os)", where->py, by->name);
-    if (!members)
+    if (args->op_type == H5VL_LINK_GET_NAME) {
+        /* by index: the group-relative name's last component */
+        const char *text = PyUnicode_AsUTF8(name);
+        if (!text) {
+            esdm_python_error("H5Lget_name_by_idx");
+            return -1;
+        }
+        const char *last = strrchr(text, '/') ? strrchr(text, '/') + 1 : text;
+        copy_text(last, args->args.get_name.name, args->args.get_name.name_size);
+        *args->args.get_name.name_len = strlen(last);
+        return 0;
+    }
+    PyObject *record = esdm_call("link_info", "(OO)", where->py, name);
+    herr_t    status = -1;
+    if (!record)
         return -1;
-    Py_ssize_t count = PyList_GET_SIZE(members);
-    herr_t     status = -1;
-    if (by->n >= (hsize_t)count)
-        esdm_error(esdm_err_argument, "esdm VOL: %s has %zd links, not %llu", by->name, count,
-                   (unsigned long long)by->n + 1);
+    if (args->op_type == H5VL_LINK_GET_INFO)
+        status = fill_link_info(where, record, args->args.get_info.linfo);
+    else if (PyLong_AsLong(PyTuple_GET_ITEM(record, 1)) == 0)
+        esdm_error(esdm_err_argument, "esdm VOL: %s is a hard link, it has no value",
+                   PyUnicode_AsUTF8(name));
     else {
-        Py_ssize_t  index = by->order == H5_ITER_DEC ? count - 1 - (Py_ssize_t)by->n : (Py_ssize_t)by->n;
-        const char *name  = PyUnicode_AsUTF8(PyList_GET_ITEM(members, index));
-        if (name) {
-            size_t len = strlen(name);
-            if (args->args.get_name.name && args->args.get_name.name_size) {
-                size_t copied = len < args->args.get_name.name_size - 1 ? len
-                                                                        : args->args.get_name.name_size - 1;
-                memcpy(args->args.get_name.name, name, copied);
-                args->args.get_name.name[copied] = '\0';
-            }
-            *args->args.get_name.name_len = len;
-            status                        = 0;
+        const char *value = PyUnicode_AsUTF8(PyTuple_GET_ITEM(record, 2));
+        if (value) {
+            copy_text(value, args->args.get_val.buf, args->args.get_val.buf_size);
+            status = 0;
         }
         else
-            esdm_python_error("H5Lget_name_by_idx");
+            esdm_python_error("H5Lget_val");
     }
-    Py_DECREF(members);
+    Py_DECREF(record);
     return status;
 }
 
@@ -104,46 +190,37 @@ esdm_link_get(void *obj, const H5VL_loc_params_t *loc, H5VL_link_get_args_t *arg
     herr_t           status = -1;
     (void)dxpl_id, (void)req;
 
-    if (args->op_type == H5VL_LINK_GET_VAL)
-        return esdm_unsupported("reading a soft or external link's value (no such links)");
+    if (args->op_type != H5VL_LINK_GET_INFO && args->op_type != H5VL_LINK_GET_NAME &&
+        args->op_type != H5VL_LINK_GET_VAL)
+        return esdm_unsupported("this link query");
     if (esdm_enter(&gil) < 0)
         return -1;
-    if (args->op_type == H5VL_LINK_GET_NAME && loc->type == H5VL_OBJECT_BY_IDX)
-        status = link_name_by_idx(obj, loc, args);
-    else if (args->op_type == H5VL_LINK_GET_INFO && loc->type == H5VL_OBJECT_BY_NAME) {
-        PyObject *info = info_at(obj, loc->loc_data.loc_by_name.name);
-        if (info && PyLong_AsLong(PyTuple_GET_ITEM(info, 0)) != ESDM_NONE) {
-            fill_link_info(obj, PyUnicode_AsUTF8(PyTuple_GET_ITEM(info, 1)), args->args.get_info.linfo);
-            status = 0;
-        }
-        else if (info)
-            esdm_error(esdm_err_argument, "esdm VOL: no link named %s", loc->loc_data.loc_by_name.name);
-        Py_XDECREF(info);
+    PyObject *name = esdm_loc_str(obj, loc, "a link query");
+    if (name) {
+        status = link_get(obj, name, args);
+        Py_DECREF(name);
     }
-    else
-        esdm_unsupported("this link query (by index or by token)");
     esdm_leave(gil);
     return status;
 }
 
-/* H5Literate2 and H5Lvisit2. */
+/* H5Literate2 and H5Lvisit2. GIL held. */
 static herr_t
-iterate(esdm_obj_t *where, const char *base, H5VL_link_iterate_args_t *args)
+iterate(esdm_obj_t *where, PyObject *base, H5VL_link_iterate_args_t *args)
 {
     herr_t status = -1;
 
-    if (args->idx_type != H5_INDEX_NAME)
-        return esdm_unsupported("iterating links in creation order (not tracked)");
-    PyObject   *links = esdm_call("link_list", "(OsO)", where->py, base,
-                                  args->recursive ? Py_True : Py_False);
-    esdm_obj_t *group = links ? esdm_open_node(where, esdm_name(base, "."), H5P_DEFAULT) : NULL;
+    if (args->idx_type != H5_INDEX_NAME && args->idx_type != H5_INDEX_CRT_ORDER) {
+        esdm_error(esdm_err_argument, "esdm VOL: unknown link index %d", (int)args->idx_type);
+        return -1;
+    }
+    PyObject   *links = esdm_call("link_list", "(OOOOO)", where->py, base,
+                                  args->recursive ? Py_True : Py_False,
+                                  args->idx_type == H5_INDEX_CRT_ORDER ? Py_True : Py_False,
+                                  args->order == H5_ITER_DEC ? Py_True : Py_False);
+    esdm_obj_t *group = links ? esdm_open_node(where, Py_NewRef(base), H5P_DEFAULT) : NULL;
     if (!group)
         goto done;
-    if (group->kind != ESDM_GROUP) {
-        esdm_obj_release(group);
-        esdm_error(esdm_err_argument, "esdm VOL: links are iterated in groups, %s is a dataset", base);
-        goto done;
-    }
     /* The callback gets an ID for the group being iterated. */
     hid_t group_id = H5VLwrap_register(group, H5I_GROUP);
     if (group_id < 0) {
@@ -154,17 +231,14 @@ iterate(esdm_obj_t *where, const char *base, H5VL_link_iterate_args_t *args)
     hsize_t    start = args->idx_p && !args->recursive ? *args->idx_p : 0;
     status           = 0;
     for (hsize_t k = start; k < (hsize_t)count && status == 0; k++) {
-        Py_ssize_t  index = args->order == H5_ITER_DEC ? count - 1 - (Py_ssize_t)k : (Py_ssize_t)k;
-        PyObject   *link  = PyList_GET_ITEM(links, index);
+        PyObject   *link  = PyList_GET_ITEM(links, (Py_ssize_t)k);
         const char *name  = PyUnicode_AsUTF8(PyTuple_GET_ITEM(link, 0));
-        const char *path  = PyUnicode_AsUTF8(PyTuple_GET_ITEM(link, 1));
         H5L_info2_t info;
-        if (!name || !path) {
+        if (!name || fill_link_info(where, link, &info) < 0) {
             esdm_python_error("iterating links");
             status = -1;
             break;
         }
-        fill_link_info(where, path, &info);
         /* GIL held: h5py's callbacks expect it, C callbacks re-enter on this thread */
         status = args->op(group_id, name, &info, args->op_data);
         if (args->idx_p && !args->recursive)
@@ -180,33 +254,38 @@ herr_t
 esdm_link_specific(void *obj, const H5VL_loc_params_t *loc, H5VL_link_specific_args_t *args,
                    hid_t dxpl_id, void **req)
 {
+    esdm_obj_t      *where = obj;
     PyGILState_STATE gil;
+    PyObject        *result = NULL;
     herr_t           status = -1;
     (void)dxpl_id, (void)req;
 
-    if (args->op_type == H5VL_LINK_DELETE)
-        return esdm_unsupported("deleting a link (H5Ldelete)");
-    const char *name = esdm_loc_name(loc, "a link operation");
-    if (!name || esdm_enter(&gil) < 0)
+    if (esdm_enter(&gil) < 0)
         return -1;
+    PyObject *name = esdm_loc_str(where, loc, "a link operation");
+    if (!name)
+        goto done;
     switch (args->op_type) {
-        case H5VL_LINK_EXISTS: {
-            PyObject *info = info_at(obj, name);
-            if (info) {
-                *args->args.exists.exists = PyLong_AsLong(PyTuple_GET_ITEM(info, 0)) != ESDM_NONE;
+        case H5VL_LINK_DELETE:
+            status = (result = esdm_call("link_delete", "(OO)", where->py, name)) ? 0 : -1;
+            break;
+        case H5VL_LINK_EXISTS:
+            if ((result = esdm_call("link_exists", "(OO)", where->py, name))) {
+                *args->args.exists.exists = result == Py_True;
                 status                    = 0;
-                Py_DECREF(info);
             }
             break;
-        }
         case H5VL_LINK_ITER:
-            status = iterate(obj, name, &args->args.iterate);
+            status = iterate(where, name, &args->args.iterate);
             break;
         default:
             esdm_error(esdm_err_unsupported, "esdm VOL: link operation %d is not supported yet",
                        (int)args->op_type);
             break;
     }
+done:
+    Py_XDECREF(result);
+    Py_XDECREF(name);
     esdm_leave(gil);
     return status;
 }

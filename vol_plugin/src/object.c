@@ -1,7 +1,7 @@
 /*
- * H5O (and the object half of H5I): opening by name, object info and
- * visiting. Objects are addressed by name; addressing by index or token
- * (and so references, which dereference by token) is not supported yet.
+ * H5O (and the object half of H5I): opening, object info and visiting, by
+ * name, index or token. An object's token hashes its identity (the path it
+ * was created at), so it is the same through every hard link to it.
  */
 #include "esdm_vol.h"
 
@@ -18,7 +18,8 @@ esdm_open_node(esdm_obj_t *loc, PyObject *name, hid_t dapl_id)
     esdm_kind_t kind = (esdm_kind_t)PyLong_AsLong(PyTuple_GET_ITEM(pair, 1));
     esdm_obj_t *obj  = esdm_obj_new(kind, loc->file, Py_NewRef(PyTuple_GET_ITEM(pair, 0)));
     Py_DECREF(pair);
-    if (obj && kind == ESDM_DATASET && esdm_dataset_init(obj, dapl_id) < 0) {
+    if (obj && ((kind == ESDM_DATASET && esdm_dataset_init(obj, dapl_id) < 0) ||
+                (kind == ESDM_DATATYPE && esdm_datatype_init(obj) < 0))) {
         esdm_obj_release(obj);
         return NULL;
     }
@@ -28,7 +29,15 @@ esdm_open_node(esdm_obj_t *loc, PyObject *name, hid_t dapl_id)
 static H5I_type_t
 id_type(const esdm_obj_t *obj)
 {
-    return obj->kind == ESDM_DATASET ? H5I_DATASET : H5I_GROUP;
+    return obj->kind == ESDM_DATASET ? H5I_DATASET : obj->kind == ESDM_DATATYPE ? H5I_DATATYPE : H5I_GROUP;
+}
+
+static H5O_type_t
+object_type(long kind)
+{
+    return kind == ESDM_DATASET    ? H5O_TYPE_DATASET
+           : kind == ESDM_DATATYPE ? H5O_TYPE_NAMED_DATATYPE
+                                   : H5O_TYPE_GROUP;
 }
 
 void *
@@ -37,12 +46,11 @@ esdm_object_open(void *obj, const H5VL_loc_params_t *loc, H5I_type_t *opened_typ
 {
     PyGILState_STATE gil;
     esdm_obj_t      *opened = NULL;
-    const char      *name   = esdm_loc_name(loc, "H5Oopen");
     (void)dxpl_id, (void)req;
 
-    if (!name || esdm_enter(&gil) < 0)
+    if (esdm_enter(&gil) < 0)
         return NULL;
-    if ((opened = esdm_open_node(obj, esdm_name(".", name), H5P_DEFAULT)))
+    if ((opened = esdm_open_node(obj, esdm_loc_str(obj, loc, "H5Oopen"), H5P_DEFAULT)))
         *opened_type = id_type(opened);
     esdm_leave(gil);
     return opened;
@@ -60,13 +68,12 @@ esdm_object_copy(void *src_obj, const H5VL_loc_params_t *loc1, const char *src_n
 
 /* ---- get -------------------------------------------------------------------------------------- */
 
+/* A name (a str) into H5Iget_name's or H5Rget_obj_name's buffer. */
 static herr_t
-copy_name(PyObject *py, H5VL_object_get_args_t *args)
+copy_text(PyObject *name, H5VL_object_get_args_t *args)
 {
-    PyObject   *path = PyObject_GetAttrString(py, "path");
-    const char *text = path ? PyUnicode_AsUTF8(path) : NULL;
+    const char *text = PyUnicode_AsUTF8(name);
     if (!text) {
-        Py_XDECREF(path);
         esdm_python_error("H5Iget_name");
         return -1;
     }
@@ -77,33 +84,44 @@ copy_name(PyObject *py, H5VL_object_get_args_t *args)
         args->args.get_name.buf[copied] = '\0';
     }
     *args->args.get_name.name_len = len;
-    Py_DECREF(path);
     return 0;
 }
 
+static herr_t
+copy_name(PyObject *py, H5VL_object_get_args_t *args)
+{
+    PyObject *path = PyObject_GetAttrString(py, "path");
+    herr_t    status = path ? copy_text(path, args) : -1;
+    if (!path)
+        esdm_python_error("H5Iget_name");
+    Py_XDECREF(path);
+    return status;
+}
+
+/* H5O_info2_t from the bridge's object_info (kind, identity, attributes, hard links). */
 static void
-fill_object_info(esdm_obj_t *where, long kind, const char *path, long num_attrs, H5O_info2_t *info)
+fill_object_info(esdm_obj_t *where, PyObject *found, H5O_info2_t *info)
 {
     H5O_token_t file_token;
 
     memset(info, 0, sizeof *info);
     esdm_token_of(where->file->name, "", &file_token);
     memcpy(&info->fileno, file_token.__data, sizeof info->fileno);
-    esdm_token_of(where->file->name, path, &info->token);
-    info->type      = kind == ESDM_DATASET ? H5O_TYPE_DATASET : H5O_TYPE_GROUP;
-    info->rc        = 1; /* one name per object */
-    info->num_attrs = (hsize_t)num_attrs;
+    esdm_token_of(where->file->name, PyUnicode_AsUTF8(PyTuple_GET_ITEM(found, 1)), &info->token);
+    info->type      = object_type(PyLong_AsLong(PyTuple_GET_ITEM(found, 0)));
+    info->rc        = (unsigned)PyLong_AsLong(PyTuple_GET_ITEM(found, 3));
+    info->num_attrs = (hsize_t)PyLong_AsLong(PyTuple_GET_ITEM(found, 2));
     /* access/modification/change/birth times are not tracked: 0 */
 }
 
-/* (kind, path, attributes) of the object a location names, or NULL with
- * an error if nothing has that name. GIL held. */
+/* object_info of what name (a str, borrowed) names, relative to where; NULL
+ * with an error if nothing has that name. GIL held. */
 static PyObject *
-object_info(esdm_obj_t *where, const char *name)
+object_info(esdm_obj_t *where, PyObject *name)
 {
-    PyObject *info = esdm_call("object_info", "(Os)", where->py, name);
+    PyObject *info = esdm_call("object_info", "(OO)", where->py, name);
     if (info && PyLong_AsLong(PyTuple_GET_ITEM(info, 0)) == ESDM_NONE) {
-        esdm_error(esdm_err_argument, "esdm VOL: no object named %s", name);
+        esdm_error(esdm_err_argument, "esdm VOL: no object named %s", PyUnicode_AsUTF8(name));
         Py_CLEAR(info);
     }
     return info;
@@ -117,7 +135,6 @@ esdm_object_get(void *obj, const H5VL_loc_params_t *loc, H5VL_object_get_args_t 
     PyGILState_STATE gil;
     PyObject        *info   = NULL;
     herr_t           status = -1;
-    const char      *name;
     (void)dxpl_id, (void)req;
 
     if (args->op_type == H5VL_OBJECT_GET_FILE) {
@@ -125,25 +142,25 @@ esdm_object_get(void *obj, const H5VL_loc_params_t *loc, H5VL_object_get_args_t 
         *args->args.get_file.file = where->file;
         return 0;
     }
-    if (!(name = esdm_loc_name(loc, "an object query")) || esdm_enter(&gil) < 0)
+    if (esdm_enter(&gil) < 0)
         return -1;
+    PyObject *name = esdm_loc_str(where, loc, "an object query");
+    if (!name)
+        goto done;
     switch (args->op_type) {
         case H5VL_OBJECT_GET_NAME:
-            status = copy_name(where->py, args);
+            /* H5Iget_name names the object itself, H5Rget_obj_name the one a token names */
+            status = loc->type == H5VL_OBJECT_BY_SELF ? copy_name(where->py, args) : copy_text(name, args);
             break;
         case H5VL_OBJECT_GET_TYPE:
             if ((info = object_info(where, name))) {
-                *args->args.get_type.obj_type = PyLong_AsLong(PyTuple_GET_ITEM(info, 0)) == ESDM_DATASET
-                                                    ? H5O_TYPE_DATASET
-                                                    : H5O_TYPE_GROUP;
-                status = 0;
+                *args->args.get_type.obj_type = object_type(PyLong_AsLong(PyTuple_GET_ITEM(info, 0)));
+                status                        = 0;
             }
             break;
         case H5VL_OBJECT_GET_INFO:
             if ((info = object_info(where, name))) {
-                fill_object_info(where, PyLong_AsLong(PyTuple_GET_ITEM(info, 0)),
-                                 PyUnicode_AsUTF8(PyTuple_GET_ITEM(info, 1)),
-                                 PyLong_AsLong(PyTuple_GET_ITEM(info, 2)), args->args.get_info.oinfo);
+                fill_object_info(where, info, args->args.get_info.oinfo);
                 status = 0;
             }
             break;
@@ -152,24 +169,29 @@ esdm_object_get(void *obj, const H5VL_loc_params_t *loc, H5VL_object_get_args_t 
                        (int)args->op_type);
             break;
     }
+done:
     Py_XDECREF(info);
+    Py_XDECREF(name);
     esdm_leave(gil);
     return status;
 }
 
 /* ---- specific ---------------------------------------------------------------------------------- */
 
-/* H5Ovisit: the object itself as ".", then everything below it. */
+/* H5Ovisit: the object itself as ".", then every object below it once. GIL held. */
 static herr_t
-visit(esdm_obj_t *where, const char *name, H5VL_object_visit_args_t *args)
+visit(esdm_obj_t *where, PyObject *name, H5VL_object_visit_args_t *args)
 {
     herr_t status = -1;
 
-    if (args->idx_type != H5_INDEX_NAME)
-        return esdm_unsupported("visiting objects in creation order (not tracked)");
-    PyObject   *top   = object_info(where, name);
-    esdm_obj_t *start = top ? esdm_open_node(where, esdm_name(".", name), H5P_DEFAULT) : NULL;
-    PyObject   *links = NULL;
+    if (args->idx_type != H5_INDEX_NAME && args->idx_type != H5_INDEX_CRT_ORDER) {
+        esdm_error(esdm_err_argument, "esdm VOL: unknown link index %d", (int)args->idx_type);
+        return -1;
+    }
+    PyObject   *objects = esdm_call("object_list", "(OOOO)", where->py, name,
+                                    args->idx_type == H5_INDEX_CRT_ORDER ? Py_True : Py_False,
+                                    args->order == H5_ITER_DEC ? Py_True : Py_False);
+    esdm_obj_t *start   = objects ? esdm_open_node(where, Py_NewRef(name), H5P_DEFAULT) : NULL;
     if (!start)
         goto done;
     hid_t start_id = H5VLwrap_register(start, id_type(start));
@@ -177,35 +199,24 @@ visit(esdm_obj_t *where, const char *name, H5VL_object_visit_args_t *args)
         esdm_obj_release(start);
         goto done;
     }
-    if (start->kind == ESDM_GROUP &&
-        !(links = esdm_call("link_list", "(OsO)", where->py, name, Py_True)))
-        goto close;
-    H5O_info2_t info;
-    fill_object_info(where, PyLong_AsLong(PyTuple_GET_ITEM(top, 0)),
-                     PyUnicode_AsUTF8(PyTuple_GET_ITEM(top, 1)), PyLong_AsLong(PyTuple_GET_ITEM(top, 2)),
-                     &info);
-    /* GIL held: h5py's callbacks expect it, C callbacks re-enter on this thread */
-    status          = args->op(start_id, ".", &info, args->op_data);
-    Py_ssize_t count = links ? PyList_GET_SIZE(links) : 0;
+    Py_ssize_t count = PyList_GET_SIZE(objects);
+    status           = 0;
     for (Py_ssize_t k = 0; k < count && status == 0; k++) {
-        Py_ssize_t index = args->order == H5_ITER_DEC ? count - 1 - k : k;
-        PyObject  *link  = PyList_GET_ITEM(links, index);
-        PyObject  *found = object_info(where, PyUnicode_AsUTF8(PyTuple_GET_ITEM(link, 1)));
+        PyObject   *object = PyList_GET_ITEM(objects, k);
+        PyObject   *found  = object_info(where, PyTuple_GET_ITEM(object, 1));
+        H5O_info2_t info;
         if (!found) {
             status = -1;
             break;
         }
-        fill_object_info(where, PyLong_AsLong(PyTuple_GET_ITEM(found, 0)),
-                         PyUnicode_AsUTF8(PyTuple_GET_ITEM(found, 1)),
-                         PyLong_AsLong(PyTuple_GET_ITEM(found, 2)), &info);
+        fill_object_info(where, found, &info);
         Py_DECREF(found);
-        status = args->op(start_id, PyUnicode_AsUTF8(PyTuple_GET_ITEM(link, 0)), &info, args->op_data);
+        /* GIL held: h5py's callbacks expect it, C callbacks re-enter on this thread */
+        status = args->op(start_id, PyUnicode_AsUTF8(PyTuple_GET_ITEM(object, 0)), &info, args->op_data);
     }
-close:
     esdm_close(start_id);
 done:
-    Py_XDECREF(links);
-    Py_XDECREF(top);
+    Py_XDECREF(objects);
     return status;
 }
 
@@ -214,8 +225,8 @@ esdm_object_specific(void *obj, const H5VL_loc_params_t *loc, H5VL_object_specif
                      hid_t dxpl_id, void **req)
 {
     PyGILState_STATE gil;
+    PyObject        *info   = NULL;
     herr_t           status = -1;
-    const char      *name;
     (void)dxpl_id, (void)req;
 
     switch (args->op_type) {
@@ -225,8 +236,6 @@ esdm_object_specific(void *obj, const H5VL_loc_params_t *loc, H5VL_object_specif
         case H5VL_OBJECT_CHANGE_REF_COUNT:
             return esdm_unsupported("changing an object's link count (H5Oincr/decr_refcount)");
         case H5VL_OBJECT_LOOKUP:
-            return esdm_unsupported(
-                "creating an object reference or looking an object up by token (H5Rcreate_*)");
         case H5VL_OBJECT_EXISTS:
         case H5VL_OBJECT_VISIT:
             break;
@@ -235,18 +244,27 @@ esdm_object_specific(void *obj, const H5VL_loc_params_t *loc, H5VL_object_specif
                        (int)args->op_type);
             return -1;
     }
-    if (!(name = esdm_loc_name(loc, "an object operation")) || esdm_enter(&gil) < 0)
+    if (esdm_enter(&gil) < 0)
         return -1;
-    if (args->op_type == H5VL_OBJECT_EXISTS) {
-        PyObject *info = esdm_call("object_info", "(Os)", ((esdm_obj_t *)obj)->py, name);
-        if (info) {
+    PyObject *name = esdm_loc_str(obj, loc, "an object operation");
+    if (name && args->op_type == H5VL_OBJECT_EXISTS) {
+        if ((info = esdm_call("object_info", "(OO)", ((esdm_obj_t *)obj)->py, name))) {
             *args->args.exists.exists = PyLong_AsLong(PyTuple_GET_ITEM(info, 0)) != ESDM_NONE;
             status                    = 0;
-            Py_DECREF(info);
         }
     }
-    else
+    else if (name && args->op_type == H5VL_OBJECT_LOOKUP) {
+        /* H5Rcreate_object: the token of the object the name names */
+        if ((info = object_info(obj, name))) {
+            esdm_token_of(((esdm_obj_t *)obj)->file->name, PyUnicode_AsUTF8(PyTuple_GET_ITEM(info, 1)),
+                          args->args.lookup.token_ptr);
+            status = 0;
+        }
+    }
+    else if (name)
         status = visit(obj, name, &args->args.visit);
+    Py_XDECREF(info);
+    Py_XDECREF(name);
     esdm_leave(gil);
     return status;
 }

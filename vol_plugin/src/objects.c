@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char *token_path(const H5O_token_t *token);
+
 esdm_obj_t *
 esdm_obj_new(esdm_kind_t kind, esdm_file_t *file, PyObject *py)
 {
@@ -94,16 +96,21 @@ esdm_file_owns(const esdm_file_t *file, const void *obj)
 const char *
 esdm_loc_name(const H5VL_loc_params_t *loc, const char *operation)
 {
+    const char *path;
+
     switch (loc->type) {
         case H5VL_OBJECT_BY_SELF:
             return ".";
         case H5VL_OBJECT_BY_NAME:
             return loc->loc_data.loc_by_name.name;
-        case H5VL_OBJECT_BY_IDX:
         case H5VL_OBJECT_BY_TOKEN:
+            if (!(path = token_path(loc->loc_data.loc_by_token.token)))
+                esdm_error(esdm_err_argument,
+                           "esdm VOL: %s: the token names no object this process has seen", operation);
+            return path;
+        case H5VL_OBJECT_BY_IDX:
         default:
-            esdm_error(esdm_err_unsupported, "esdm VOL: %s by index or by token is not supported yet",
-                       operation);
+            esdm_error(esdm_err_unsupported, "esdm VOL: %s by index is not supported yet", operation);
             return NULL;
     }
 }
@@ -135,6 +142,72 @@ fnv1a(uint64_t hash, const char *text)
     return hash;
 }
 
+/* Tokens back to paths: every token handed out is remembered with the
+ * absolute path it hashes, so that HDF5 can address objects by token
+ * (H5Oopen_by_token, H5Ropen_object). A hash is not invertible, and a
+ * token is only ever obtained from this process: by H5Oget_info,
+ * H5Lget_info, H5Rcreate_object (the connector recreates the references
+ * it reads that way too). Open addressing on the token's first half,
+ * which is a hash already; the table lives as long as the process. */
+typedef struct {
+    H5O_token_t token;
+    char       *path; /* NULL: free slot */
+} token_entry_t;
+
+static struct {
+    token_entry_t *slots;
+    size_t         size, used; /* size: a power of two */
+} tokens;
+
+static token_entry_t *
+token_slot(token_entry_t *slots, size_t size, const H5O_token_t *token)
+{
+    uint64_t hash;
+    memcpy(&hash, token->__data, sizeof hash);
+    for (size_t i = (size_t)hash & (size - 1);; i = (i + 1) & (size - 1))
+        if (!slots[i].path || !memcmp(&slots[i].token, token, sizeof *token))
+            return &slots[i];
+}
+
+/* Keep the table at most half full so that probes stay short. */
+static bool
+tokens_make_room(void)
+{
+    if (2 * (tokens.used + 1) <= tokens.size)
+        return true;
+    size_t         size  = tokens.size ? 2 * tokens.size : 256;
+    token_entry_t *slots = calloc(size, sizeof *slots);
+    if (!slots)
+        return false;
+    for (size_t i = 0; i < tokens.size; i++)
+        if (tokens.slots[i].path)
+            *token_slot(slots, size, &tokens.slots[i].token) = tokens.slots[i];
+    free(tokens.slots);
+    tokens.slots = slots;
+    tokens.size  = size;
+    return true;
+}
+
+static void
+remember_token(const H5O_token_t *token, const char *path)
+{
+    if (!path[0] || !tokens_make_room())
+        return; /* a file's own token ("") names no object; without memory, lookups fail cleanly */
+    token_entry_t *slot = token_slot(tokens.slots, tokens.size, token);
+    if (slot->path)
+        return;
+    if ((slot->path = strdup(path))) {
+        slot->token = *token;
+        tokens.used++;
+    }
+}
+
+static const char *
+token_path(const H5O_token_t *token)
+{
+    return tokens.size ? token_slot(tokens.slots, tokens.size, token)->path : NULL;
+}
+
 void
 esdm_token_of(const char *file_name, const char *path, H5O_token_t *token)
 {
@@ -142,6 +215,7 @@ esdm_token_of(const char *file_name, const char *path, H5O_token_t *token)
     halves[0] = fnv1a(fnv1a(0xcbf29ce484222325ULL, file_name), path);
     halves[1] = fnv1a(fnv1a(0x84222325cbf29ce4ULL, path), file_name);
     memcpy(token->__data, halves, sizeof halves);
+    remember_token(token, path);
 }
 
 /* H5Aclose, H5Dclose and H5Gclose: the handle goes, the object stays in the container. */

@@ -2,7 +2,7 @@
  * Features the connector does not support yet must fail like any HDF5
  * error (a negative return and an error stack naming the feature) and
  * leave the program able to carry on: here a virtual dataset and an
- * object reference are refused, then an ordinary dataset is written and
+ * anonymous dataset are refused, then an ordinary dataset is written and
  * the file closes cleanly.
  *
  *   unsupported FILE     (prints the error stacks to stderr, "ok" to stdout)
@@ -57,9 +57,9 @@ main(int argc, char **argv)
         return 1;
     }
 
-    /* an object reference to it */
-    H5R_ref_t ref;
-    expect_failure(H5Rcreate_object(file, "data", H5P_DEFAULT, &ref), "H5Rcreate_object");
+    /* a dataset without a name */
+    hid_t anon = H5Dcreate_anon(file, H5T_NATIVE_INT, space, H5P_DEFAULT, H5P_DEFAULT);
+    expect_failure(anon, "H5Dcreate_anon");
 
     if (H5Dread(dset, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, back) < 0 || back[7] != 8) {
         H5Eprint2(H5E_DEFAULT, stderr);

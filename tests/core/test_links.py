@@ -1,0 +1,59 @@
+"""Links in the core namespace: hard and soft links, deletion, creation order,
+and their round trip through manifests."""
+
+import numpy as np
+import pytest
+
+import esdm_hpc
+
+
+def test_hard_and_soft_links_reach_the_object_and_survive_a_commit(config: dict) -> None:
+    with esdm_hpc.open("esdm://links", "w", config=config) as c:
+        c.create_dataset("grid/tas", data=np.arange(6.0))
+        c["grid"].attrs["title"] = "x"
+        c.create_hard_link("other", "grid")
+        c.create_soft_link("latest", "grid/tas")
+        c.create_soft_link("dangling", "/nowhere")
+    with esdm_hpc.open("esdm://links", config=config) as c:
+        assert c.keys() == ["dangling", "grid", "latest", "other"]
+        assert c["other/tas"].name == "/grid/tas"  # one identity through both names
+        assert c["other"].attrs["title"] == "x"
+        np.testing.assert_array_equal(c["latest"][...], np.arange(6.0))
+        assert c.link("latest").kind == "soft" and c.link("latest").target == "grid/tas"
+        assert c.link("other").target == "/grid"
+        assert "dangling" not in c
+        with pytest.raises(KeyError, match="dangles"):
+            c["dangling"]
+
+
+def test_deleting_one_name_keeps_the_object_and_the_last_name_drops_it(config: dict) -> None:
+    with esdm_hpc.open("esdm://delete", "w", config=config) as c:
+        c.create_dataset("a/x", data=np.arange(3))
+        c.commit()  # data is read from committed epochs
+        c.create_hard_link("b", "a")
+        del c["a"]
+        assert c.keys() == ["b"]
+        np.testing.assert_array_equal(c["b/x"][...], np.arange(3))
+        with pytest.raises(ValueError, match="already exists"):
+            c.create_group("a")  # its identity lives on under /b
+        del c["b"]
+        assert c.keys() == [] and not c._namespace.datasets
+        c.create_group("a")  # the name is free once the object is gone
+
+
+def test_creation_order_is_kept_per_group(config: dict) -> None:
+    with esdm_hpc.open("esdm://order", "w", config=config) as c:
+        for name in ("z", "a", "m"):
+            c.create_group(f"g/{name}")
+        c.create_soft_link("g/b", "/g/z")
+    with esdm_hpc.open("esdm://order", config=config) as c:
+        assert c._namespace.children_by_order("/g") == ["z", "a", "m", "b"]
+        assert c["g"].keys() == ["a", "b", "m", "z"]
+
+
+def test_soft_link_loops_fail_instead_of_hanging(config: dict) -> None:
+    with esdm_hpc.open("esdm://loop", "w", config=config) as c:
+        c.create_soft_link("p", "q")
+        c.create_soft_link("q", "p")
+        with pytest.raises(KeyError):
+            c["p"]
