@@ -25,18 +25,7 @@ if [ ! -e "$prefix/.complete" ]; then
     # A failed build keeps its directory so the next attempt resumes it.
     work="$prefix.build"
     mkdir -p "$work"
-    src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name "hdf5-$HDF5_VERSION*" | head -n1)
-    if [ -z "$src" ]; then
-        tarball=$("$here/debian-source.sh" hdf5 "$SUITE" "$work")
-        tar -xf "$tarball" -C "$work"
-        src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name "hdf5-$HDF5_VERSION*" | head -n1)
-        # Patched once, right after unpacking: a tree a patch failed on is
-        # removed so that a resumed build never compiles it half-patched.
-        for p in "${patches[@]}"; do
-            patch -d "$src" -p1 --quiet < "$p" \
-                || { echo "build-hdf5: $p does not apply" >&2; rm -rf "$src"; exit 1; }
-        done
-    fi
+    src=$("$here/debian-source.sh" hdf5 "$SUITE" "$work" "${patches[@]}")
     rm -rf "$prefix"
     # Only the library, tools and the VOL API test programs with the extra
     # tests they install (testhdf5, and testphdf5 and friends for the parallel

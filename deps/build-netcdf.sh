@@ -29,24 +29,7 @@ if [ ! -e "$prefix/.complete" ]; then
     # A failed build keeps its directory so the next attempt resumes it.
     work="$prefix.build"
     mkdir -p "$work"
-    src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name "netcdf-c-$NETCDF_VERSION*" | head -n1)
-    if [ -z "$src" ]; then
-        # Only the upstream tarball is needed. The mirror may lack the Debian
-        # packaging files (.dsc, .debian.tar) of a version its index still
-        # lists, which fails apt-get source after the tarball has arrived
-        # (apt keeps a download only if it matches the index's checksum).
-        "$here/debian-source.sh" netcdf "$SUITE" "$work" > /dev/null 2> "$work/fetch.log" || true
-        tarball=$(find "$work" -maxdepth 1 -name "netcdf_$NETCDF_VERSION.orig.tar.*" | head -n1)
-        [ -n "$tarball" ] || { cat "$work/fetch.log"; exit 1; }
-        tar -xf "$tarball" -C "$work"
-        src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name "netcdf-c-$NETCDF_VERSION*" | head -n1)
-        # Patched once, right after unpacking: a tree a patch failed on is
-        # removed so that a resumed build never compiles it half-patched.
-        for p in "${patches[@]}"; do
-            patch -d "$src" -p1 --quiet < "$p" \
-                || { echo "build-netcdf: $p does not apply" >&2; rm -rf "$src"; exit 1; }
-        done
-    fi
+    src=$("$here/debian-source.sh" netcdf "$SUITE" "$work" "${patches[@]}")
     rm -rf "$prefix"
     # The library (parallel netCDF-4 over HDF5, classic formats) and its
     # utilities ncdump, ncgen. Remote access (DAP, byte ranges, S3), NCZarr,

@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# Download a source package from a newer Debian suite than the one installed.
+# Fetch, unpack and patch the upstream source of a package from a newer Debian
+# suite than the one installed.
 #
-#   debian-source.sh PACKAGE SUITE DESTDIR
+#   debian-source.sh PACKAGE SUITE DESTDIR [PATCH...]
 #
 # The mirror is the one this machine's apt already uses; the package lists go
 # into a private apt state directory under DESTDIR, so nothing system-wide
-# changes. Prints the path of the upstream tarball (*.orig.tar.*).
+# changes. Prints the path of the unpacked upstream tree, to which each PATCH
+# has been applied (patch -p1). A tree this script finished in DESTDIR before
+# is reused as it is, so a failed build resumes; a tree a patch fails on is
+# removed, so no build ever sees one half-patched.
 set -euo pipefail
 
 package=$1 suite=$2 dest=$3
+shift 3
+done_marker="$dest/.source-tree"
+if [ -e "$done_marker" ] && [ -d "$(cat "$done_marker")" ]; then
+    cat "$done_marker"
+    exit 0
+fi
 
 # The first Debian URI configured for the installed suite (deb822 or one-line form).
 mirror() {
@@ -43,5 +53,21 @@ apt_opts=(
     -qq
 )
 apt-get "${apt_opts[@]}" update >&2
-(cd "$dest" && apt-get "${apt_opts[@]}" source --download-only "$package" >&2)
-ls "$dest"/"${package}"_*.orig.tar.* | head -n1
+if ! (cd "$dest" && apt-get "${apt_opts[@]}" source --download-only "$package" >&2); then
+    # The mirror may lack the Debian packaging (.dsc, .debian.tar) of a version
+    # its index still lists. Only the upstream tarball is used, and apt keeps a
+    # download only if it matches the checksum of the (signed) index.
+    echo "debian-source: apt-get source failed; going on with the verified upstream tarball" >&2
+fi
+tarball=$(find "$dest" -maxdepth 1 -name "${package}_*.orig.tar.*" | head -n1)
+[ -n "$tarball" ] || { echo "debian-source: no upstream tarball of $package arrived" >&2; exit 1; }
+
+top=$({ tar -tf "$tarball" || true; } | head -n1 | cut -d/ -f1)
+tar -xf "$tarball" -C "$dest"
+src="$dest/$top"
+for p in "$@"; do
+    patch -d "$src" -p1 --quiet < "$p" \
+        || { echo "debian-source: $p does not apply to $src" >&2; rm -rf "$src"; exit 1; }
+done
+echo "$src" > "$done_marker"
+echo "$src"

@@ -39,3 +39,21 @@ def test_kernel_benchmark_runs_and_reports_every_kernel(tmp_path: Path) -> None:
     kernels = {r["kernel"].split()[0] for r in json.loads(results.read_text())["results"]}
     assert kernels == {"hilbert", "checksum", "find_overlaps", "subtract", "box", "decompose"}
     assert "vs numpy" in run.stdout
+
+
+def test_vol_benchmark_runs_both_connectors_and_reports_ratios(tmp_path: Path) -> None:
+    results = tmp_path / "vol.json"
+    run = subprocess.run(
+        [sys.executable, "benchmarks/vol.py", "--quick", "--dir", str(tmp_path),
+         "--json", str(results)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    report = f"--- stdout\n{run.stdout[-6000:]}\n--- stderr\n{run.stderr[-4000:]}"
+    assert run.returncode == 0, report
+    assert run.stdout.count("ratio esdm/native: write") == 2, report
+    record = json.loads(results.read_text())
+    assert set(record["ranks"]) == {"1", "2"}
+    for ranks in record["ranks"].values():
+        assert {"native", "esdm"} == set(ranks["runs"])
+        assert ranks["summary"]["call_time"] > 0
+    assert list(tmp_path.iterdir()) == [results], "the data directory was not removed"

@@ -58,11 +58,25 @@ class Site:
         return self.run("mpirun", "-n", str(nprocs), "--oversubscribe", *command, timeout=timeout)
 
 
+def write_site_config(directory: Path) -> Path:
+    """A site configuration with one posix backend under directory."""
+    config = directory / "site.json"
+    backend = {"id": "disk", "type": "posix", "target": str(directory / "disk")}
+    config.write_text(json.dumps({"backends": [backend]}))
+    return config
+
+
+@pytest.fixture
+def site_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This process's site configuration, for calling the bridge in-process."""
+    config = write_site_config(tmp_path)
+    monkeypatch.setenv("ESDM_CONFIG", str(config))
+    return config
+
+
 @pytest.fixture
 def site(plugin: Path, tmp_path: Path) -> Site:
-    config = tmp_path / "site.json"
-    backend = {"id": "disk", "type": "posix", "target": str(tmp_path / "disk")}
-    config.write_text(json.dumps({"backends": [backend]}))
+    config = write_site_config(tmp_path)
     env = {**os.environ, **MPI_ENV, **vol_env.environment(), "ESDM_CONFIG": str(config)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env.pop("ESDM_ROOT", None)

@@ -1,23 +1,11 @@
 """Attributes in creation order (H5_INDEX_CRT_ORDER), which netCDF-4 iterates in."""
 
-import json
 from pathlib import Path
-
-import pytest
 
 from esdm_hpc.vol import bridge
 
 SERIAL = -1
 CREATED = ["zeta", "alpha", "mid"]
-
-
-@pytest.fixture
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    config = tmp_path / "site.json"
-    backend = {"id": "disk", "type": "posix", "target": str(tmp_path / "disk")}
-    config.write_text(json.dumps({"backends": [backend]}))
-    monkeypatch.setenv("ESDM_CONFIG", str(config))
-    return config
 
 
 def create_attributes() -> bridge.FileHandle:
@@ -27,7 +15,7 @@ def create_attributes() -> bridge.FileHandle:
     return f
 
 
-def test_attributes_list_in_creation_order_or_name_order(config: Path) -> None:
+def test_attributes_list_in_creation_order_or_name_order(site_config: Path) -> None:
     f = create_attributes()
     assert bridge.attribute_names(f, ".", creation_order=True) == CREATED
     assert bridge.attribute_names(f, ".") == sorted(CREATED)
@@ -37,7 +25,7 @@ def test_attributes_list_in_creation_order_or_name_order(config: Path) -> None:
     bridge.file_close(f)
 
 
-def test_creation_order_survives_reopening(config: Path) -> None:
+def test_creation_order_survives_reopening(site_config: Path) -> None:
     bridge.file_close(create_attributes())
     f = bridge.file_open("esdm://order", False, SERIAL)
     assert bridge.attribute_names(f, ".", creation_order=True) == CREATED

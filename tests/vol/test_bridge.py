@@ -1,6 +1,5 @@
 """The Python half of the connector, called the way the C shim calls it."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,22 +12,13 @@ from esdm_hpc.vol.objects import Kind
 SERIAL = -1
 
 
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    config = tmp_path / "site.json"
-    backend = {"id": "disk", "type": "posix", "target": str(tmp_path / "disk")}
-    config.write_text(json.dumps({"backends": [backend]}))
-    monkeypatch.setenv("ESDM_CONFIG", str(config))
-    return config
-
-
 def boxes(*pairs: tuple[tuple[int, ...], tuple[int, ...]]) -> memoryview:
     """The box table the shim passes: [start..., count...] per box, as uint64."""
     table = np.array([[*start, *count] for start, count in pairs], dtype=np.uint64)
     return memoryview(table.tobytes())
 
 
-def test_blocks_are_written_and_read_box_by_box(site: Path) -> None:
+def test_blocks_are_written_and_read_box_by_box(site_config: Path) -> None:
     f = bridge.file_create("esdm://b", True, SERIAL)
     d = bridge.dataset_create(f, "grid", "<i4", (4, 6), (-1, 6), None)
     table = boxes(((0, 0), (2, 3)), ((2, 3), (2, 3)))
@@ -47,7 +37,7 @@ def test_blocks_are_written_and_read_box_by_box(site: Path) -> None:
     assert (grid[:2, 3:] == 0).all() and c["grid"].maxshape == (None, 6)
 
 
-def test_datasets_describe_themselves_in_the_shims_terms(site: Path) -> None:
+def test_datasets_describe_themselves_in_the_shims_terms(site_config: Path) -> None:
     f = bridge.file_create("esdm://d", True, SERIAL)
     bridge.group_create(f, "a/b")
     d = bridge.dataset_create(f, "a/b/x", ">f8", (3,), (3,), np.array([-1], ">f8").tobytes())
@@ -69,7 +59,7 @@ def test_datasets_describe_themselves_in_the_shims_terms(site: Path) -> None:
     bridge.file_close(f)
 
 
-def test_attributes_keep_their_type_and_shape(site: Path) -> None:
+def test_attributes_keep_their_type_and_shape(site_config: Path) -> None:
     f = bridge.file_create("esdm://a", True, SERIAL)
     g = bridge.group_create(f, "g")
     levels = bridge.attribute_create(g, ".", "levels", "<i2", (3,))
@@ -98,14 +88,14 @@ def test_attributes_keep_their_type_and_shape(site: Path) -> None:
         assert "label" not in attrs
 
 
-def test_unknown_type_spellings_are_refused(site: Path) -> None:
+def test_unknown_type_spellings_are_refused(site_config: Path) -> None:
     f = bridge.file_create("esdm://t", True, SERIAL)
     with pytest.raises(TypeError, match="no HDF5 counterpart"):
         bridge.dataset_create(f, "c", "<c16", (1,), (1,), None)
     bridge.file_close(f)
 
 
-def test_accessibility_is_a_question_not_an_error(site: Path) -> None:
+def test_accessibility_is_a_question_not_an_error(site_config: Path) -> None:
     assert not bridge.file_accessible("esdm://nothing-here")
     bridge.file_close(bridge.file_create("esdm://here", True, SERIAL))
     assert bridge.file_accessible("esdm://here")

@@ -7,7 +7,6 @@ connector's H5VL_OBJECT_LOOKUP (object.c), which is not in yet: the tests
 that create references are expected to fail until it is, and then to pass.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +20,7 @@ SERIAL = -1
 REFERENCE = {"class": "reference"}
 
 
-@pytest.fixture
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    config = tmp_path / "site.json"
-    backend = {"id": "disk", "type": "posix", "target": str(tmp_path / "disk")}
-    config.write_text(json.dumps({"backends": [backend]}))
-    monkeypatch.setenv("ESDM_CONFIG", str(config))
-    return config
-
-
-def test_stored_references_name_their_objects_by_path(config: Path) -> None:
+def test_stored_references_name_their_objects_by_path(site_config: Path) -> None:
     f = bridge.file_create("esdm://r", True, SERIAL)
     bridge.group_create(f, "g")
     bridge.dataset_create(f, "g/d", "<i4", (2,), (2,), None)
@@ -58,7 +48,7 @@ def test_stored_references_name_their_objects_by_path(config: Path) -> None:
     bridge.file_close(f)
 
 
-def test_references_to_missing_objects_are_errors(config: Path) -> None:
+def test_references_to_missing_objects_are_errors(site_config: Path) -> None:
     f = bridge.file_create("esdm://gone", True, SERIAL)
     handle = bridge.attribute_create(f, ".", "target", REFERENCE, ())
     with pytest.raises(KeyError, match="no object '/nowhere' to refer to"):

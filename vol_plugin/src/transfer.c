@@ -356,6 +356,10 @@ typedef struct {
     hid_t       file_space, mem_space; /* resolved: never H5S_ALL or H5S_BLOCK */
     hid_t       owned[2];              /* the ones created here, to close */
     boxes_t     boxes;
+    bool        same_type; /* memory type == the dataset's: no conversion */
+    bool        direct;    /* the buffer goes to (comes from) the core as it is */
+    size_t      offset;    /* direct: where the selection starts in the buffer, in bytes */
+    size_t      scratch;   /* else: bytes of the buffer to pack (unpack) into */
 } transfer_t;
 
 static void
@@ -368,7 +372,7 @@ transfer_end(transfer_t *t)
 
 /* Resolve H5S_ALL and H5S_BLOCK as HDF5 defines them and list the boxes. */
 static herr_t
-transfer_begin(transfer_t *t, esdm_obj_t *dset, hid_t mem_space_id, hid_t file_space_id)
+resolve_spaces(transfer_t *t, esdm_obj_t *dset, hid_t mem_space_id, hid_t file_space_id)
 {
     PyGILState_STATE gil;
 
@@ -411,6 +415,30 @@ transfer_begin(transfer_t *t, esdm_obj_t *dset, hid_t mem_space_id, hid_t file_s
     return 0;
 }
 
+/* Everything H5Dwrite and H5Dread share before data moves: the selections
+ * resolved and listed, and whether the buffer can skip packing (same type,
+ * box order, one contiguous run) or how large the packing buffer must be. */
+static herr_t
+transfer_begin(transfer_t *t, esdm_obj_t *dset, hid_t mem_type_id, hid_t mem_space_id,
+               hid_t file_space_id)
+{
+    hsize_t first;
+
+    if (resolve_spaces(t, dset, mem_space_id, file_space_id) < 0)
+        return -1;
+    if (t->boxes.npoints == 0)
+        return 0;
+    size_t file_size = H5Tget_size(dset->type_id), mem_size = H5Tget_size(mem_type_id);
+    htri_t same_type = H5Tequal(mem_type_id, dset->type_id);
+    if (same_type < 0)
+        return -1;
+    t->same_type = same_type;
+    t->direct    = same_type && t->boxes.ordered && contiguous(t->mem_space, &first);
+    t->offset    = t->direct ? (size_t)first * mem_size : 0;
+    t->scratch   = (size_t)t->boxes.npoints * (file_size > mem_size ? file_size : mem_size);
+    return 0;
+}
+
 /* Hand the packed data to the core or have it fill the packed buffer. */
 static herr_t
 call_core(const transfer_t *t, const char *function, const void *packed, bool writable)
@@ -438,41 +466,37 @@ call_core(const transfer_t *t, const char *function, const void *packed, bool wr
     return status;
 }
 
+static char *
+scratch_buffer(const transfer_t *t)
+{
+    char *scratch = malloc(t->scratch);
+    if (!scratch)
+        esdm_error(esdm_err_argument, "esdm VOL: out of memory (un)packing %llu elements",
+                   (unsigned long long)t->boxes.npoints);
+    return scratch;
+}
+
 static herr_t
 write_one(esdm_obj_t *dset, hid_t mem_type_id, hid_t mem_space_id, hid_t file_space_id,
           hid_t dxpl_id, const void *buf)
 {
-    transfer_t  t;
-    hsize_t     first;
-    char       *scratch = NULL;
-    const void *packed;
-    herr_t      status = -1;
+    transfer_t t;
+    char      *scratch = NULL;
+    herr_t     status  = -1;
 
-    if (transfer_begin(&t, dset, mem_space_id, file_space_id) < 0)
+    if (transfer_begin(&t, dset, mem_type_id, mem_space_id, file_space_id) < 0)
         goto done;
-    if (t.boxes.npoints == 0) {
-        status = 0;
+    size_t n = (size_t)t.boxes.npoints;
+    if (n == 0 || t.direct) {
+        status = n ? call_core(&t, "dataset_write", (const char *)buf + t.offset, false) : 0;
         goto done;
     }
-    size_t file_size = H5Tget_size(dset->type_id), mem_size = H5Tget_size(mem_type_id);
-    htri_t same_type = H5Tequal(mem_type_id, dset->type_id);
-    if (same_type < 0)
+    if (!(scratch = scratch_buffer(&t)) ||
+        H5Dgather(t.mem_space, buf, mem_type_id, n * H5Tget_size(mem_type_id), scratch, NULL, NULL) < 0 ||
+        (!t.same_type && H5Tconvert(mem_type_id, dset->type_id, n, scratch, NULL, dxpl_id) < 0) ||
+        (!t.boxes.ordered && reorder(&t.boxes, t.file_space, dset->type_id, scratch, true) < 0))
         goto done;
-    if (same_type && t.boxes.ordered && contiguous(t.mem_space, &first))
-        packed = (const char *)buf + first * mem_size;
-    else {
-        size_t n = (size_t)t.boxes.npoints;
-        if (!(scratch = malloc(n * (file_size > mem_size ? file_size : mem_size)))) {
-            esdm_error(esdm_err_argument, "esdm VOL: out of memory packing %zu elements", n);
-            goto done;
-        }
-        if (H5Dgather(t.mem_space, buf, mem_type_id, n * mem_size, scratch, NULL, NULL) < 0 ||
-            (!same_type && H5Tconvert(mem_type_id, dset->type_id, n, scratch, NULL, dxpl_id) < 0) ||
-            (!t.boxes.ordered && reorder(&t.boxes, t.file_space, dset->type_id, scratch, true) < 0))
-            goto done;
-        packed = scratch;
-    }
-    status = call_core(&t, "dataset_write", packed, false);
+    status = call_core(&t, "dataset_write", scratch, false);
 done:
     free(scratch);
     transfer_end(&t);
@@ -484,34 +508,21 @@ read_one(esdm_obj_t *dset, hid_t mem_type_id, hid_t mem_space_id, hid_t file_spa
          hid_t dxpl_id, void *buf)
 {
     transfer_t t;
-    hsize_t    first;
     char      *scratch = NULL;
     herr_t     status  = -1;
 
-    if (transfer_begin(&t, dset, mem_space_id, file_space_id) < 0)
+    if (transfer_begin(&t, dset, mem_type_id, mem_space_id, file_space_id) < 0)
         goto done;
-    if (t.boxes.npoints == 0) {
-        status = 0;
-        goto done;
-    }
-    size_t file_size = H5Tget_size(dset->type_id), mem_size = H5Tget_size(mem_type_id);
-    htri_t same_type = H5Tequal(mem_type_id, dset->type_id);
-    if (same_type < 0)
-        goto done;
-    if (same_type && t.boxes.ordered && contiguous(t.mem_space, &first)) {
-        status = call_core(&t, "dataset_read", (char *)buf + first * mem_size, true);
-        goto done;
-    }
     size_t n = (size_t)t.boxes.npoints;
-    if (!(scratch = malloc(n * (file_size > mem_size ? file_size : mem_size)))) {
-        esdm_error(esdm_err_argument, "esdm VOL: out of memory unpacking %zu elements", n);
+    if (n == 0 || t.direct) {
+        status = n ? call_core(&t, "dataset_read", (char *)buf + t.offset, true) : 0;
         goto done;
     }
-    if (call_core(&t, "dataset_read", scratch, true) < 0 ||
+    if (!(scratch = scratch_buffer(&t)) || call_core(&t, "dataset_read", scratch, true) < 0 ||
         (!t.boxes.ordered && reorder(&t.boxes, t.file_space, dset->type_id, scratch, false) < 0) ||
-        (!same_type && H5Tconvert(dset->type_id, mem_type_id, n, scratch, NULL, dxpl_id) < 0))
+        (!t.same_type && H5Tconvert(dset->type_id, mem_type_id, n, scratch, NULL, dxpl_id) < 0))
         goto done;
-    void *source[2] = {scratch, &(size_t){n * mem_size}};
+    void *source[2] = {scratch, &(size_t){n * H5Tget_size(mem_type_id)}};
     status          = H5Dscatter(hand_over, source, mem_type_id, t.mem_space, buf);
 done:
     free(scratch);

@@ -11,17 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int failures;
-
-static void
-check(int ok, const char *what)
-{
-    if (ok)
-        return;
-    printf("FAILED: %s\n", what);
-    H5Eprint2(H5E_DEFAULT, stdout);
-    failures++;
-}
+#include "check.h"
 
 static hid_t
 dataset(hid_t file, const char *name, int rank, const hsize_t *dims)
@@ -92,7 +82,5 @@ main(int argc, char **argv)
     H5Dclose(data);
     check_attached(file, 0);
     check(H5Fclose(file) >= 0, "closing the reopened file");
-    if (failures == 0)
-        printf("ok\n");
-    return failures ? 1 : 0;
+    return verdict();
 }

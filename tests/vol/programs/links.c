@@ -10,16 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int failures;
-
-#define CHECK(condition)                                                                            \
-    do {                                                                                            \
-        if (!(condition)) {                                                                         \
-            printf("line %d: failed: %s\n", __LINE__, #condition);                                  \
-            H5Eprint2(H5E_DEFAULT, stdout);                                                         \
-            failures++;                                                                             \
-        }                                                                                           \
-    } while (0)
+#include "check.h"
 
 /* Names in the order H5Literate2 reports them, comma-separated. */
 static herr_t
@@ -157,7 +148,5 @@ main(int argc, char **argv)
     expect_order(file, H5_INDEX_CRT_ORDER, H5_ITER_INC, "alpha,beta,dangling,types,levels,");
     CHECK(H5Fclose(file) >= 0);
     H5Pclose(fcpl);
-    if (failures == 0)
-        printf("ok\n");
-    return failures ? 1 : 0;
+    return verdict();
 }

@@ -14,22 +14,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
+
 typedef struct {
     H5R_ref_t ref;
     unsigned  dim;
 } listed_t; /* H5DS's REFERENCE_LIST entry */
-
-static int failures;
-
-static void
-check(int ok, const char *what)
-{
-    if (ok)
-        return;
-    printf("FAILED: %s\n", what);
-    H5Eprint2(H5E_DEFAULT, stdout);
-    failures++;
-}
 
 static hid_t
 listed_type(void)
@@ -179,7 +169,5 @@ main(int argc, char **argv)
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* print only where this program says so */
     write_file(argv[1]);
     read_file(argv[1]);
-    if (failures == 0)
-        printf("ok\n");
-    return failures ? 1 : 0;
+    return verdict();
 }

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
+
 typedef struct {
     char  tag[4];
     short flag;
@@ -32,18 +34,6 @@ typedef struct {
 } subset_t;
 
 enum { N = 4 };
-
-static int failures;
-
-static void
-check(int ok, const char *what)
-{
-    if (ok)
-        return;
-    printf("FAILED: %s\n", what);
-    H5Eprint2(H5E_DEFAULT, stdout);
-    failures++;
-}
 
 static hid_t
 particle_type(void)
@@ -284,7 +274,5 @@ main(int argc, char **argv)
     check_enum(file);
     check_opaque_and_bits(file);
     check(H5Fclose(file) >= 0, "closing the file");
-    if (failures == 0)
-        printf("ok\n");
-    return failures ? 1 : 0;
+    return verdict();
 }
