@@ -362,13 +362,37 @@ class Container(Group):
         self._dirty = True
 
     def _create_link(self, path: str, link: Link) -> None:
-        """A hard link (``link.target`` a path to an object) or a soft link at ``path``."""
+        """A link at ``path``: hard (``link.target`` a path to an object), soft,
+        external or user-defined (kept as they are)."""
         self._collective("create_link", {"path": path, **link.to_json()})
         if link.kind == "hard":
             link = Link("hard", self._namespace.resolve(link.target))
         name = self._free_name(path)
         self._add_name(name)
         self._namespace.links[name] = link
+        self._dirty = True
+
+    def _move_link(self, source: str, destination: str, keep_source: bool = False) -> None:
+        """Rename the link ``source`` to ``destination`` (HDF5's H5Lmove), or with
+        ``keep_source`` copy it there (H5Lcopy). The new name is the newest in its
+        group; a moved object keeps its identity, so open handles still reach it."""
+        self._collective(
+            "copy_link" if keep_source else "move_link",
+            {"source": source, "destination": destination},
+        )
+        namespace = self._namespace
+        old = namespace.locate(source)
+        link = namespace.link(old)
+        name = self._free_name(destination)
+        # As HDF5, by name: a group may not move below its own name, though a
+        # hard link elsewhere may close a cycle.
+        inside = f"{destination}/".startswith(f"{source}/") or name.startswith(f"{old}/")
+        if inside and not keep_source:
+            raise ValueError(f"{self.uri}: cannot move the group {source!r} into itself")
+        self._add_name(name)
+        namespace.links[name] = link
+        if not keep_source:
+            namespace.remove(old)
         self._dirty = True
 
     def _delete_link(self, path: str) -> None:

@@ -84,6 +84,23 @@ class Dataset:
         if prepared is not None:
             self._container._write(*prepared)
 
+    def read_box(self, offset: tuple[int, ...], count: tuple[int, ...]) -> np.ndarray:
+        """``self[box]`` for the box at ``offset`` of shape ``count``: for callers
+        that hold boxes rather than index expressions (the VOL connector)."""
+        meta = self._meta
+        _check_box(meta, offset, count, f"{self.name} read")
+        return self._container._read(meta, offset, count)
+
+    def write_box(self, offset: tuple[int, ...], data: np.ndarray) -> None:
+        """``self[box] = data`` for the box at ``offset`` of ``data``'s shape, ``data``
+        already of the dataset's dtype: as `read_box`, no index expression to parse."""
+        meta = self._meta
+        _check_box(meta, offset, data.shape, f"{self.name} write")
+        if data.dtype != meta.dtype:
+            raise TypeError(f"{self.name}: {data.dtype} data for a dataset of {meta.dtype}")
+        if data.size:
+            self._container._write(meta, offset, data)
+
     def write_async(self, key: Key, value: Any) -> WriteRequest:
         """Start writing ``value`` to ``self[key]`` and return at once.
 
@@ -104,6 +121,10 @@ class Dataset:
         meta = self._meta
         slab = hyperslab(key, meta.shape, f"{self.name} write")
         array = np.asarray(value)
+        if array.dtype == meta.dtype and array.shape == slab.shape:
+            # data already as it will be stored, the common case: nothing to
+            # check, cast or broadcast
+            return None if slab.empty else (meta, slab.offset, array.reshape(slab.count))
         if not np.can_cast(array.dtype, meta.dtype, casting="same_kind"):
             raise TypeError(
                 f"{self.name}: cannot write {array.dtype} data into a dataset of {meta.dtype}"
@@ -137,6 +158,18 @@ class WriteRequest:
         """Block until the data is written (not yet committed); re-raise its error."""
         if self._future is not None:
             self._future.result(timeout)
+
+
+def _check_box(
+    meta: DatasetMeta, offset: tuple[int, ...], count: tuple[int, ...], what: str
+) -> None:
+    inside = len(offset) == len(count) == len(meta.shape) and all(
+        o >= 0 and o + c <= s for o, c, s in zip(offset, count, meta.shape, strict=True)
+    )
+    if not inside:
+        raise IndexError(
+            f"{what}: the box at {offset} of {count} is outside the extent {meta.shape}"
+        )
 
 
 def _new_shape(

@@ -1,7 +1,9 @@
 """Groups: the hierarchical namespace of a container, as in HDF5.
 
 Members are reached through links: an object's own name, hard links (more
-names for it) and soft links (paths followed when used); see namespace.py.
+names for it), soft links (paths followed when used) and external links
+(paths in another container, which the VOL connector follows); see
+namespace.py.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from esdm_hpc.attributes import Attributes
 from esdm_hpc.dataset import Dataset
-from esdm_hpc.namespace import Link
+from esdm_hpc.namespace import ExternalLinkFound, Link
 
 if TYPE_CHECKING:
     from esdm_hpc.container import Container
@@ -69,6 +71,8 @@ class Group:
         namespace = self._container._namespace
         try:
             identity = namespace.resolve(path)
+        except ExternalLinkFound:
+            raise  # its own type: the caller may open the other container
         except KeyError as error:
             raise KeyError(f"{self._container.uri}: {path!r}: {error.args[0]}") from None
         if identity in namespace.datasets:
@@ -82,7 +86,8 @@ class Group:
         self._container._delete_link(self._path(name))
 
     def link(self, name: str) -> Link:
-        """How ``name`` is linked: a hard link to the object's identity, or a soft link."""
+        """How ``name`` is linked: a hard link to the object's identity, a soft,
+        external or user-defined link."""
         namespace = self._container._namespace
         return namespace.link(namespace.locate(self._path(name)))
 
@@ -93,6 +98,18 @@ class Group:
     def create_soft_link(self, name: str, target: str) -> None:
         """A link holding the path ``target``, followed when used; it may dangle (collective)."""
         self._container._create_link(self._path(name), Link("soft", target))
+
+    def create_external_link(self, name: str, file: str, path: str) -> None:
+        """A link to the object at ``path`` in the container or HDF5 file ``file``
+        (collective). The VOL connector follows it; here ``self[name]`` names it
+        in its KeyError."""
+        target = posixpath.normpath(posixpath.join("/", path))
+        self._container._create_link(self._path(name), Link("external", target, file))
+
+    def move(self, source: str, destination: str) -> None:
+        """Rename the link ``source`` to ``destination`` (collective), as h5py's
+        ``Group.move``; the object keeps its identity and its data."""
+        self._container._move_link(self._path(source), self._path(destination))
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._container._namespace.exists(self._path(name))

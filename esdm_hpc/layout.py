@@ -44,6 +44,8 @@ def choose_backends(config: SiteConfig, nbytes: int) -> list[BackendConfig]:
     capacity the write would take (so a nearly full tier is avoided).
     """
     candidates = [b for b in config.backends if b.accessibility == "global"]
+    if len(candidates) == 1:  # no choice (the common site): no cost model per write
+        return candidates[: config.replicas]
     return sorted(candidates, key=lambda b: _cost(config, b, nbytes))[: config.replicas]
 
 

@@ -7,7 +7,10 @@ collective calls, so every rank holds an identical copy.
 Identity and names. Every object is created at a path, its *home*, and that
 path is its identity for good: fragments, attributes and tokens are keyed by
 it. Further names are links (``links``): a hard link is another name for an
-identity, a soft link holds a path resolved each time it is followed.
+identity, a soft link holds a path resolved each time it is followed, an
+external link a path in another container (followed by whoever can open
+it: a lookup here stops at it with `ExternalLinkFound`), a user-defined link
+an opaque value of an HDF5 link class, kept and never followed.
 Deleting a name never moves data: deleting the home name of an object that a
 hard link still reaches only hides the home (``unlinked``), and an object is
 dropped, with what only it reached, once no name reaches it. A hidden home is
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -29,26 +32,47 @@ UNLIMITED = None
 # soft links followed in one lookup before it is taken for a loop (HDF5's H5L_NUM_LINKS)
 MAX_SOFT_LINKS = 16
 
-LinkKind = Literal["hard", "soft"]
+LinkKind = Literal["hard", "soft", "external", "user"]
+LINK_KINDS = get_args(LinkKind)
 
 
 @dataclass(frozen=True, slots=True)
 class Link:
     """A name other than an object's home: ``target`` is the identity a hard link
-    names, or the path a soft link holds (relative to the link's group unless
-    absolute)."""
+    names, the path a soft link holds (relative to the link's group unless
+    absolute), the absolute path in the container ``file`` an external link
+    names, or a user-defined link's value in hex (its HDF5 link class in
+    ``user_class``)."""
 
     kind: LinkKind
     target: str
+    file: str = ""
+    user_class: int = 0
 
-    def to_json(self) -> dict[str, str]:
-        return {"kind": self.kind, "target": self.target}
+    def to_json(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"kind": self.kind, "target": self.target}
+        if self.kind == "external":
+            record["file"] = self.file
+        elif self.kind == "user":
+            record["user_class"] = self.user_class
+        return record
 
     @classmethod
     def from_json(cls, record: dict[str, Any]) -> Link:
-        if record["kind"] not in ("hard", "soft"):
+        if record["kind"] not in LINK_KINDS:
             raise ValueError(f"unknown link kind {record['kind']!r}")
-        return cls(record["kind"], record["target"])
+        return cls(
+            record["kind"], record["target"], record.get("file", ""), record.get("user_class", 0)
+        )
+
+
+class ExternalLinkFound(KeyError):
+    """A lookup reached an external link: the rest of the way is in another container."""
+
+    def __init__(self, file: str, path: str):
+        super().__init__(f"{path!r} is in another container, {file!r} (an external link)")
+        self.file = file
+        self.path = path  # absolute, in that container
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +127,7 @@ class Namespace:
     links: dict[str, Link] = field(default_factory=dict)
     unlinked: set[str] = field(default_factory=set)
     # creation order of every name in its group, and each group's next one
-    # (it never goes back, as HDF5's max_corder does not); it is kept for every
+    # (as HDF5's max_corder: it goes back to 0 only when the group empties); it is kept for every
     # group, ``ordered`` are those whose creator asked for it (HDF5 lists them
     # in creation order by default)
     order: dict[str, int] = field(default_factory=dict)
@@ -219,6 +243,9 @@ class Namespace:
             self._collect(name)
         elif link.kind == "hard":
             self._collect(link.target)
+        group = posixpath.dirname(name)
+        if not self._names_in(group):
+            self.next_order.pop(group, None)  # an emptied group counts from 0 again, as in HDF5
 
     # --- internals ------------------------------------------------------------------
 
@@ -242,7 +269,7 @@ class Namespace:
             last = depth == len(parts) - 1
             link = self.links.get(name)
             if link is not None and (follow_last or not last):
-                current = self._follow(link, current, hops)
+                current = self._follow(link, current, hops, parts[depth + 1 :])
             elif link is not None or self.is_object(name):
                 current = name
             elif create:
@@ -251,16 +278,23 @@ class Namespace:
                 raise KeyError(f"no object {path!r}")
         return current
 
-    def _follow(self, link: Link, group: str, hops: int) -> str:
+    def _follow(self, link: Link, group: str, hops: int, rest: list[str]) -> str:
         if link.kind == "hard":
             return link.target
+        if link.kind == "external":
+            raise ExternalLinkFound(link.file, posixpath.join(link.target, *rest))
+        if link.kind == "user":
+            raise KeyError(f"a user-defined link (class {link.user_class}) cannot be followed")
         if hops >= MAX_SOFT_LINKS:
             raise KeyError(f"more than {MAX_SOFT_LINKS} soft links in a row (a loop?)")
         target = link.target if link.target.startswith("/") else _join(group, link.target)
         try:
-            return self._walk(posixpath.normpath(target), True, False, hops + 1)
+            found = self._walk(posixpath.normpath(target), True, False, hops + 1)
+        except ExternalLinkFound as external:
+            raise ExternalLinkFound(external.file, posixpath.join(external.path, *rest)) from None
         except KeyError:
             raise KeyError(f"soft link to {link.target!r} dangles") from None
+        return found
 
     def _collect(self, identity: str) -> None:
         """Drop ``identity`` if no name reaches it any more, with what only it reached."""

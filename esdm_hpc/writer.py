@@ -35,10 +35,14 @@ class EpochWriter:
         self.session = session
         self.fragments: list[Fragment] = []
         self._logs: dict[str, LogWriter] = {}
+        self._max_fragment_bytes = min(b.limits.max_fragment_bytes for b in config.backends)
 
     def write(self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray) -> None:
         """Store ``data`` (already of the dataset's dtype and shape) at ``offset``."""
-        limit = min(b.limits.max_fragment_bytes for b in self.config.backends)
+        limit = self._max_fragment_bytes
+        if 0 < data.nbytes <= limit:  # one piece, the common case: nothing to cut
+            self._write_piece(meta, offset, data)
+            return
         for piece_offset, piece_count in split(offset, data.shape, data.itemsize, limit):
             local = tuple(
                 slice(po - o, po - o + c)
@@ -55,8 +59,7 @@ class EpochWriter:
             payload = np.ascontiguousarray(piece).reshape(-1)
         block_size = self.config.block_size
         replicas = tuple(
-            self._append(backend_config.id, payload)
-            for backend_config in choose_backends(self.config, payload.nbytes)
+            [self._append(b.id, payload) for b in choose_backends(self.config, payload.nbytes)]
         )
         seq = len(self.fragments)
         self.fragments.append(
@@ -66,13 +69,13 @@ class EpochWriter:
                 epoch=self.epoch,
                 rank=self.rank,
                 seq=seq,
-                offset=tuple(int(o) for o in offset),
-                count=tuple(int(c) for c in piece.shape),
+                offset=tuple(map(int, offset)),
+                count=tuple(map(int, piece.shape)),
                 serialisation=serialisation,
                 codec="raw",
                 nbytes=payload.nbytes,
                 block_size=block_size,
-                checksums=tuple(int(d) for d in checksum.block_checksums(payload, block_size)),
+                checksums=tuple(checksum.block_checksums(payload, block_size).tolist()),
                 replicas=replicas,
                 **(_extremes(piece) if meta.hints.get("statistics") else _NO_EXTREMES),
             )

@@ -7,6 +7,7 @@ HDF5 object, the Python side every ESDM object.
 
 - `names`: HDF5 file names -> container URIs and site configurations
 - `dtypes`: the type spellings both halves agree on
+- `values`: values HDF5 keeps outside fixed-size elements (sequences, references) as trees
 - `objects`: the handles the C side holds for files, groups, datasets, attributes
 - `bridge`: the functions the C side calls
 """

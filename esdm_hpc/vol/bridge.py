@@ -28,7 +28,10 @@ from typing import Any
 import numpy as np
 
 import esdm_hpc
+from esdm_hpc.config import SiteConfig, load_config
+from esdm_hpc.container import Container
 from esdm_hpc.encoding import array_of
+from esdm_hpc.namespace import Link
 from esdm_hpc.vol import dtypes, names, values
 from esdm_hpc.vol.objects import (
     AttributeHandle,
@@ -36,6 +39,7 @@ from esdm_hpc.vol.objects import (
     Kind,
     Location,
     NodeHandle,
+    absolute,
     group,
     kind_of,
     link_name,
@@ -44,27 +48,50 @@ from esdm_hpc.vol.objects import (
 )
 
 SERIAL = -1
-# H5L_type_t of the link kinds of the namespace
-LINK_TYPES = {"hard": 0, "soft": 1}
+# H5L_type_t of the link kinds of the namespace; a user-defined link has its class's
+LINK_TYPES = {"hard": 0, "soft": 1, "external": 64}
+HARD, EXTERNAL = LINK_TYPES["hard"], LINK_TYPES["external"]
 
 # --- files ---------------------------------------------------------------------------
 
 
+# Containers open in this process, with the number of files sharing each. As HDF5
+# does, opening a file that is open already (a second H5Fopen, an external link
+# back into it) shares it rather than taking a second writer's lease.
+_open: dict[tuple[str, str], tuple[Container, int]] = {}
+
+
 def file_create(filename: str, truncate: bool, comm_handle: int) -> FileHandle:
     """H5Fcreate: a new container; an existing one only with H5F_ACC_TRUNC (collective)."""
-    target = names.resolve(filename)
-    container = esdm_hpc.open(
-        target.uri, "w", comm=_comm(comm_handle), config=target.config, overwrite=truncate
-    )
-    return FileHandle(container, filename)
+    uri, site, key = _target(filename)
+    if key in _open:
+        raise ValueError(f"{uri} is open: close it before creating it anew")
+    container = esdm_hpc.open(uri, "w", comm=_comm(comm_handle), config=site, overwrite=truncate)
+    _open[key] = (container, 1)
+    return FileHandle(container, filename, key)
 
 
 def file_open(filename: str, writable: bool, comm_handle: int) -> FileHandle:
-    """H5Fopen: mode "a" for H5F_ACC_RDWR, else "r" (collective)."""
+    """H5Fopen: mode "a" for H5F_ACC_RDWR, else "r" (collective). A container open in
+    this process already is shared; for writing only if it was opened so."""
+    uri, site, key = _target(filename)
+    if key in _open:
+        container, files = _open[key]
+        if writable and not container.writable:
+            raise ValueError(f"{uri} is open read-only in this process")
+    else:
+        mode = "a" if writable else "r"
+        container = esdm_hpc.open(uri, mode, comm=_comm(comm_handle), config=site)
+        files = 0
+    _open[key] = (container, files + 1)
+    return FileHandle(container, filename, key)
+
+
+def _target(filename: str) -> tuple[str, SiteConfig, tuple[str, str]]:
+    """The container a file name names, its site, and its key among the open ones."""
     target = names.resolve(filename)
-    mode = "a" if writable else "r"
-    container = esdm_hpc.open(target.uri, mode, comm=_comm(comm_handle), config=target.config)
-    return FileHandle(container, filename)
+    site = load_config(target.config)
+    return target.uri, site, (target.uri, site.backend(site.metadata_backend).target)
 
 
 def file_flush(file: FileHandle) -> int:
@@ -74,13 +101,17 @@ def file_flush(file: FileHandle) -> int:
 
 
 def file_close(file: FileHandle) -> None:
-    """H5Fclose: commit what is pending (collective) and close.
+    """H5Fclose: the last file of a container commits what is pending (collective)
+    and closes it.
 
     If the commit fails (overlapping writes, say) the container is closed
     anyway, its lease released and the last epoch kept: HDF5 will not call
     again for this file.
     """
-    container = file.container
+    container, files = _open.pop(file.key, (file.container, 1))
+    if files > 1:
+        _open[file.key] = (container, files - 1)
+        return
     try:
         container.close()
     except BaseException as error:
@@ -160,16 +191,33 @@ def group_info(location: Location, name: str) -> tuple[int, int]:
     return len(namespace.children(path)), namespace.next_order.get(path, 0)
 
 
-LinkRecord = tuple[str, int, str, int]
+LinkRecord = tuple[str, int, str | bytes, int]
 
 
 def link_info(location: Location, name: str) -> LinkRecord:
-    """H5Lget_info: (name, H5L_type_t, the object's identity (hard) or the link's
-    value (soft), creation order); KeyError if there is no such link."""
+    """H5Lget_info, H5Lget_val: (name, H5L_type_t, value, creation order); the value
+    is the object's identity (hard), the path (soft), or the bytes HDF5 packs
+    (external, user-defined); the creation order is -1 where the group does not
+    track it (H5Pset_link_creation_order). KeyError if there is no such link."""
     namespace = location.file.container._namespace
     path = link_name(location, name)
     link = namespace.link(path)
-    return name, LINK_TYPES[link.kind], link.target, namespace.order.get(path, 0)
+    tracked = posixpath.dirname(path) in namespace.ordered
+    order = namespace.order.get(path, 0) if tracked else -1
+    return name, _link_type(link), _link_value(link), order
+
+
+def _link_type(link: Link) -> int:
+    return link.user_class if link.kind == "user" else LINK_TYPES[link.kind]
+
+
+def _link_value(link: Link) -> str | bytes:
+    if link.kind == "external":
+        # H5Lunpack_elink_val's layout: version 0 and no flags, then two strings
+        return b"\0" + link.file.encode() + b"\0" + link.target.encode() + b"\0"
+    if link.kind == "user":
+        return bytes.fromhex(link.target)
+    return link.target
 
 
 def link_list(
@@ -192,7 +240,7 @@ def link_list(
             record = link_info(location.file, posixpath.join(path, member))
             found.append((prefix + member, *record[1:]))
             target = record[2]
-            enter = record[1] == LINK_TYPES["hard"] and target in namespace.groups
+            enter = record[1] == HARD and target in namespace.groups
             if recursive and enter and target not in entered:
                 entered.add(target)
                 walk(target, f"{prefix}{member}/")
@@ -209,11 +257,10 @@ def object_list(
     top = resolve(location, name)
     if kind_of(location.file, top) is not Kind.GROUP:
         return [(".", top)]
-    hard = LINK_TYPES["hard"]
     records = link_list(location, name, True, by_order, descending)
     seen, found = {top}, [(".", top)]
     for relative, kind, target, _ in records:
-        if kind == hard and target not in seen:
+        if kind == HARD and target not in seen:
             seen.add(target)
             found.append((relative, target))
     return found
@@ -243,6 +290,29 @@ def link_create_soft(location: Location, name: str, value: str) -> None:
 def link_delete(location: Location, name: str) -> None:
     """H5Ldelete (collective)."""
     del location.file.container[link_name(location, name)]
+
+
+def link_create_ud(location: Location, name: str, link_type: int, value: bytes) -> None:
+    """H5Lcreate_external (link_type H5L_TYPE_EXTERNAL, value as H5Lunpack_elink_val
+    reads it) and H5Lcreate_ud (collective)."""
+    if link_type == EXTERNAL:
+        if not value or value[0] >> 4 or value[-1:] != b"\0" or value[1:].count(b"\0") != 2:
+            raise ValueError("malformed external link value")
+        file, path = value[1:-1].decode().split("\0")
+        link = Link("external", path, file)
+    else:
+        link = Link("user", bytes(value).hex(), user_class=link_type)
+    location.file.container._create_link(link_name(location, name), link)
+
+
+def link_move(
+    source: Location, name: str, destination: Location, new_name: str, keep_source: bool
+) -> None:
+    """H5Lmove (keep_source False) and H5Lcopy (True), within one file (collective)."""
+    if source.file is not destination.file:
+        raise ValueError("links cannot be moved or copied between files")
+    container = source.file.container
+    container._move_link(absolute(source, name), absolute(destination, new_name), keep_source)
 
 
 # --- named datatypes -------------------------------------------------------------------------
@@ -285,19 +355,25 @@ def dataset_create(
 def dataset_describe(
     handle: NodeHandle,
 ) -> tuple[dtypes.Spelling, tuple[int, ...], tuple[int, ...], bytes]:
-    """H5Dopen, H5Dget_space, H5Dget_type: (type, shape, maxshape with -1, fill value)."""
+    """H5Dopen, H5Dget_type: (type, shape, maxshape with -1, fill value)."""
     dataset = handle.dataset()
-    maxshape = tuple(-1 if m is None else m for m in dataset.maxshape)
     fill = np.asarray(dataset.fillvalue, dtype=dataset.dtype).tobytes()
-    return dtypes.spelling(dataset.dtype), dataset.shape, maxshape, fill
+    return dtypes.spelling(dataset.dtype), *dataset_extent(handle), fill
+
+
+def dataset_extent(handle: NodeHandle) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """H5Dget_space: (shape, maxshape with -1 for unlimited). h5py asks twice per
+    H5Dwrite, so this is all it costs: no type spelling, no fill value."""
+    dataset = handle.dataset()
+    return dataset.shape, tuple(-1 if m is None else m for m in dataset.maxshape)
 
 
 def dataset_write(handle: NodeHandle, nblocks: int, boxes: memoryview, data: memoryview) -> None:
     """H5Dwrite: each block of the packed ``data`` into its box (independent)."""
     dataset = handle.dataset()
     values = np.frombuffer(data, dtype=dataset.dtype)
-    for region, count, start, stop in _blocks(boxes, nblocks, dataset.ndim):
-        dataset[region] = values[start:stop].reshape(count)
+    for offset, count, start, stop in _blocks(boxes, nblocks, dataset.ndim):
+        dataset.write_box(offset, values[start:stop].reshape(count))
 
 
 def dataset_read(handle: NodeHandle, nblocks: int, boxes: memoryview, out: memoryview) -> None:
@@ -305,8 +381,8 @@ def dataset_read(handle: NodeHandle, nblocks: int, boxes: memoryview, out: memor
     _publish_own_writes(handle.file)
     dataset = handle.dataset()
     values = np.frombuffer(out, dtype=dataset.dtype)
-    for region, _, start, stop in _blocks(boxes, nblocks, dataset.ndim):
-        values[start:stop] = dataset[region].reshape(-1)
+    for offset, count, start, stop in _blocks(boxes, nblocks, dataset.ndim):
+        values[start:stop] = dataset.read_box(offset, count).reshape(-1)
 
 
 def dataset_set_extent(handle: NodeHandle, shape: tuple[int, ...]) -> None:
@@ -316,17 +392,17 @@ def dataset_set_extent(handle: NodeHandle, shape: tuple[int, ...]) -> None:
 
 def _blocks(
     boxes: memoryview, nblocks: int, ndim: int
-) -> Iterator[tuple[tuple[slice, ...], tuple[int, ...], int, int]]:
-    """(region, count, first, end) per box: its slices, its shape and its element range in
-    the packed data."""
+) -> Iterator[tuple[tuple[int, ...], tuple[int, ...], int, int]]:
+    """(offset, count, first, end) per box: where it starts, its shape and its element
+    range in the packed data."""
     # Plain ints from the table: per-box numpy scalars cost more than a small write.
     table = boxes.cast("B").cast("Q").tolist()
     first = 0
     for box in range(nblocks):
         k = 2 * ndim * box
-        starts, count = table[k : k + ndim], tuple(table[k + ndim : k + 2 * ndim])
+        offset, count = tuple(table[k : k + ndim]), tuple(table[k + ndim : k + 2 * ndim])
         end = first + math.prod(count)
-        yield tuple(slice(s, s + c) for s, c in zip(starts, count, strict=True)), count, first, end
+        yield offset, count, first, end
         first = end
 
 
@@ -455,6 +531,29 @@ def attribute_names(location: Location, name: str, creation_order: bool = False)
     order they were created in (H5_INDEX_CRT_ORDER, which netCDF-4 iterates in)."""
     attributes = location.file.container[resolve(location, name)].attrs
     return attributes.in_creation_order() if creation_order else sorted(attributes)
+
+
+def attribute_at(
+    location: Location, name: str, creation_order: bool, descending: bool, n: int
+) -> str:
+    """H5Aopen_by_idx, H5Adelete_by_idx, H5Aget_name_by_idx, H5Aget_info_by_idx: the
+    name of the n-th attribute in name or creation order; IndexError past the last."""
+    found = attribute_names(location, name, creation_order)
+    if n >= len(found):
+        raise IndexError(f"{resolve(location, name)} has {len(found)} attributes, not {n + 1}")
+    return found[len(found) - 1 - n if descending else n]
+
+
+def attribute_rename(location: Location, name: str, old: str, new: str) -> None:
+    """H5Arename (collective): the value moves to the new name, which becomes the
+    most recently created attribute."""
+    owner = resolve(location, name)
+    if attribute_exists(location, name, new):
+        raise ValueError(f"{owner} already has an attribute {new!r}")
+    value = AttributeHandle(location.file, owner, old).stored()
+    container = location.file.container
+    container._set_attribute(owner, new, value)
+    container._delete_attribute(owner, old)
 
 
 def _initial_dtype(spelling: dtypes.Spelling) -> np.dtype:

@@ -5,12 +5,13 @@ dataset and attribute ID the application has open, and passes it back with
 each call. They are deliberately thin: a path into the container's
 namespace, never a cached copy of its metadata, so that a handle sees what
 the namespace says now (a resize, a new attribute) just as an HDF5 ID does.
+A dataset handle keeps its core `Dataset`, which is such a path too.
 """
 
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
@@ -35,6 +36,7 @@ class FileHandle:
 
     container: Container
     filename: str  # the name the application gave HDF5
+    key: tuple[str, str] = ("", "")  # the container's among those open (bridge.file_open)
 
     @property
     def file(self) -> FileHandle:
@@ -52,6 +54,7 @@ class NodeHandle:
     file: FileHandle
     path: str
     kind: Kind
+    _dataset: Dataset | None = field(default=None, init=False, repr=False)
 
     def datatype(self) -> NamedDatatype:
         found = self.file.container[self.path]
@@ -60,11 +63,16 @@ class NodeHandle:
         return found
 
     def dataset(self) -> Dataset:
-        if self.kind is not Kind.DATASET:
-            raise TypeError(f"{self.path} is a group, not a dataset")
-        node = self.file.container[self.path]
-        assert isinstance(node, Dataset)
-        return node
+        # Resolved once, not per H5Dwrite: a Dataset looks its metadata up by
+        # identity at every use, so it follows resizes, new epochs and deletes
+        # by itself; the identity it holds is the handle's, fixed for good.
+        if self._dataset is None:
+            if self.kind is not Kind.DATASET:
+                raise TypeError(f"{self.path} is a group, not a dataset")
+            node = self.file.container[self.path]
+            assert isinstance(node, Dataset)
+            self._dataset = node
+        return self._dataset
 
 
 @dataclass(eq=False, slots=True)
@@ -98,7 +106,7 @@ def resolve(location: Location, name: str) -> str:
     """The object ``name`` names relative to ``location`` (unless it starts with '/'):
     its identity, following links, or for a new object the name it will get."""
     namespace = location.file.container._namespace
-    path = _absolute(location, name)
+    path = absolute(location, name)
     try:
         return namespace.resolve(path)
     except KeyError:
@@ -107,10 +115,11 @@ def resolve(location: Location, name: str) -> str:
 
 def link_name(location: Location, name: str) -> str:
     """The link ``name`` names: its groups followed through links, itself not."""
-    return location.file.container._namespace.locate(_absolute(location, name))
+    return location.file.container._namespace.locate(absolute(location, name))
 
 
-def _absolute(location: Location, name: str) -> str:
+def absolute(location: Location, name: str) -> str:
+    """``name`` relative to ``location`` as an absolute path, no link followed."""
     if not name:
         raise ValueError("HDF5 names are non-empty")
     # normpath keeps a leading "//" (POSIX allows it a meaning); HDF5 does not

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import esdm_hpc
+from esdm_hpc.namespace import ExternalLinkFound, Link
 
 
 def test_hard_and_soft_links_reach_the_object_and_survive_a_commit(config: dict) -> None:
@@ -57,3 +58,49 @@ def test_soft_link_loops_fail_instead_of_hanging(config: dict) -> None:
         c.create_soft_link("q", "p")
         with pytest.raises(KeyError):
             c["p"]
+
+
+def test_moving_a_name_keeps_identity_data_and_attributes(config: dict) -> None:
+    with esdm_hpc.open("esdm://move", "w", config=config) as c:
+        c.create_dataset("a/x", data=np.arange(4))
+        c["a"].attrs["units"] = "K"
+        c.create_soft_link("s", "a/x")
+        c.commit()
+        c.move("a", "g/b")  # a home name: the object stays /a underneath
+        c.move("s", "g/s")
+        c._move_link("/g/b", "/copy", keep_source=True)
+        with pytest.raises(ValueError, match="into itself"):
+            c.move("g/b", "g/b/inner")
+    with esdm_hpc.open("esdm://move", config=config) as c:
+        assert c.keys() == ["copy", "g"] and c["g"].keys() == ["b", "s"]
+        np.testing.assert_array_equal(c["g/b/x"][...], np.arange(4))
+        np.testing.assert_array_equal(c["copy/x"][...], np.arange(4))
+        assert c["g/b"].attrs["units"] == "K"
+        assert c.link("g/s") == Link("soft", "a/x")  # the value as it was, as HDF5 copies it
+        assert c._namespace.children_by_order("/g") == ["b", "s"]
+
+
+def test_external_and_user_defined_links_are_kept_not_followed(config: dict) -> None:
+    with esdm_hpc.open("esdm://ext", "w", config=config) as c:
+        c.create_external_link("e", "other.h5", "grid/../tas")
+        c._create_link("/u", Link("user", "00ff", user_class=187))
+    with esdm_hpc.open("esdm://ext", config=config) as c:
+        assert c.link("e") == Link("external", "/tas", "other.h5")
+        assert c.link("u") == Link("user", "00ff", user_class=187)
+        assert c.keys() == ["e", "u"]
+        with pytest.raises(ExternalLinkFound, match=r"other\.h5") as found:
+            c["e/sub"]
+        assert (found.value.file, found.value.path) == ("other.h5", "/tas/sub")
+        with pytest.raises(KeyError, match="user-defined link"):
+            c["u"]
+
+
+def test_an_emptied_group_counts_creation_order_from_zero(config: dict) -> None:
+    with esdm_hpc.open("esdm://corder", "w", config=config) as c:
+        for name in ("a", "b"):
+            c.create_group(f"g/{name}")
+        del c["g/a"]
+        assert c._namespace.next_order["/g"] == 2  # not while a name is left
+        del c["g/b"]
+        c.create_group("g/c")
+        assert c._namespace.order["/g/c"] == 0

@@ -32,11 +32,6 @@ TAGGED = np.dtype([("id", "<u4"), ("color", COLOR)])
 TAGGED_CORE = np.dtype(
     [("id", "<u4"), ("color", "<i2")], metadata={"fields": {"color": {"enum": COLORS}}}
 )
-# What needs a conversion background in H5Dread/H5Dwrite (transfer.c; see
-# esdm_type_convert): compound members h5py converts (enum <-> integer), subsets
-BACKGROUND = pytest.mark.xfail(
-    strict=True, reason="transfer.c converts compounds without a background buffer"
-)
 
 
 def nested_values() -> np.ndarray:
@@ -158,7 +153,6 @@ with h5py.File(sys.argv[1], "w") as f:
 """
 
 
-@BACKGROUND
 def test_h5py_converts_compound_members_and_subsets(site: Site) -> None:
     result = site.python(H5PY_CONVERTS, "esdm://types/convert")
     assert result.returncode == 0, report(result)

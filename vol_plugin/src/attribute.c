@@ -38,6 +38,21 @@ stored_type(esdm_obj_t *attr)
     return type_id;
 }
 
+/* The name of the n-th attribute of the object by->name names (relative to
+ * where) in name or creation order, for the H5A*_by_idx calls: a new str.
+ * GIL held. */
+static PyObject *
+attr_at(esdm_obj_t *where, const H5VL_loc_by_idx_t *by)
+{
+    if (by->idx_type != H5_INDEX_NAME && by->idx_type != H5_INDEX_CRT_ORDER) {
+        esdm_error(esdm_err_argument, "esdm VOL: unknown attribute index %d", (int)by->idx_type);
+        return NULL;
+    }
+    return esdm_call("attribute_at", "(OsOOK)", where->py, by->name,
+                     by->idx_type == H5_INDEX_CRT_ORDER ? Py_True : Py_False,
+                     by->order == H5_ITER_DEC ? Py_True : Py_False, (unsigned long long)by->n);
+}
+
 /* ---- create, open ------------------------------------------------------------------------ */
 
 void *
@@ -72,12 +87,16 @@ esdm_attr_open(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t 
 {
     esdm_obj_t      *where = obj, *attr = NULL;
     PyGILState_STATE gil;
-    const char      *base = esdm_loc_name(loc, "opening an attribute");
+    bool             by_idx = loc->type == H5VL_OBJECT_BY_IDX;
+    const char      *base =
+        by_idx ? loc->loc_data.loc_by_idx.name : esdm_loc_name(loc, "opening an attribute");
     (void)aapl_id, (void)dxpl_id, (void)req;
 
     if (!base || esdm_enter(&gil) < 0)
         return NULL;
-    PyObject *py = esdm_call("attribute_open", "(Oss)", where->py, base, name);
+    /* H5Aopen_by_idx passes no name: the index picks the attribute */
+    PyObject *attr_name = by_idx ? attr_at(where, &loc->loc_data.loc_by_idx) : PyUnicode_FromString(name);
+    PyObject *py = attr_name ? esdm_call("attribute_open", "(OsN)", where->py, base, attr_name) : NULL;
     if (py && (attr = esdm_obj_new(ESDM_ATTR, where->file, py)) &&
         (attr->type_id = stored_type(attr)) < 0) {
         esdm_obj_release(attr);
@@ -267,12 +286,13 @@ attr_info(esdm_obj_t *attr, H5A_info_t *info)
     return 0;
 }
 
+/* H5Aget_name of an open attribute, or H5Aget_name_by_idx through the object holding it. */
 static herr_t
-attr_name(esdm_obj_t *attr, H5VL_attr_get_name_args_t *args)
+attr_name(esdm_obj_t *obj, H5VL_attr_get_name_args_t *args)
 {
-    if (args->loc_params.type != H5VL_OBJECT_BY_SELF)
-        return esdm_unsupported("H5Aget_name_by_idx");
-    PyObject   *name = PyObject_GetAttrString(attr->py, "name");
+    bool      by_idx = args->loc_params.type == H5VL_OBJECT_BY_IDX;
+    PyObject *name   = by_idx ? attr_at(obj, &args->loc_params.loc_data.loc_by_idx)
+                              : PyObject_GetAttrString(obj->py, "name");
     const char *text = name ? PyUnicode_AsUTF8(name) : NULL;
     if (!text) {
         Py_XDECREF(name);
@@ -290,24 +310,36 @@ attr_name(esdm_obj_t *attr, H5VL_attr_get_name_args_t *args)
     return 0;
 }
 
-/* Attribute queries through the object that holds it (H5Aget_info_by_name). */
+/* H5A_info_t of the attribute name (a str, stolen; NULL after a failure) of the
+ * object base names relative to where. GIL held. */
 static herr_t
-attr_info_by_name(esdm_obj_t *where, H5VL_attr_get_info_args_t *args)
+attr_info_of(esdm_obj_t *where, const char *base, PyObject *name, H5A_info_t *ainfo)
 {
-    const char *base = esdm_loc_name(&args->loc_params, "H5Aget_info_by_name");
-    if (!base)
-        return -1;
-    PyObject *py = esdm_call("attribute_open", "(Oss)", where->py, base, args->attr_name);
+    PyObject *py = name ? esdm_call("attribute_open", "(OsN)", where->py, base, name) : NULL;
     if (!py)
         return -1;
     esdm_obj_t probe  = {.kind = ESDM_ATTR, .file = where->file, .py = py};
     herr_t     status = -1;
     if ((probe.type_id = stored_type(&probe)) >= 0) {
-        status = attr_info(&probe, args->ainfo);
+        status = attr_info(&probe, ainfo);
         esdm_close(probe.type_id);
     }
     Py_DECREF(py);
     return status;
+}
+
+/* H5Aget_info of an open attribute, or _by_name or _by_idx through the object holding it. */
+static herr_t
+get_info(esdm_obj_t *obj, H5VL_attr_get_info_args_t *args)
+{
+    const H5VL_loc_params_t *loc = &args->loc_params;
+    if (loc->type == H5VL_OBJECT_BY_SELF && !args->attr_name)
+        return attr_info(obj, args->ainfo);
+    if (loc->type == H5VL_OBJECT_BY_IDX)
+        return attr_info_of(obj, loc->loc_data.loc_by_idx.name,
+                            attr_at(obj, &loc->loc_data.loc_by_idx), args->ainfo);
+    const char *base = esdm_loc_name(loc, "H5Aget_info_by_name");
+    return base ? attr_info_of(obj, base, PyUnicode_FromString(args->attr_name), args->ainfo) : -1;
 }
 
 herr_t
@@ -355,12 +387,7 @@ esdm_attr_get(void *obj, H5VL_attr_get_args_t *args, hid_t dxpl_id, void **req)
             break;
         }
         case H5VL_ATTR_GET_INFO:
-            if (args->args.get_info.loc_params.type == H5VL_OBJECT_BY_SELF && !args->args.get_info.attr_name)
-                status = attr_info(attr, args->args.get_info.ainfo);
-            else if (args->args.get_info.loc_params.type == H5VL_OBJECT_BY_IDX)
-                status = esdm_unsupported("H5Aget_info_by_idx");
-            else
-                status = attr_info_by_name(attr, &args->args.get_info);
+            status = get_info(attr, &args->args.get_info);
             break;
         case H5VL_ATTR_GET_NAME:
             status = attr_name(attr, &args->args.get_name);
@@ -372,7 +399,7 @@ esdm_attr_get(void *obj, H5VL_attr_get_args_t *args, hid_t dxpl_id, void **req)
     return status;
 }
 
-/* ---- specific: exists, delete, iterate ------------------------------------------------------- */
+/* ---- specific: exists, delete, rename, iterate ------------------------------------------------------- */
 
 static herr_t
 iterate(esdm_obj_t *where, const char *base, H5VL_attr_iterate_args_t *args)
@@ -423,6 +450,15 @@ done:
     return status;
 }
 
+/* H5Adelete_by_idx: the bridge's answer, or NULL with an HDF5 error. GIL held. */
+static PyObject *
+delete_by_idx(esdm_obj_t *where, const char *base, const H5VL_attr_delete_by_idx_args_t *args)
+{
+    H5VL_loc_by_idx_t by   = {base, args->idx_type, args->order, args->n, H5P_DEFAULT};
+    PyObject         *name = attr_at(where, &by);
+    return name ? esdm_call("attribute_delete", "(OsN)", where->py, base, name) : NULL;
+}
+
 herr_t
 esdm_attr_specific(void *obj, const H5VL_loc_params_t *loc, H5VL_attr_specific_args_t *args,
                    hid_t dxpl_id, void **req)
@@ -434,14 +470,6 @@ esdm_attr_specific(void *obj, const H5VL_loc_params_t *loc, H5VL_attr_specific_a
     const char      *base   = esdm_loc_name(loc, "an attribute operation");
     (void)dxpl_id, (void)req;
 
-    switch (args->op_type) {
-        case H5VL_ATTR_DELETE_BY_IDX:
-            return esdm_unsupported("H5Adelete_by_idx");
-        case H5VL_ATTR_RENAME:
-            return esdm_unsupported("H5Arename");
-        default:
-            break;
-    }
     if (!base || esdm_enter(&gil) < 0)
         return -1;
     switch (args->op_type) {
@@ -454,6 +482,15 @@ esdm_attr_specific(void *obj, const H5VL_loc_params_t *loc, H5VL_attr_specific_a
             break;
         case H5VL_ATTR_DELETE:
             answer = esdm_call("attribute_delete", "(Oss)", where->py, base, args->args.del.name);
+            status = answer ? 0 : -1;
+            break;
+        case H5VL_ATTR_DELETE_BY_IDX:
+            answer = delete_by_idx(where, base, &args->args.delete_by_idx);
+            status = answer ? 0 : -1;
+            break;
+        case H5VL_ATTR_RENAME:
+            answer = esdm_call("attribute_rename", "(Osss)", where->py, base, args->args.rename.old_name,
+                               args->args.rename.new_name);
             status = answer ? 0 : -1;
             break;
         case H5VL_ATTR_ITER:

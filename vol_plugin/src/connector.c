@@ -42,8 +42,9 @@ esdm_get_conn_cls(void *obj, H5VL_get_conn_lvl_t lvl, const H5VL_class_t **conn_
  * they skip, rather than fail, what the connector does not do yet. The *_MORE
  * flags cover "all other" calls of a class: declared where most of them work
  * (H5Freopen/H5Fdelete, H5Dget_storage_size, H5Ocopy are still refused).
- * Not yet: LINK_BASIC (the suite's H5L_SAME_LOC test crashes link.c),
- * ATTR_MORE (H5Arename, *_by_idx), references, external/UD links. */
+ * External and user-defined links are kept and listed; the connector follows
+ * external links to other containers. Not declared: references (the suite
+ * does not test them). */
 #define ESDM_CAPABILITIES                                                                          \
     (H5VL_CAP_FLAG_FILE_BASIC | H5VL_CAP_FLAG_GROUP_BASIC | H5VL_CAP_FLAG_DATASET_BASIC |          \
      H5VL_CAP_FLAG_ATTR_BASIC | H5VL_CAP_FLAG_OBJECT_BASIC | H5VL_CAP_FLAG_ITERATE |               \
@@ -51,7 +52,8 @@ esdm_get_conn_cls(void *obj, H5VL_get_conn_lvl_t lvl, const H5VL_class_t **conn_
      H5VL_CAP_FLAG_HARD_LINKS | H5VL_CAP_FLAG_SOFT_LINKS | H5VL_CAP_FLAG_LINK_MORE |                \
      H5VL_CAP_FLAG_CREATION_ORDER | H5VL_CAP_FLAG_BY_IDX | H5VL_CAP_FLAG_STORED_DATATYPES |   \
      H5VL_CAP_FLAG_FILE_MORE | H5VL_CAP_FLAG_GROUP_MORE | H5VL_CAP_FLAG_DATASET_MORE |            \
-     H5VL_CAP_FLAG_OBJECT_MORE)
+     H5VL_CAP_FLAG_OBJECT_MORE | H5VL_CAP_FLAG_LINK_BASIC | H5VL_CAP_FLAG_ATTR_MORE |             \
+     H5VL_CAP_FLAG_EXTERNAL_LINKS | H5VL_CAP_FLAG_UD_LINKS)
 
 static herr_t
 esdm_get_cap_flags(const void *info, uint64_t *cap_flags)

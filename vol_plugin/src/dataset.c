@@ -153,11 +153,11 @@ hid_t
 esdm_dataset_space(esdm_obj_t *dset)
 {
     hid_t     space_id = H5I_INVALID_HID;
-    PyObject *info     = esdm_call("dataset_describe", "(O)", dset->py);
+    PyObject *extent   = esdm_call("dataset_extent", "(O)", dset->py);
 
-    if (info) {
-        space_id = esdm_space_from_py(PyTuple_GET_ITEM(info, 1), PyTuple_GET_ITEM(info, 2));
-        Py_DECREF(info);
+    if (extent) {
+        space_id = esdm_space_from_py(PyTuple_GET_ITEM(extent, 0), PyTuple_GET_ITEM(extent, 1));
+        Py_DECREF(extent);
     }
     return space_id;
 }

@@ -14,6 +14,8 @@
 PyObject *
 esdm_idx_name(esdm_obj_t *where, const H5VL_loc_by_idx_t *by)
 {
+    if (!esdm_lapl_ok(by->lapl_id, "a link by index"))
+        return NULL;
     if (by->idx_type != H5_INDEX_NAME && by->idx_type != H5_INDEX_CRT_ORDER) {
         esdm_error(esdm_err_argument, "esdm VOL: unknown link index %d", (int)by->idx_type);
         return NULL;
@@ -51,22 +53,32 @@ esdm_loc_str(esdm_obj_t *where, const H5VL_loc_params_t *loc, const char *operat
     return str;
 }
 
-/* H5L_info2_t of a bridge link record (name, type, identity or value, creation order). */
+/* H5L_info2_t of a bridge link record (name, type, identity or value, creation order):
+ * the value is a str for hard and soft links, bytes for external and user-defined ones. */
 static herr_t
 fill_link_info(esdm_obj_t *where, PyObject *record, H5L_info2_t *info)
 {
-    long        type   = PyLong_AsLong(PyTuple_GET_ITEM(record, 1));
-    const char *target = PyUnicode_AsUTF8(PyTuple_GET_ITEM(record, 2));
-    long long   corder = PyLong_AsLongLong(PyTuple_GET_ITEM(record, 3));
-    if (!target || PyErr_Occurred()) {
+    long      type   = PyLong_AsLong(PyTuple_GET_ITEM(record, 1));
+    PyObject *value  = PyTuple_GET_ITEM(record, 2);
+    long long corder = PyLong_AsLongLong(PyTuple_GET_ITEM(record, 3));
+    if (PyErr_Occurred()) {
         esdm_python_error("link info");
         return -1;
     }
     memset(info, 0, sizeof *info);
-    info->type         = type == 0 ? H5L_TYPE_HARD : H5L_TYPE_SOFT;
-    info->corder_valid = true;
-    info->corder       = corder;
+    info->type         = (H5L_type_t)type;
+    info->corder_valid = corder >= 0;
+    info->corder       = corder >= 0 ? corder : 0;
     info->cset         = H5T_CSET_UTF8;
+    if (PyBytes_Check(value)) {
+        info->u.val_size = (size_t)PyBytes_GET_SIZE(value);
+        return 0;
+    }
+    const char *target = PyUnicode_AsUTF8(value);
+    if (!target) {
+        esdm_python_error("link info");
+        return -1;
+    }
     if (info->type == H5L_TYPE_HARD)
         esdm_token_of(where->file->name, target, &info->u.token);
     else
@@ -86,6 +98,25 @@ copy_text(const char *text, char *buf, size_t size)
     buf[n] = '\0';
 }
 
+/* H5Lget_val: a soft link's path as text, the packed value of any other as it is,
+ * either cut to the application's buffer. GIL held. */
+static herr_t
+copy_value(PyObject *value, void *buf, size_t size)
+{
+    if (PyBytes_Check(value)) {
+        size_t len = (size_t)PyBytes_GET_SIZE(value);
+        if (buf)
+            memcpy(buf, PyBytes_AS_STRING(value), len < size ? len : size);
+        return 0;
+    }
+    const char *text = PyUnicode_AsUTF8(value);
+    if (!text) {
+        esdm_python_error("H5Lget_val");
+        return -1;
+    }
+    copy_text(text, buf, size);
+    return 0;
+}
 /* ---- callbacks ------------------------------------------------------------------------------ */
 
 static herr_t
@@ -109,19 +140,52 @@ esdm_link_create(H5VL_link_create_args_t *args, void *obj, const H5VL_loc_params
     herr_t           status = -1;
     (void)lcpl_id, (void)lapl_id, (void)dxpl_id, (void)req;
 
-    if (args->op_type != H5VL_LINK_CREATE_HARD && args->op_type != H5VL_LINK_CREATE_SOFT)
-        return esdm_unsupported("creating an external or user-defined link");
+    /* H5Lcreate_hard(loc, name, H5L_SAME_LOC, new_name) passes no object for the
+     * new link: it is named from the location the target is. */
+    if (!where && args->op_type == H5VL_LINK_CREATE_HARD)
+        where = args->args.hard.curr_obj;
     if (esdm_enter(&gil) < 0)
         return -1;
     PyObject *name = esdm_loc_str(where, loc, "creating a link");
+    PyObject *done = NULL;
     if (name && args->op_type == H5VL_LINK_CREATE_HARD)
         status = create_hard(where, name, args);
-    else if (name) {
-        PyObject *done = esdm_call("link_create_soft", "(OOs)", where->py, name, args->args.soft.target);
-        status         = done ? 0 : -1;
-        Py_XDECREF(done);
-    }
+    else if (name && args->op_type == H5VL_LINK_CREATE_SOFT)
+        status = (done = esdm_call("link_create_soft", "(OOs)", where->py, name, args->args.soft.target)) ? 0 : -1;
+    else if (name)
+        status = (done = esdm_call("link_create_ud", "(OOiy#)", where->py, name, (int)args->args.ud.type,
+                                   (const char *)args->args.ud.buf, (Py_ssize_t)args->args.ud.buf_size))
+                     ? 0
+                     : -1;
+    Py_XDECREF(done);
     Py_XDECREF(name);
+    esdm_leave(gil);
+    return status;
+}
+
+/* H5Lcopy and H5Lmove: one of the two objects may be NULL (H5L_SAME_LOC), and then
+ * both names are relative to the other. */
+static herr_t
+move_link(esdm_obj_t *src, const H5VL_loc_params_t *loc1, esdm_obj_t *dst, const H5VL_loc_params_t *loc2,
+          bool keep_source)
+{
+    PyGILState_STATE gil;
+    herr_t           status = -1;
+    const char      *what   = keep_source ? "H5Lcopy" : "H5Lmove";
+
+    src = src ? src : dst;
+    dst = dst ? dst : src;
+    if (esdm_enter(&gil) < 0)
+        return -1;
+    PyObject *old_name = esdm_loc_str(src, loc1, what);
+    PyObject *new_name = old_name ? esdm_loc_str(dst, loc2, what) : NULL;
+    PyObject *done     = new_name ? esdm_call("link_move", "(OOOOO)", src->py, old_name, dst->py, new_name,
+                                              keep_source ? Py_True : Py_False)
+                                  : NULL;
+    status = done ? 0 : -1;
+    Py_XDECREF(done);
+    Py_XDECREF(new_name);
+    Py_XDECREF(old_name);
     esdm_leave(gil);
     return status;
 }
@@ -130,18 +194,16 @@ herr_t
 esdm_link_copy(void *src_obj, const H5VL_loc_params_t *loc1, void *dst_obj,
                const H5VL_loc_params_t *loc2, hid_t lcpl_id, hid_t lapl_id, hid_t dxpl_id, void **req)
 {
-    (void)src_obj, (void)loc1, (void)dst_obj, (void)loc2, (void)lcpl_id, (void)lapl_id;
-    (void)dxpl_id, (void)req;
-    return esdm_unsupported("copying a link (H5Lcopy)");
+    (void)lcpl_id, (void)lapl_id, (void)dxpl_id, (void)req;
+    return move_link(src_obj, loc1, dst_obj, loc2, true);
 }
 
 herr_t
 esdm_link_move(void *src_obj, const H5VL_loc_params_t *loc1, void *dst_obj,
                const H5VL_loc_params_t *loc2, hid_t lcpl_id, hid_t lapl_id, hid_t dxpl_id, void **req)
 {
-    (void)src_obj, (void)loc1, (void)dst_obj, (void)loc2, (void)lcpl_id, (void)lapl_id;
-    (void)dxpl_id, (void)req;
-    return esdm_unsupported("moving or renaming a link (H5Lmove)");
+    (void)lcpl_id, (void)lapl_id, (void)dxpl_id, (void)req;
+    return move_link(src_obj, loc1, dst_obj, loc2, false);
 }
 
 /* H5Lget_info, H5Lget_val, H5Lget_name_by_idx of the link name names. GIL held. */
@@ -166,18 +228,11 @@ link_get(esdm_obj_t *where, PyObject *name, H5VL_link_get_args_t *args)
         return -1;
     if (args->op_type == H5VL_LINK_GET_INFO)
         status = fill_link_info(where, record, args->args.get_info.linfo);
-    else if (PyLong_AsLong(PyTuple_GET_ITEM(record, 1)) == 0)
+    else if (PyLong_AsLong(PyTuple_GET_ITEM(record, 1)) == H5L_TYPE_HARD)
         esdm_error(esdm_err_argument, "esdm VOL: %s is a hard link, it has no value",
                    PyUnicode_AsUTF8(name));
-    else {
-        const char *value = PyUnicode_AsUTF8(PyTuple_GET_ITEM(record, 2));
-        if (value) {
-            copy_text(value, args->args.get_val.buf, args->args.get_val.buf_size);
-            status = 0;
-        }
-        else
-            esdm_python_error("H5Lget_val");
-    }
+    else
+        status = copy_value(PyTuple_GET_ITEM(record, 2), args->args.get_val.buf, args->args.get_val.buf_size);
     Py_DECREF(record);
     return status;
 }

@@ -93,6 +93,15 @@ esdm_file_owns(const esdm_file_t *file, const void *obj)
     return false;
 }
 
+bool
+esdm_lapl_ok(hid_t lapl_id, const char *operation)
+{
+    if (lapl_id == H5P_DEFAULT || H5Pisa_class(lapl_id, H5P_LINK_ACCESS) > 0)
+        return true;
+    esdm_error(esdm_err_argument, "esdm VOL: %s: not a link access property list", operation);
+    return false;
+}
+
 const char *
 esdm_loc_name(const H5VL_loc_params_t *loc, const char *operation)
 {
@@ -102,7 +111,9 @@ esdm_loc_name(const H5VL_loc_params_t *loc, const char *operation)
         case H5VL_OBJECT_BY_SELF:
             return ".";
         case H5VL_OBJECT_BY_NAME:
-            return loc->loc_data.loc_by_name.name;
+            return esdm_lapl_ok(loc->loc_data.loc_by_name.lapl_id, operation)
+                       ? loc->loc_data.loc_by_name.name
+                       : NULL;
         case H5VL_OBJECT_BY_TOKEN:
             if (!(path = token_path(loc->loc_data.loc_by_token.token)))
                 esdm_error(esdm_err_argument,

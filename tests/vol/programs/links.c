@@ -46,7 +46,8 @@ links(hid_t file)
 
     CHECK(dset >= 0 && H5Dwrite(dset, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
     CHECK(H5Gclose(H5Gcreate2(file, "alpha", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) >= 0);
-    CHECK(H5Lcreate_hard(file, "zeta", file, "alpha/alias", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    /* H5L_SAME_LOC: HDF5 passes the connector no object for the new link */
+    CHECK(H5Lcreate_hard(file, "zeta", H5L_SAME_LOC, "alpha/alias", H5P_DEFAULT, H5P_DEFAULT) >= 0);
     CHECK(H5Lcreate_soft("/zeta", file, "beta", H5P_DEFAULT, H5P_DEFAULT) >= 0);
     CHECK(H5Lcreate_soft("/missing", file, "dangling", H5P_DEFAULT, H5P_DEFAULT) >= 0);
 
