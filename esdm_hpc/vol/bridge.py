@@ -499,6 +499,13 @@ def attribute_read_values(handle: AttributeHandle) -> list[values.Tree]:
     ]
 
 
+def object_identities(file: FileHandle) -> list[str]:
+    """Every object's identity: the C side remembers their tokens at open, which
+    references of the 1.10 format (a token as an haddr_t) stored in the file hold."""
+    namespace = file.container._namespace
+    return [*namespace.groups, *namespace.datasets, *namespace.datatypes]
+
+
 def reference_digest(file: FileHandle, path: str) -> bytes:
     """What the core stores for a reference to the object at ``path``: the
     `values.digest` of its identity, the same through every hard link to it."""

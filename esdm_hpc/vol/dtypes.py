@@ -18,6 +18,8 @@ reads with the C API (vol_plugin/src/types.c):
   strings other than numpy's NUL-padded ASCII ``|S8``)
   ``{"class": "vlen", "base": spelling}`` (attributes only, as h5py's `vlen_dtype`)
   ``{"class": "reference"}`` (HDF5's ``H5T_STD_REF`` to an object; attributes only)
+  ``{"class": "reference", "format": "address"}`` (``H5T_STD_REF_OBJ``, the 1.10
+  format: the object's token as an haddr_t, which names it for good)
 
 numpy has no enum, opaque tag, bitfield or string padding; the core keeps
 those as the underlying integer, void or bytes dtype carrying dtype
@@ -28,7 +30,8 @@ interface (``as_strided``, which the core's reader uses) cannot rebuild
 member dtypes with metadata, so the compound's metadata holds its members'
 under `FIELDS`, by member name. A variable-length sequence is an object
 array of arrays (`VLEN`, h5py's spelling), a reference the `REFERENCE_SIZE`
-byte digest `esdm_hpc.vol.values` makes of the object's path. Anything
+byte digest `esdm_hpc.vol.values` makes of the object's path, a reference of
+the 1.10 format its 8 bytes as they are. Anything
 else is refused on both sides with a message naming the type.
 """
 
@@ -47,6 +50,8 @@ FIELDS = "fields"
 VLEN = "vlen"
 REFERENCE = "reference"
 REFERENCE_SIZE = 16
+ADDRESS = "address"  # a reference of the 1.10 format (H5T_STD_REF_OBJ)
+ADDRESS_SIZE = 8  # sizeof(haddr_t)
 
 Spelling = str | dict[str, Any]
 Metadata = dict[str, Any]
@@ -78,7 +83,9 @@ def is_vlen(dtype: np.dtype) -> bool:
 
 
 def is_reference(dtype: np.dtype) -> bool:
-    return REFERENCE in (dtype.metadata or {})
+    """Whether ``dtype`` holds references the core keeps as digests (not the 1.10
+    format's addresses, which are plain bytes to it)."""
+    return (dtype.metadata or {}).get(REFERENCE) == "object"
 
 
 def _with(dtype: np.dtype, metadata: Metadata) -> np.dtype:
@@ -130,6 +137,8 @@ def _to_numpy(spelling: Spelling) -> tuple[np.dtype, Metadata]:
         case "vlen":
             base, metadata = _to_numpy(spelling["base"])
             return np.dtype("O"), {VLEN: _with(base, metadata)}
+        case "reference" if spelling.get("format") == ADDRESS:
+            return np.dtype(f"V{ADDRESS_SIZE}"), {REFERENCE: ADDRESS}
         case "reference":
             return np.dtype(f"V{REFERENCE_SIZE}"), {REFERENCE: "object"}
     raise TypeError(f"esdm VOL: unknown type spelling {spelling!r}")
@@ -149,6 +158,8 @@ def _spelling(dtype: np.dtype, metadata: Metadata) -> Spelling:
         return {"class": "compound", "size": dtype.itemsize, "members": members}
     if VLEN in metadata:
         return {"class": "vlen", "base": spelling(np.dtype(metadata[VLEN]))}
+    if metadata.get(REFERENCE) == ADDRESS:
+        return {"class": "reference", "format": ADDRESS}
     if REFERENCE in metadata:
         return {"class": "reference"}
     if "enum" in metadata:

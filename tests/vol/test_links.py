@@ -1,6 +1,7 @@
 """Links, navigation and committed datatypes from C (tests/vol/programs/links.c)."""
 
 import esdm_hpc
+from esdm_hpc.namespace import Link
 from tests.vol.conftest import PROGRAMS, Site, report
 
 
@@ -14,3 +15,33 @@ def test_c_program_creates_follows_iterates_and_deletes_links(site: Site) -> Non
         assert c.link("beta").kind == "soft"
         assert c["alpha/alias"][...].tolist() == [1, 2, 3, 4]
         assert c["levels"][...].tolist() == [-1, 0, 7]
+
+
+H5PY_LINKS = """
+import sys, h5py
+with h5py.File(sys.argv[1], "w") as f:
+    f.create_group("run/fields")
+    f["outside"] = h5py.ExternalLink("other.h5", "/grid/tas")
+    f.move("run/fields", "fields")
+    with h5py.File(sys.argv[1], "a") as again:  # the open file, shared, not a second writer
+        again["again"] = h5py.SoftLink("/fields")
+with h5py.File(sys.argv[1], "r") as f:
+    link = f.get("outside", getlink=True)
+    print(type(link).__name__, link.filename, link.path, sorted(f), sorted(f["run"]))
+    try:
+        f["outside"]
+    except KeyError as error:
+        print("not followed")
+"""
+
+
+def test_h5py_external_links_moves_and_a_shared_reopen(site: Site) -> None:
+    result = site.python(H5PY_LINKS, "esdm://h5py/links")
+    assert result.returncode == 0, report(result)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "ExternalLink other.h5 /grid/tas ['again', 'fields', 'outside', 'run'] []"
+    assert lines[1] == "not followed"
+    with esdm_hpc.open("esdm://h5py/links", config=site.config) as c:
+        assert c.link("outside") == Link("external", "/grid/tas", "other.h5")
+        assert c.link("again") == Link("soft", "/fields")
+        assert c["fields"].name == "/run/fields"  # moved, same identity

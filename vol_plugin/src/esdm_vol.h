@@ -102,9 +102,18 @@ const char *esdm_loc_name(const H5VL_loc_params_t *loc, const char *operation);
  * name itself if absolute or if base is ".", else base/name. */
 PyObject *esdm_name(const char *base, const char *name);
 
-/* 16 bytes identifying the object at a path, for tokens and file numbers;
- * esdm_loc_name maps the token back to the (absolute) path. */
-void esdm_token_of(const char *file_name, const char *path, H5O_token_t *token);
+/* The token of the object whose identity is path: a hash of it in the first
+ * sizeof(haddr_t) bytes, zeros after (the container info's token_size), the
+ * same in every process and every file, as native addresses are per file;
+ * esdm_loc_name maps it back to the path. */
+void esdm_token_of(const char *path, H5O_token_t *token);
+
+/* Remember the tokens of all objects of the file just opened, so that
+ * references of the 1.10 format stored in it resolve. GIL held. */
+herr_t esdm_remember_tokens(esdm_file_t *file);
+
+/* The file number (H5Oget_info's fileno) of the file opened by that name. */
+unsigned long esdm_file_number(const char *file_name);
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                   */

@@ -95,7 +95,7 @@ file_start(const char *name, unsigned intent, hid_t fcpl_id, hid_t fapl_id, bool
     }
     file->obj.py = esdm_call(create ? "file_create" : "file_open", "(sOi)", name,
                              flag ? Py_True : Py_False, comm_handle(file));
-    if (file->obj.py && root_link_order(file, create) < 0) {
+    if (file->obj.py && (root_link_order(file, create) < 0 || esdm_remember_tokens(file) < 0)) {
         /* HDF5 will not close a file it never got: close the container here
          * (the error stack keeps what went wrong). */
         Py_XDECREF(esdm_call("file_close", "(O)", file->obj.py));
@@ -186,11 +186,7 @@ open_ids(const esdm_file_t *file, unsigned types, size_t max, hid_t *ids, size_t
 static unsigned long
 file_number(const esdm_file_t *file)
 {
-    H5O_token_t token;
-    unsigned long number;
-    esdm_token_of(file->name, "", &token);
-    memcpy(&number, token.__data, sizeof number);
-    return number;
+    return esdm_file_number(file->name);
 }
 
 herr_t
@@ -208,7 +204,9 @@ esdm_file_get(void *obj, H5VL_file_get_args_t *args, hid_t dxpl_id, void **req)
                 return -1;
             }
             info->feature_flags = 0;
-            info->token_size    = sizeof(H5O_token_t);
+            /* tokens fit an haddr_t (objects.c), so that references of the
+             * 1.10 format (H5T_STD_REF_OBJ), which h5py reads, hold them */
+            info->token_size    = sizeof(haddr_t);
             info->blob_id_size  = 0;
             return 0;
         }

@@ -160,10 +160,10 @@ get_objinfo(esdm_obj_t *where, H5VL_native_group_get_objinfo_t *args)
         goto done;
     }
     if (stat) {
-        H5O_token_t file_token, token;
-        esdm_token_of(where->file->name, "", &file_token);
-        esdm_token_of(where->file->name, PyUnicode_AsUTF8(PyTuple_GET_ITEM(info, 1)), &token);
-        memcpy(stat->fileno, file_token.__data, sizeof stat->fileno);
+        H5O_token_t   token;
+        unsigned long fileno[2] = {esdm_file_number(where->file->name), 0};
+        esdm_token_of(PyUnicode_AsUTF8(PyTuple_GET_ITEM(info, 1)), &token);
+        memcpy(stat->fileno, fileno, sizeof stat->fileno);
         memcpy(stat->objno, token.__data, sizeof stat->objno);
         stat->nlink = (unsigned)PyLong_AsLong(PyTuple_GET_ITEM(info, 3));
         stat->type  = kind == ESDM_DATASET ? H5G_DATASET : kind == ESDM_DATATYPE ? H5G_TYPE : H5G_GROUP;

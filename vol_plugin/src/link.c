@@ -80,7 +80,7 @@ fill_link_info(esdm_obj_t *where, PyObject *record, H5L_info2_t *info)
         return -1;
     }
     if (info->type == H5L_TYPE_HARD)
-        esdm_token_of(where->file->name, target, &info->u.token);
+        esdm_token_of(target, &info->u.token);
     else
         info->u.val_size = strlen(target) + 1;
     return 0;

@@ -102,12 +102,9 @@ copy_name(PyObject *py, H5VL_object_get_args_t *args)
 static void
 fill_object_info(esdm_obj_t *where, PyObject *found, H5O_info2_t *info)
 {
-    H5O_token_t file_token;
-
     memset(info, 0, sizeof *info);
-    esdm_token_of(where->file->name, "", &file_token);
-    memcpy(&info->fileno, file_token.__data, sizeof info->fileno);
-    esdm_token_of(where->file->name, PyUnicode_AsUTF8(PyTuple_GET_ITEM(found, 1)), &info->token);
+    info->fileno = esdm_file_number(where->file->name);
+    esdm_token_of(PyUnicode_AsUTF8(PyTuple_GET_ITEM(found, 1)), &info->token);
     info->type      = object_type(PyLong_AsLong(PyTuple_GET_ITEM(found, 0)));
     info->rc        = (unsigned)PyLong_AsLong(PyTuple_GET_ITEM(found, 3));
     info->num_attrs = (hsize_t)PyLong_AsLong(PyTuple_GET_ITEM(found, 2));
@@ -256,7 +253,7 @@ esdm_object_specific(void *obj, const H5VL_loc_params_t *loc, H5VL_object_specif
     else if (name && args->op_type == H5VL_OBJECT_LOOKUP) {
         /* H5Rcreate_object: the token of the object the name names */
         if ((info = object_info(obj, name))) {
-            esdm_token_of(((esdm_obj_t *)obj)->file->name, PyUnicode_AsUTF8(PyTuple_GET_ITEM(info, 1)),
+            esdm_token_of(PyUnicode_AsUTF8(PyTuple_GET_ITEM(info, 1)),
                           args->args.lookup.token_ptr);
             status = 0;
         }

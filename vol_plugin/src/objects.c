@@ -155,10 +155,11 @@ fnv1a(uint64_t hash, const char *text)
 
 /* Tokens back to paths: every token handed out is remembered with the
  * absolute path it hashes, so that HDF5 can address objects by token
- * (H5Oopen_by_token, H5Ropen_object). A hash is not invertible, and a
- * token is only ever obtained from this process: by H5Oget_info,
- * H5Lget_info, H5Rcreate_object (the connector recreates the references
- * it reads that way too). Open addressing on the token's first half,
+ * (H5Oopen_by_token, H5Ropen_object, H5Rdereference2). A hash is not
+ * invertible: tokens come from this process (H5Oget_info, H5Lget_info,
+ * H5Rcreate_object; the connector recreates the references it reads that
+ * way too), and opening a file remembers those of all its objects, for the
+ * references of the 1.10 format stored in it (esdm_remember_tokens). Open addressing on the token's first half,
  * which is a hash already; the table lives as long as the process. */
 typedef struct {
     H5O_token_t token;
@@ -220,13 +221,38 @@ token_path(const H5O_token_t *token)
 }
 
 void
-esdm_token_of(const char *file_name, const char *path, H5O_token_t *token)
+esdm_token_of(const char *path, H5O_token_t *token)
 {
-    uint64_t halves[2];
-    halves[0] = fnv1a(fnv1a(0xcbf29ce484222325ULL, file_name), path);
-    halves[1] = fnv1a(fnv1a(0x84222325cbf29ce4ULL, path), file_name);
-    memcpy(token->__data, halves, sizeof halves);
+    uint64_t hash = fnv1a(0xcbf29ce484222325ULL, path);
+    memset(token, 0, sizeof *token);
+    memcpy(token->__data, &hash, sizeof hash);
     remember_token(token, path);
+}
+
+herr_t
+esdm_remember_tokens(esdm_file_t *file)
+{
+    PyObject *identities = esdm_call("object_identities", "(O)", file->obj.py);
+    if (!identities)
+        return -1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(identities); i++) {
+        const char *path = PyUnicode_AsUTF8(PyList_GET_ITEM(identities, i));
+        H5O_token_t token;
+        if (!path) {
+            Py_DECREF(identities);
+            esdm_python_error("an object's identity");
+            return -1;
+        }
+        esdm_token_of(path, &token);
+    }
+    Py_DECREF(identities);
+    return 0;
+}
+
+unsigned long
+esdm_file_number(const char *file_name)
+{
+    return (unsigned long)fnv1a(0x84222325cbf29ce4ULL, file_name);
 }
 
 /* H5Aclose, H5Dclose and H5Gclose: the handle goes, the object stays in the container. */

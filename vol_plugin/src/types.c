@@ -248,9 +248,14 @@ spell(hid_t type_id, bool member)
         }
         case H5T_REFERENCE: {
             htri_t object = H5Tequal(type_id, H5T_STD_REF);
+            htri_t address = object > 0 ? 0 : H5Tequal(type_id, H5T_STD_REF_OBJ);
             if (object > 0)
                 return Py_BuildValue("{s:s}", "class", "reference");
-            return object < 0 ? NULL : refuse(type_id, " other than H5T_STD_REF (H5T_STD_REF_OBJ, ...)");
+            if (address > 0)
+                return Py_BuildValue("{s:s,s:s}", "class", "reference", "format", "address");
+            return object < 0 || address < 0
+                       ? NULL
+                       : refuse(type_id, " other than H5T_STD_REF and H5T_STD_REF_OBJ (a region reference)");
         }
         case H5T_VLEN: {
             PyObject *base = spell_owned(H5Tget_super(type_id), true);
@@ -463,8 +468,9 @@ composite_type(PyObject *spelling)
             status = 0;
     }
     else if (!strcmp(cls, "reference")) {
-        type_id = H5Tcopy(H5T_STD_REF);
-        status  = type_id < 0 ? -1 : 0;
+        PyObject *format = PyDict_GetItemString(spelling, "format");
+        type_id          = H5Tcopy(format ? H5T_STD_REF_OBJ : H5T_STD_REF);
+        status           = type_id < 0 ? -1 : 0;
     }
     else if (!strcmp(cls, "bitfield") && base) {
         type_id = from_py(base, 'b');

@@ -6,7 +6,8 @@
  * which neither numpy nor the core can hold, so they cross as trees built
  * along the HDF5 type: a compound becomes a tuple of its members, an array
  * or a sequence a list of its elements, a reference the path of the object
- * it names, anything else its bytes. Reading back builds what HDF5 hands an
+ * it names, anything else (a reference of the 1.10 format too: a token in
+ * an haddr_t, which names an object for good) its bytes. Reading back builds what HDF5 hands an
  * application: sequences in memory it frees (H5Treclaim), references made
  * with H5Rcreate_object that it destroys (H5Rdestroy).
  */
@@ -15,11 +16,42 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Whether a type of class H5T_REFERENCE somewhere in type_id is a handle
+ * (H5T_STD_REF) rather than an address (H5T_STD_REF_OBJ, plain bytes). */
+static bool
+has_reference_handles(hid_t type_id)
+{
+    bool  found = false;
+    hid_t inner;
+
+    switch (H5Tget_class(type_id)) {
+        case H5T_REFERENCE:
+            return H5Tequal(type_id, H5T_STD_REF_OBJ) <= 0;
+        case H5T_ARRAY:
+            if ((inner = H5Tget_super(type_id)) < 0)
+                return true;
+            found = has_reference_handles(inner);
+            esdm_close(inner);
+            return found;
+        case H5T_COMPOUND:
+            for (int i = 0; !found && i < H5Tget_nmembers(type_id); i++) {
+                if ((inner = H5Tget_member_type(type_id, (unsigned)i)) < 0)
+                    return true;
+                found = has_reference_handles(inner);
+                esdm_close(inner);
+            }
+            return found;
+        default:
+            return false;
+    }
+}
+
 bool
 esdm_type_needs_tree(hid_t type_id)
 {
     /* H5Tdetect_class counts a variable-length string as a string only */
-    return H5Tdetect_class(type_id, H5T_REFERENCE) > 0 || H5Tdetect_class(type_id, H5T_VLEN) > 0;
+    return H5Tdetect_class(type_id, H5T_VLEN) > 0 ||
+           (H5Tdetect_class(type_id, H5T_REFERENCE) > 0 && has_reference_handles(type_id));
 }
 
 /* ---- memory -> trees ---------------------------------------------------------------------- */
@@ -120,7 +152,10 @@ to_py(hid_t type_id, const char *element)
         case H5T_VLEN:
             return sequence_to_py(type_id, (const hvl_t *)element);
         case H5T_REFERENCE:
-            return reference_to_py((const H5R_ref_t *)element);
+            /* a reference of the 1.10 format is a token in an haddr_t: its bytes */
+            if (H5Tequal(type_id, H5T_STD_REF_OBJ) <= 0)
+                return reference_to_py((const H5R_ref_t *)element);
+            /* fall through */
         default:
             return PyBytes_FromStringAndSize(element, (Py_ssize_t)H5Tget_size(type_id));
     }
@@ -252,7 +287,9 @@ from_py(rebuild_t *ctx, hid_t type_id, PyObject *tree, char *element)
         case H5T_VLEN:
             return sequence_from_py(ctx, type_id, tree, (hvl_t *)element);
         case H5T_REFERENCE:
-            return reference_from_py(ctx, tree, (H5R_ref_t *)element);
+            if (H5Tequal(type_id, H5T_STD_REF_OBJ) <= 0)
+                return reference_from_py(ctx, tree, (H5R_ref_t *)element);
+            /* fall through */
         default:
             if (!PyBytes_Check(tree) || (size_t)PyBytes_GET_SIZE(tree) != size)
                 return mismatch("the bytes of a value");
