@@ -315,11 +315,15 @@ class Container(Group):
         return view
 
     def _read(
-        self, meta: DatasetMeta, offset: tuple[int, ...], count: tuple[int, ...]
+        self,
+        meta: DatasetMeta,
+        offset: tuple[int, ...],
+        count: tuple[int, ...],
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         if self._closed:
             raise ValueError(f"{self.uri} is closed")
-        return read_region(meta, self._view(meta), offset, count, self._backends)
+        return read_region(meta, self._view(meta), offset, count, self._backends, out)
 
     def _write(self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray) -> None:
         self._require_writable(f"writing {meta.path}").write(meta, offset, data)

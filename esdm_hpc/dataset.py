@@ -84,18 +84,23 @@ class Dataset:
         if prepared is not None:
             self._container._write(*prepared)
 
-    def read_box(self, offset: tuple[int, ...], count: tuple[int, ...]) -> np.ndarray:
-        """``self[box]`` for the box at ``offset`` of shape ``count``: for callers
-        that hold boxes rather than index expressions (the VOL connector)."""
+    def read_box(
+        self, offset: tuple[int, ...], count: tuple[int, ...], out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``self[box]`` for the box at ``offset`` of shape ``count``, into ``out`` (C
+        contiguous, of that shape and the dataset's dtype) when given: for callers
+        that hold boxes and buffers rather than index expressions (the VOL connector)."""
         meta = self._meta
-        _check_box(meta, offset, count, f"{self.name} read")
-        return self._container._read(meta, offset, count)
+        _check_box(meta, offset, count, self.name, "read")
+        if out is not None and (out.shape != count or out.dtype != meta.dtype):
+            raise ValueError(f"{self.name}: read into {out.dtype} {out.shape}, not {count}")
+        return self._container._read(meta, offset, count, out)
 
     def write_box(self, offset: tuple[int, ...], data: np.ndarray) -> None:
         """``self[box] = data`` for the box at ``offset`` of ``data``'s shape, ``data``
         already of the dataset's dtype: as `read_box`, no index expression to parse."""
         meta = self._meta
-        _check_box(meta, offset, data.shape, f"{self.name} write")
+        _check_box(meta, offset, data.shape, self.name, "write")
         if data.dtype != meta.dtype:
             raise TypeError(f"{self.name}: {data.dtype} data for a dataset of {meta.dtype}")
         if data.size:
@@ -161,14 +166,14 @@ class WriteRequest:
 
 
 def _check_box(
-    meta: DatasetMeta, offset: tuple[int, ...], count: tuple[int, ...], what: str
+    meta: DatasetMeta, offset: tuple[int, ...], count: tuple[int, ...], name: str, verb: str
 ) -> None:
     inside = len(offset) == len(count) == len(meta.shape) and all(
         o >= 0 and o + c <= s for o, c, s in zip(offset, count, meta.shape, strict=True)
     )
     if not inside:
         raise IndexError(
-            f"{what}: the box at {offset} of {count} is outside the extent {meta.shape}"
+            f"{name} {verb}: the box at {offset} of {count} is outside the extent {meta.shape}"
         )
 
 

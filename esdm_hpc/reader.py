@@ -63,25 +63,35 @@ def read_region(
     offset: tuple[int, ...],
     count: tuple[int, ...],
     backends: Mapping[str, Backend],
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The committed content of the hyperslab (offset, count) of a dataset."""
-    out = np.empty(count, dtype=meta.dtype)
-    out[...] = meta.fillvalue
-    if out.size == 0 or not view.fragments:
+    """The committed content of the hyperslab (offset, count) of a dataset, in ``out``
+    (of shape ``count`` and the dataset's dtype: the VOL connector passes the
+    application's buffer) or a new array."""
+    if out is None:
+        out = np.empty(count, dtype=meta.dtype)
+    if out.size == 0:
+        return out
+    if not view.fragments:
+        out[...] = meta.fillvalue
         return out
     if not count:  # a scalar: every fragment holds it, the newest wins
         out[()] = read_fragment_part(meta, view.newest(), (), (), backends)
         return out
+    # The pieces tile the region: each element is written once, the fill value
+    # only where no fragment is.
     piece_offsets, piece_counts, sources = view.plan(offset, count)
     for piece_offset, piece_count, source in zip(piece_offsets, piece_counts, sources, strict=True):
-        if source < 0:
-            continue
         target = tuple(
             slice(po - o, po - o + c)
             for po, o, c in zip(piece_offset, offset, piece_count, strict=True)
         )
-        out[target] = read_fragment_part(
-            meta, view.fragments[source], tuple(piece_offset), tuple(piece_count), backends
+        out[target] = (
+            meta.fillvalue
+            if source < 0
+            else read_fragment_part(
+                meta, view.fragments[source], tuple(piece_offset), tuple(piece_count), backends
+            )
         )
     return out
 

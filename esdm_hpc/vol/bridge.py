@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import posixpath
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,7 +32,7 @@ import esdm_hpc
 from esdm_hpc.config import SiteConfig, load_config
 from esdm_hpc.container import Container
 from esdm_hpc.encoding import array_of
-from esdm_hpc.namespace import Link
+from esdm_hpc.namespace import ExternalLinkFound, Link
 from esdm_hpc.vol import dtypes, names, values
 from esdm_hpc.vol.objects import (
     AttributeHandle,
@@ -48,6 +49,7 @@ from esdm_hpc.vol.objects import (
 )
 
 SERIAL = -1
+MAX_EXTERNAL_LINKS = 16  # followed in one lookup before it is taken for a loop
 # H5L_type_t of the link kinds of the namespace; a user-defined link has its class's
 LINK_TYPES = {"hard": 0, "soft": 1, "external": 64}
 HARD, EXTERNAL = LINK_TYPES["hard"], LINK_TYPES["external"]
@@ -160,9 +162,38 @@ def group_track_order(file: FileHandle) -> None:
 
 
 def object_open(location: Location, name: str) -> tuple[NodeHandle, int]:
-    """H5Gopen, H5Dopen, H5Oopen: the handle and its `Kind`."""
-    handle = node(location.file, resolve(location, name))
+    """H5Gopen, H5Dopen, H5Oopen: the handle and its `Kind`; through external links
+    the handle is on the container they lead to."""
+    try:
+        handle = node(location.file, resolve(location, name))
+    except ExternalLinkFound as link:
+        handle = _through_external(location.file, link.file, link.path)
     return handle, int(handle.kind)
+
+
+def _through_external(source: FileHandle, filename: str, path: str) -> NodeHandle:
+    """The object at ``path`` of the file an external link names. Its container is
+    opened (or shared, if this process has it open) for as long as the handle
+    lives: for writing if the link's file is open so by this process alone, else
+    for reading, by this process alone (every rank of an MPI program opens it by
+    itself, so that none takes the lease)."""
+    writable = source.container.writable and source.container.comm.size == 1
+    for _ in range(MAX_EXTERNAL_LINKS):
+        file = file_open(filename, writable, SERIAL)
+        try:
+            handle = node(file, resolve(file, path))
+        except ExternalLinkFound as onward:
+            file_close(file)
+            filename, path = onward.file, onward.path  # not the exception: it holds frames
+            continue
+        except BaseException:
+            file_close(file)
+            raise
+        # The handle is the last to need the file: it closes with the handle,
+        # which goes when HDF5 closes its ID (no cycle holds it).
+        weakref.finalize(handle, file_close, file)
+        return handle
+    raise KeyError(f"more than {MAX_EXTERNAL_LINKS} external links in a row (a loop?)")
 
 
 def object_info(location: Location, name: str) -> tuple[int, str, int, int]:
@@ -295,12 +326,11 @@ def link_delete(location: Location, name: str) -> None:
 def link_create_ud(location: Location, name: str, link_type: int, value: bytes) -> None:
     """H5Lcreate_external (link_type H5L_TYPE_EXTERNAL, value as H5Lunpack_elink_val
     reads it) and H5Lcreate_ud (collective)."""
-    if link_type == EXTERNAL:
-        if not value or value[0] >> 4 or value[-1:] != b"\0" or value[1:].count(b"\0") != 2:
-            raise ValueError("malformed external link value")
-        file, path = value[1:-1].decode().split("\0")
+    external = value[:1] == b"\0" and value[-1:] == b"\0" and value[1:].count(b"\0") == 2
+    if link_type == EXTERNAL and external:
+        file, path = bytes(value[1:-1]).decode().split("\0")
         link = Link("external", path, file)
-    else:
+    else:  # as HDF5, a malformed external link is kept too: it fails when followed
         link = Link("user", bytes(value).hex(), user_class=link_type)
     location.file.container._create_link(link_name(location, name), link)
 
@@ -382,7 +412,7 @@ def dataset_read(handle: NodeHandle, nblocks: int, boxes: memoryview, out: memor
     dataset = handle.dataset()
     values = np.frombuffer(out, dtype=dataset.dtype)
     for offset, count, start, stop in _blocks(boxes, nblocks, dataset.ndim):
-        values[start:stop] = dataset.read_box(offset, count).reshape(-1)
+        dataset.read_box(offset, count, values[start:stop].reshape(count))
 
 
 def dataset_set_extent(handle: NodeHandle, shape: tuple[int, ...]) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 from esdm_hpc.container import Container
 from esdm_hpc.dataset import Dataset
 from esdm_hpc.group import Group, NamedDatatype
+from esdm_hpc.namespace import ExternalLinkFound
 
 
 class Kind(IntEnum):
@@ -47,7 +48,7 @@ class FileHandle:
         return "/"
 
 
-@dataclass(eq=False, slots=True)
+@dataclass(eq=False, slots=True, weakref_slot=True)
 class NodeHandle:
     """An open group, dataset or named datatype; ``path`` is its identity (namespace.py)."""
 
@@ -109,6 +110,8 @@ def resolve(location: Location, name: str) -> str:
     path = absolute(location, name)
     try:
         return namespace.resolve(path)
+    except ExternalLinkFound:
+        raise  # the object is in another container (bridge.object_open follows it)
     except KeyError:
         return namespace.locate(path)
 
@@ -137,6 +140,8 @@ def node(file: FileHandle, path: str) -> NodeHandle:
 def kind_of(file: FileHandle, path: str) -> Kind:
     try:
         found = file.container[path]
+    except ExternalLinkFound:
+        raise
     except KeyError:
         return Kind.NONE
     if isinstance(found, NamedDatatype):

@@ -18,20 +18,26 @@ def test_c_program_creates_follows_iterates_and_deletes_links(site: Site) -> Non
 
 
 H5PY_LINKS = """
-import sys, h5py
+import sys, h5py, numpy as np
+with h5py.File("other.h5", "w") as other:  # a container named by a plain path
+    other.create_dataset("grid/tas", data=np.arange(4.0))
 with h5py.File(sys.argv[1], "w") as f:
     f.create_group("run/fields")
     f["outside"] = h5py.ExternalLink("other.h5", "/grid/tas")
+    f["nowhere"] = h5py.ExternalLink("missing.h5", "/x")
     f.move("run/fields", "fields")
     with h5py.File(sys.argv[1], "a") as again:  # the open file, shared, not a second writer
         again["again"] = h5py.SoftLink("/fields")
 with h5py.File(sys.argv[1], "r") as f:
     link = f.get("outside", getlink=True)
     print(type(link).__name__, link.filename, link.path, sorted(f), sorted(f["run"]))
+    print(f["outside"][...].tolist())  # followed: other.h5 opens for as long as needed
     try:
-        f["outside"]
-    except KeyError as error:
-        print("not followed")
+        f["nowhere"]
+    except (KeyError, FileNotFoundError) as error:
+        print("dangling")
+with h5py.File("other.h5", "w") as other:  # closed again: it can be created anew
+    pass
 """
 
 
@@ -39,8 +45,10 @@ def test_h5py_external_links_moves_and_a_shared_reopen(site: Site) -> None:
     result = site.python(H5PY_LINKS, "esdm://h5py/links")
     assert result.returncode == 0, report(result)
     lines = result.stdout.splitlines()
-    assert lines[0] == "ExternalLink other.h5 /grid/tas ['again', 'fields', 'outside', 'run'] []"
-    assert lines[1] == "not followed"
+    assert lines[0] == (
+        "ExternalLink other.h5 /grid/tas ['again', 'fields', 'nowhere', 'outside', 'run'] []"
+    )
+    assert lines[1:] == ["[0.0, 1.0, 2.0, 3.0]", "dangling"]
     with esdm_hpc.open("esdm://h5py/links", config=site.config) as c:
         assert c.link("outside") == Link("external", "/grid/tas", "other.h5")
         assert c.link("again") == Link("soft", "/fields")

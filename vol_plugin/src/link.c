@@ -123,6 +123,10 @@ static herr_t
 create_hard(esdm_obj_t *where, PyObject *name, H5VL_link_create_args_t *args)
 {
     esdm_obj_t *target = args->args.hard.curr_obj ? args->args.hard.curr_obj : where;
+    if (target->file != where->file) {
+        esdm_error(esdm_err_argument, "esdm VOL: a hard link cannot cross files (H5Lcreate_external can)");
+        return -1;
+    }
     PyObject   *target_name = esdm_loc_str(target, &args->args.hard.curr_loc_params, "H5Lcreate_hard");
     if (!target_name)
         return -1;
@@ -138,8 +142,12 @@ esdm_link_create(H5VL_link_create_args_t *args, void *obj, const H5VL_loc_params
     esdm_obj_t      *where = obj;
     PyGILState_STATE gil;
     herr_t           status = -1;
-    (void)lcpl_id, (void)lapl_id, (void)dxpl_id, (void)req;
+    (void)lapl_id, (void)dxpl_id, (void)req;
 
+    if (lcpl_id != H5P_DEFAULT && H5Pisa_class(lcpl_id, H5P_LINK_CREATE) <= 0) {
+        esdm_error(esdm_err_argument, "esdm VOL: creating a link: not a link creation property list");
+        return -1;
+    }
     /* H5Lcreate_hard(loc, name, H5L_SAME_LOC, new_name) passes no object for the
      * new link: it is named from the location the target is. */
     if (!where && args->op_type == H5VL_LINK_CREATE_HARD)
