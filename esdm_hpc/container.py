@@ -6,7 +6,7 @@ import secrets
 from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from esdm_hpc.collective import agree, on_root
 from esdm_hpc.comm import Comm, as_comm
 from esdm_hpc.commit import commit
 from esdm_hpc.config import SiteConfig, load_config
+from esdm_hpc.copying import CopyOptions, copy_object
 from esdm_hpc.errors import ContainerExistsError
 from esdm_hpc.group import Group
 from esdm_hpc.manifest import Head, Manifest, decode_fragment
@@ -404,6 +405,13 @@ class Container(Group):
         self._collective("delete_link", {"path": path})
         self._namespace.remove(self._namespace.locate(path))
         self._dirty = True
+
+    def _copy(self, source: str, destination: str, options: CopyOptions) -> str:
+        """Copy the object at ``source`` to ``destination`` (collective; see copying.py)."""
+        self._collective("copy", {"source": source, "destination": destination, **asdict(options)})
+        name = copy_object(self, source, destination, options)
+        self._dirty = True
+        return name
 
     def _commit_datatype(self, path: str, spelling: Any) -> None:
         """A named datatype (HDF5's committed datatype) at ``path``."""

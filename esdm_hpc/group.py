@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from esdm_hpc.attributes import Attributes
+from esdm_hpc.copying import CopyOptions
 from esdm_hpc.dataset import Dataset
 from esdm_hpc.namespace import ExternalLinkFound, Link
 
@@ -23,10 +24,16 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class NamedDatatype:
-    """A datatype stored as an object of its own (HDF5's committed datatype)."""
+    """A datatype stored as an object of its own (HDF5's committed datatype); like
+    any object it may carry attributes."""
 
     name: str
     spelling: Any  # as the VOL bridge spells types (esdm_hpc.vol.dtypes), JSON
+    _container: Container = field(repr=False, compare=False)
+
+    @property
+    def attrs(self) -> Attributes:
+        return Attributes(self._container, self.name)
 
 
 class Group:
@@ -78,7 +85,7 @@ class Group:
         if identity in namespace.datasets:
             return Dataset(self._container, identity)
         if identity in namespace.datatypes:
-            return NamedDatatype(identity, namespace.datatypes[identity])
+            return NamedDatatype(identity, namespace.datatypes[identity], self._container)
         return Group(self._container, identity)
 
     def __delitem__(self, name: str) -> None:
@@ -110,6 +117,26 @@ class Group:
         """Rename the link ``source`` to ``destination`` (collective), as h5py's
         ``Group.move``; the object keeps its identity and its data."""
         self._container._move_link(self._path(source), self._path(destination))
+
+    def copy(
+        self,
+        source: str,
+        destination: str,
+        *,
+        shallow: bool = False,
+        expand_soft: bool = False,
+        without_attrs: bool = False,
+    ) -> Group | Dataset | NamedDatatype:
+        """Copy the object ``source`` with what it holds to ``destination``
+        (collective), as h5py's ``Group.copy`` within one file: datasets share
+        their committed bytes with the original (see copying.py); ``shallow``
+        copies a group's own members only, ``expand_soft`` the objects soft
+        links lead to instead of the links."""
+        options = CopyOptions(
+            attributes=not without_attrs, shallow=shallow, expand_soft_links=expand_soft
+        )
+        self._container._copy(self._path(source), self._path(destination), options)
+        return self[destination]
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._container._namespace.exists(self._path(name))

@@ -6,6 +6,9 @@ commit publishes the records in a manifest.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
+
 import numpy as np
 
 from esdm_hpc.backends import Backend, LogWriter
@@ -64,7 +67,7 @@ class EpochWriter:
         seq = len(self.fragments)
         self.fragments.append(
             Fragment(
-                id=f"e{self.epoch}-{self.session}-r{self.rank}-{seq}",
+                id=self._fragment_id(seq),
                 dataset=meta.path,
                 epoch=self.epoch,
                 rank=self.rank,
@@ -80,6 +83,25 @@ class EpochWriter:
                 **(_extremes(piece) if meta.hints.get("statistics") else _NO_EXTREMES),
             )
         )
+
+    def share(self, meta: DatasetMeta, fragments: Iterable[Fragment]) -> None:
+        """Record ``fragments`` (another dataset's, oldest first) as written to the
+        dataset ``meta`` in this epoch: their bytes are shared, not copied (H5Ocopy)."""
+        for fragment in fragments:
+            seq = len(self.fragments)
+            self.fragments.append(
+                replace(
+                    fragment,
+                    id=self._fragment_id(seq),
+                    dataset=meta.path,
+                    epoch=self.epoch,
+                    rank=self.rank,
+                    seq=seq,
+                )
+            )
+
+    def _fragment_id(self, seq: int) -> str:
+        return f"e{self.epoch}-{self.session}-r{self.rank}-{seq}"
 
     def _append(self, backend_id: str, payload: np.ndarray) -> Replica:
         log = self._logs.get(backend_id)

@@ -31,6 +31,7 @@ import numpy as np
 import esdm_hpc
 from esdm_hpc.config import SiteConfig, load_config
 from esdm_hpc.container import Container
+from esdm_hpc.copying import CopyOptions
 from esdm_hpc.encoding import array_of
 from esdm_hpc.namespace import ExternalLinkFound, Link
 from esdm_hpc.vol import dtypes, names, values
@@ -339,10 +340,29 @@ def link_move(
     source: Location, name: str, destination: Location, new_name: str, keep_source: bool
 ) -> None:
     """H5Lmove (keep_source False) and H5Lcopy (True), within one file (collective)."""
-    if source.file is not destination.file:
+    if source.file.container is not destination.file.container:
         raise ValueError("links cannot be moved or copied between files")
     container = source.file.container
     container._move_link(absolute(source, name), absolute(destination, new_name), keep_source)
+
+
+def object_copy(
+    source: Location,
+    name: str,
+    destination: Location,
+    new_name: str,
+    flags: tuple[bool, bool, bool],
+) -> None:
+    """H5Ocopy within one file (collective). flags: (H5O_COPY_WITHOUT_ATTR_FLAG,
+    H5O_COPY_SHALLOW_HIERARCHY_FLAG, H5O_COPY_EXPAND_SOFT_LINK_FLAG)."""
+    if source.file.container is not destination.file.container:
+        raise ValueError("objects cannot be copied between files yet")
+    without_attributes, shallow, expand_soft = flags
+    options = CopyOptions(
+        attributes=not without_attributes, shallow=shallow, expand_soft_links=expand_soft
+    )
+    container = source.file.container
+    container._copy(absolute(source, name), absolute(destination, new_name), options)
 
 
 # --- named datatypes -------------------------------------------------------------------------

@@ -104,3 +104,27 @@ def test_an_emptied_group_counts_creation_order_from_zero(config: dict) -> None:
         del c["g/b"]
         c.create_group("g/c")
         assert c._namespace.order["/g/c"] == 0
+
+
+def test_copies_share_data_keep_structure_and_follow_the_options(config: dict) -> None:
+    with esdm_hpc.open("esdm://copy", "w", config=config) as c:
+        c.create_dataset("run/tas", data=np.arange(6.0)).attrs["units"] = "K"
+        c.create_group("run/sub/deep")
+        c.create_hard_link("run/alias", "run/tas")
+        c.create_soft_link("run/soft", "/run/tas")
+        c.commit()
+        c["run/tas"][0:2] = [10.0, 11.0]  # pending: copied too (one process)
+        c.copy("run", "copy")
+        c.copy("run", "flat", shallow=True, expand_soft=True, without_attrs=True)
+        with pytest.raises(ValueError, match="into itself"):
+            c.copy("run", "run/sub/again")
+    with esdm_hpc.open("esdm://copy", config=config) as c:
+        expected = [10.0, 11.0, 2.0, 3.0, 4.0, 5.0]
+        np.testing.assert_array_equal(c["copy/tas"][...], expected)
+        np.testing.assert_array_equal(c["run/tas"][...], expected)
+        assert c["copy/tas"].attrs["units"] == "K" and "units" not in c["flat/tas"].attrs
+        assert c.link("copy/alias") == Link("hard", "/copy/tas")  # one copy, two names
+        assert c.link("copy/soft") == Link("soft", "/run/tas")
+        np.testing.assert_array_equal(c["flat/soft"][...], expected)  # expanded: a dataset
+        assert c["copy/sub"].keys() == ["deep"] and c["flat/sub"].keys() == []
+        assert c["copy"].keys() == c["run"].keys()

@@ -53,3 +53,23 @@ def test_h5py_external_links_moves_and_a_shared_reopen(site: Site) -> None:
         assert c.link("outside") == Link("external", "/grid/tas", "other.h5")
         assert c.link("again") == Link("soft", "/fields")
         assert c["fields"].name == "/run/fields"  # moved, same identity
+
+
+H5PY_COPY = """
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as f:
+    f.create_dataset("run/tas", data=np.arange(4.0)).attrs["units"] = "K"
+    f["run"].attrs["title"] = "r1"
+    f.flush()
+    f.copy("run", "copy")
+    f.copy(f["run/tas"], f["copy"], name="bare", without_attrs=True)
+with h5py.File(sys.argv[1], "r") as f:
+    print(sorted(f["copy"]), f["copy/tas"][...].tolist(), f["copy"].attrs["title"],
+          f["copy/tas"].attrs["units"], sorted(f["copy/bare"].attrs))
+"""
+
+
+def test_h5py_copies_objects_within_a_file(site: Site) -> None:
+    result = site.python(H5PY_COPY, "esdm://h5py/copy")
+    assert result.returncode == 0, report(result)
+    assert result.stdout.strip() == "['bare', 'tas'] [0.0, 1.0, 2.0, 3.0] r1 K []"

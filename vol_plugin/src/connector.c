@@ -41,7 +41,7 @@ esdm_get_conn_cls(void *obj, H5VL_get_conn_lvl_t lvl, const H5VL_class_t **conn_
 /* What HDF5's API tests and applications may count on; kept honest so that
  * they skip, rather than fail, what the connector does not do yet. The *_MORE
  * flags cover "all other" calls of a class: declared where most of them work
- * (H5Freopen/H5Fdelete, H5Dget_storage_size, H5Ocopy are still refused).
+ * (H5Freopen/H5Fdelete, H5Dget_storage_size, H5Ocopy between files are still refused).
  * External and user-defined links are kept and listed; the connector follows
  * external links to other containers. Not declared: references (the suite
  * does not test them). */

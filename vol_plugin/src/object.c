@@ -61,9 +61,33 @@ esdm_object_copy(void *src_obj, const H5VL_loc_params_t *loc1, const char *src_n
                  const H5VL_loc_params_t *loc2, const char *dst_name, hid_t ocpypl_id, hid_t lcpl_id,
                  hid_t dxpl_id, void **req)
 {
-    (void)src_obj, (void)loc1, (void)src_name, (void)dst_obj, (void)loc2, (void)dst_name;
-    (void)ocpypl_id, (void)lcpl_id, (void)dxpl_id, (void)req;
-    return esdm_unsupported("copying an object (H5Ocopy)");
+    esdm_obj_t      *src = src_obj, *dst = dst_obj;
+    PyGILState_STATE gil;
+    unsigned         flags  = 0;
+    herr_t           status = -1;
+    const char      *src_base = esdm_loc_name(loc1, "H5Ocopy");
+    const char      *dst_base = src_base ? esdm_loc_name(loc2, "H5Ocopy") : NULL;
+    (void)lcpl_id, (void)dxpl_id, (void)req;
+
+    if (!dst_base || H5Pget_copy_object(ocpypl_id, &flags) < 0)
+        return -1;
+    if (flags & (H5O_COPY_EXPAND_EXT_LINK_FLAG | H5O_COPY_EXPAND_REFERENCE_FLAG | H5O_COPY_MERGE_COMMITTED_DTYPE_FLAG))
+        return esdm_unsupported("H5Ocopy expanding external links or references, or merging committed types");
+    if (esdm_enter(&gil) < 0)
+        return -1;
+    PyObject *old_name = esdm_name(src_base, src_name);
+    PyObject *new_name = old_name ? esdm_name(dst_base, dst_name) : NULL;
+    PyObject *done     = new_name ? esdm_call("object_copy", "(OOOO(OOO))", src->py, old_name, dst->py, new_name,
+                                              flags & H5O_COPY_WITHOUT_ATTR_FLAG ? Py_True : Py_False,
+                                              flags & H5O_COPY_SHALLOW_HIERARCHY_FLAG ? Py_True : Py_False,
+                                              flags & H5O_COPY_EXPAND_SOFT_LINK_FLAG ? Py_True : Py_False)
+                                  : NULL;
+    status = done ? 0 : -1;
+    Py_XDECREF(done);
+    Py_XDECREF(new_name);
+    Py_XDECREF(old_name);
+    esdm_leave(gil);
+    return status;
 }
 
 /* ---- get -------------------------------------------------------------------------------------- */
