@@ -98,6 +98,12 @@ void esdm_close(hid_t id);
 bool esdm_lapl_ok(hid_t lapl_id, const char *operation);
 const char *esdm_loc_name(const H5VL_loc_params_t *loc, const char *operation);
 
+/* function(source handle, old name, destination handle, new name, options) of the
+ * bridge, for H5Lcopy, H5Lmove and H5Ocopy; takes the three references (NULL for
+ * one that failed: then nothing is called). GIL held. */
+herr_t esdm_call_between(const char *function, esdm_obj_t *src, PyObject *old_name, esdm_obj_t *dst,
+                         PyObject *new_name, PyObject *options);
+
 /* The name of an object relative to a location (a Python str, new reference):
  * name itself if absolute or if base is ".", else base/name. */
 PyObject *esdm_name(const char *base, const char *name);

@@ -178,7 +178,7 @@ move_link(esdm_obj_t *src, const H5VL_loc_params_t *loc1, esdm_obj_t *dst, const
           bool keep_source)
 {
     PyGILState_STATE gil;
-    herr_t           status = -1;
+    herr_t           status;
     const char      *what   = keep_source ? "H5Lcopy" : "H5Lmove";
 
     src = src ? src : dst;
@@ -187,13 +187,7 @@ move_link(esdm_obj_t *src, const H5VL_loc_params_t *loc1, esdm_obj_t *dst, const
         return -1;
     PyObject *old_name = esdm_loc_str(src, loc1, what);
     PyObject *new_name = old_name ? esdm_loc_str(dst, loc2, what) : NULL;
-    PyObject *done     = new_name ? esdm_call("link_move", "(OOOOO)", src->py, old_name, dst->py, new_name,
-                                              keep_source ? Py_True : Py_False)
-                                  : NULL;
-    status = done ? 0 : -1;
-    Py_XDECREF(done);
-    Py_XDECREF(new_name);
-    Py_XDECREF(old_name);
+    status = esdm_call_between("link_move", src, old_name, dst, new_name, PyBool_FromLong(keep_source));
     esdm_leave(gil);
     return status;
 }

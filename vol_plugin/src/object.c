@@ -63,8 +63,8 @@ esdm_object_copy(void *src_obj, const H5VL_loc_params_t *loc1, const char *src_n
 {
     esdm_obj_t      *src = src_obj, *dst = dst_obj;
     PyGILState_STATE gil;
-    unsigned         flags  = 0;
-    herr_t           status = -1;
+    unsigned         flags = 0;
+    herr_t           status;
     const char      *src_base = esdm_loc_name(loc1, "H5Ocopy");
     const char      *dst_base = src_base ? esdm_loc_name(loc2, "H5Ocopy") : NULL;
     (void)lcpl_id, (void)dxpl_id, (void)req;
@@ -77,15 +77,10 @@ esdm_object_copy(void *src_obj, const H5VL_loc_params_t *loc1, const char *src_n
         return -1;
     PyObject *old_name = esdm_name(src_base, src_name);
     PyObject *new_name = old_name ? esdm_name(dst_base, dst_name) : NULL;
-    PyObject *done     = new_name ? esdm_call("object_copy", "(OOOO(OOO))", src->py, old_name, dst->py, new_name,
-                                              flags & H5O_COPY_WITHOUT_ATTR_FLAG ? Py_True : Py_False,
-                                              flags & H5O_COPY_SHALLOW_HIERARCHY_FLAG ? Py_True : Py_False,
-                                              flags & H5O_COPY_EXPAND_SOFT_LINK_FLAG ? Py_True : Py_False)
-                                  : NULL;
-    status = done ? 0 : -1;
-    Py_XDECREF(done);
-    Py_XDECREF(new_name);
-    Py_XDECREF(old_name);
+    PyObject *options  = Py_BuildValue("(OOO)", flags & H5O_COPY_WITHOUT_ATTR_FLAG ? Py_True : Py_False,
+                                       flags & H5O_COPY_SHALLOW_HIERARCHY_FLAG ? Py_True : Py_False,
+                                       flags & H5O_COPY_EXPAND_SOFT_LINK_FLAG ? Py_True : Py_False);
+    status = esdm_call_between("object_copy", src, old_name, dst, new_name, options);
     esdm_leave(gil);
     return status;
 }

@@ -126,6 +126,20 @@ esdm_loc_name(const H5VL_loc_params_t *loc, const char *operation)
     }
 }
 
+herr_t
+esdm_call_between(const char *function, esdm_obj_t *src, PyObject *old_name, esdm_obj_t *dst,
+                  PyObject *new_name, PyObject *options)
+{
+    PyObject *done = old_name && new_name && options
+                         ? esdm_call(function, "(OOOOO)", src->py, old_name, dst->py, new_name, options)
+                         : NULL;
+    Py_XDECREF(done);
+    Py_XDECREF(old_name);
+    Py_XDECREF(new_name);
+    Py_XDECREF(options);
+    return done ? 0 : -1;
+}
+
 PyObject *
 esdm_name(const char *base, const char *name)
 {
