@@ -32,7 +32,16 @@ import numpy as np
 from numpy.lib import format as npformat
 
 VLEN = "vlen"
-KEPT_METADATA = ("enum", "opaque_tag", "bitfield", "strpad", "cset", "fields", "reference")
+KEPT_METADATA = (
+    "enum",
+    "opaque_tag",
+    "bitfield",
+    "strpad",
+    "cset",
+    "fields",
+    "reference",
+    "array_element",
+)
 
 
 def dtype_to_json(dtype: np.dtype) -> Any:

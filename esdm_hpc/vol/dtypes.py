@@ -25,14 +25,16 @@ numpy has no enum, opaque tag, bitfield or string padding; the core keeps
 those as the underlying integer, void or bytes dtype carrying dtype
 metadata (``enum`` as `h5py.enum_dtype` spells it, `OPAQUE_TAG`,
 `BITFIELD`, `STRPAD` and `CSET`), which `esdm_hpc.encoding` stores with
-the dtype. A compound's members carry none themselves: numpy's array
+the dtype. An HDF5 array type as a whole element is a compound of that one
+member (`ARRAY_ELEMENT`), since numpy turns subarray elements into extra
+dimensions. A compound's members carry no metadata themselves: numpy's array
 interface (``as_strided``, which the core's reader uses) cannot rebuild
 member dtypes with metadata, so the compound's metadata holds its members'
 under `FIELDS`, by member name. A variable-length sequence is an object
 array of arrays (`VLEN`, h5py's spelling), a reference the `REFERENCE_SIZE`
 byte digest `esdm_hpc.vol.values` makes of the object's path, a reference of
-the 1.10 format its 8 bytes as they are. Anything
-else is refused on both sides with a message naming the type.
+the 1.10 format its 8 bytes as they are. Anything else is refused on both
+sides with a message naming the type.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ VLEN = "vlen"
 REFERENCE = "reference"
 REFERENCE_SIZE = 16
 ADDRESS = "address"  # a reference of the 1.10 format (H5T_STD_REF_OBJ)
+ARRAY_ELEMENT = "array_element"  # an HDF5 array type as a whole element: a compound of
+ARRAY_MEMBER = "value"  # this one member
 ADDRESS_SIZE = 8  # sizeof(haddr_t)
 
 Spelling = str | dict[str, Any]
@@ -63,8 +67,10 @@ def to_numpy(spelling: Spelling) -> np.dtype:
     """The numpy dtype the core stores values of ``spelling`` as."""
     dtype, metadata = _to_numpy(spelling)
     if dtype.subdtype is not None:
-        # numpy turns a subarray dtype of an array into extra dimensions
-        raise TypeError("esdm VOL: an HDF5 array type is supported only as a compound member")
+        # numpy turns the elements of an array of a subarray dtype into extra
+        # dimensions of it: the core keeps the type as the one member of a compound
+        fields = {FIELDS: {ARRAY_MEMBER: metadata}} if metadata else {}
+        return np.dtype([(ARRAY_MEMBER, dtype)], metadata={ARRAY_ELEMENT: True, **fields})
     if dtype.names is not None and dtype.hasobject:
         raise TypeError("esdm VOL: variable-length members of compound types are not supported yet")
     return _with(dtype, metadata)
@@ -146,6 +152,8 @@ def _to_numpy(spelling: Spelling) -> tuple[np.dtype, Metadata]:
 
 def _spelling(dtype: np.dtype, metadata: Metadata) -> Spelling:
     """The spelling of ``dtype`` with ``metadata`` (its own, or its compound's for it)."""
+    if metadata.get(ARRAY_ELEMENT):
+        return spelling(member(_with(dtype, metadata), ARRAY_MEMBER))
     if dtype.subdtype is not None:
         base, shape = dtype.subdtype
         return {"class": "array", "base": _spelling(base, metadata), "shape": list(shape)}

@@ -57,7 +57,6 @@ def test_c_program_round_trips_composite_types(site: Site) -> None:
     result = site.run(str(PROGRAMS / "types"), "esdm://c/types")
     assert result.returncode == 0, report(result)
     assert result.stdout.strip() == "ok", report(result)
-    assert "an HDF5 array type is supported only as a compound member" in result.stderr
 
 
 H5PY_WRITES = """
@@ -170,6 +169,7 @@ def test_h5py_converts_compound_members_and_subsets(site: Site) -> None:
         {"class": "opaque", "size": 5, "tag": "five bytes"},
         {"class": "bitfield", "base": "<u4"},
         {"class": "string", "size": 4, "pad": "nullterm", "cset": "utf-8"},
+        {"class": "array", "base": {"class": "bitfield", "base": "<u2"}, "shape": [3, 2]},
         {
             "class": "compound",
             "size": 40,
@@ -180,7 +180,7 @@ def test_h5py_converts_compound_members_and_subsets(site: Site) -> None:
             ],
         },
     ],
-    ids=["integer", "enum", "opaque", "bitfield", "string", "compound"],
+    ids=["integer", "enum", "opaque", "bitfield", "string", "array", "compound"],
 )
 def test_spellings_survive_the_core(spelling: dtypes.Spelling) -> None:
     assert dtypes.spelling(dtypes.to_numpy(spelling)) == spelling
@@ -214,3 +214,24 @@ def test_variable_length_sequence_attributes_round_trip_both_ways(site: Site) ->
         ragged = c.attrs["ragged"]
         assert [s.tolist() for s in ragged] == [[1, 2, 3], [], [0, 1, 2, 3, 4]]
         assert ragged.dtype.metadata["vlen"] == np.dtype("<i4")
+
+
+H5PY_ARRAY_ELEMENTS = """
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as f:
+    d = f.create_dataset("winds", (4,), dtype=np.dtype(("<f4", (2,))))  # H5T_ARRAY elements
+    d[1:3] = [[1.0, 2.0], [3.0, 4.0]]
+    f.attrs.create("corners", np.arange(6).reshape(3, 2), dtype=np.dtype(("<i8", (2,))))
+with h5py.File(sys.argv[1], "r") as f:
+    print(f["winds"].id.get_type().get_class() == h5py.h5t.ARRAY, f["winds"][...].tolist())
+"""
+
+
+def test_hdf5_array_types_as_whole_elements(site: Site) -> None:
+    result = site.python(H5PY_ARRAY_ELEMENTS, "esdm://types/arrays")
+    assert result.returncode == 0, report(result)
+    assert result.stdout.strip() == "True [[0.0, 0.0], [1.0, 2.0], [3.0, 4.0], [0.0, 0.0]]"
+    with esdm_hpc.open("esdm://types/arrays", config=site.config) as c:
+        winds = c["winds"][...]  # the core keeps each element as a compound of one member
+        assert winds.shape == (4,) and winds["value"].tolist()[2] == [3.0, 4.0]
+        assert c.attrs["corners"]["value"].tolist() == [[0, 1], [2, 3], [4, 5]]
