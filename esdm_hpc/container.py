@@ -109,6 +109,10 @@ def _open_on_root(
     return _Opened(head, manifests, lease, fresh=mode == "w" and exists)
 
 
+# the names anonymous objects have until a link names them (`Container._anonymous_name`)
+ANONYMOUS = ".anonymous-"
+
+
 def _now() -> str:
     import datetime
 
@@ -374,8 +378,25 @@ class Container(Group):
             link = Link("hard", self._namespace.resolve(link.target))
         name = self._free_name(path)
         self._add_name(name)
-        self._namespace.links[name] = link
+        if link.kind == "hard" and self._fresh_anonymous(link.target):
+            # its first name becomes its identity: what lists and shows datasets
+            # (esdm info, Dataset.name) shows that name, not an anonymous one
+            self._namespace.rename(link.target, name)
+            self._require_writable("naming").rename(link.target, name)
+        else:
+            self._namespace.links[name] = link
         self._dirty = True
+
+    def _fresh_anonymous(self, identity: str) -> bool:
+        """Whether ``identity`` is an anonymous object that nothing refers to yet: no
+        name, no committed record (created since the last commit)."""
+        namespace, committed = self._namespace, self._manifests[-1].namespace
+        known = (committed["groups"], committed["datasets"], committed.get("datatypes", {}))
+        return (
+            identity in namespace.unlinked
+            and not namespace.hard_links_to(identity)
+            and not any(identity in k for k in known)
+        )
 
     def _move_link(self, source: str, destination: str, keep_source: bool = False) -> None:
         """Rename the link ``source`` to ``destination`` (HDF5's H5Lmove), or with
@@ -412,6 +433,29 @@ class Container(Group):
         name = copy_object(self, source, destination, options)
         self._dirty = True
         return name
+
+    def _anonymous_name(self) -> str:
+        """The identity for a new object without a name (HDF5's H5Dcreate_anon and
+        kin): at the root, hidden by `_hide` until a link names it."""
+        n = 0
+        while self._namespace.taken(f"/{ANONYMOUS}{n}"):
+            n += 1
+        return f"/{ANONYMOUS}{n}"
+
+    def _hide(self, path: str) -> None:
+        """Make the object just created at ``path`` anonymous: alive, unlisted."""
+        self._namespace.order.pop(path, None)
+        self._namespace.unlinked.add(path)
+
+    def _drop_if_unnamed(self, identity: str) -> None:
+        """Drop an anonymous object that no link names: HDF5 does when its last ID
+        closes (collective, as closing it is in parallel HDF5)."""
+        namespace = self._namespace
+        if self._closed or identity not in namespace.unlinked or namespace.hard_links_to(identity):
+            return
+        self._collective("drop", {"path": identity})
+        namespace.collect(identity)
+        self._dirty = True
 
     def _commit_datatype(self, path: str, spelling: Any) -> None:
         """A named datatype (HDF5's committed datatype) at ``path``."""

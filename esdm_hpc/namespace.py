@@ -240,12 +240,42 @@ class Namespace:
         self.order.pop(name, None)
         if link is None:
             self.unlinked.add(name)
-            self._collect(name)
+            self.collect(name)
         elif link.kind == "hard":
-            self._collect(link.target)
+            self.collect(link.target)
         group = posixpath.dirname(name)
         if not self._names_in(group):
             self.next_order.pop(group, None)  # an emptied group counts from 0 again, as in HDF5
+
+    def rename(self, old: str, new: str) -> None:
+        """Give the object ``old`` and what lies below it the identity ``new``: for an
+        anonymous object named by its first link, before anything refers to it."""
+
+        self.unlinked.discard(old)
+        if old not in self.groups:  # nothing lies below it, nothing links to it yet
+            if old in self.datasets:
+                self.datasets[new] = replace(self.datasets.pop(old), path=new)
+            if old in self.datatypes:
+                self.datatypes[new] = self.datatypes.pop(old)
+            if old in self.attributes:
+                self.attributes[new] = self.attributes.pop(old)
+            return
+
+        def moved(path: str) -> str:
+            return renamed(path, old, new)
+
+        self.groups = {moved(p) for p in self.groups}
+        self.datasets = {moved(p): replace(d, path=moved(p)) for p, d in self.datasets.items()}
+        self.datatypes = {moved(p): t for p, t in self.datatypes.items()}
+        self.attributes = {moved(p): a for p, a in self.attributes.items()}
+        self.links = {
+            moved(n): replace(k, target=moved(k.target)) if k.kind == "hard" else k
+            for n, k in self.links.items()
+        }
+        self.unlinked = {moved(p) for p in self.unlinked}
+        self.order = {moved(p): o for p, o in self.order.items()}
+        self.next_order = {moved(p): o for p, o in self.next_order.items()}
+        self.ordered = {moved(p) for p in self.ordered}
 
     # --- internals ------------------------------------------------------------------
 
@@ -296,7 +326,7 @@ class Namespace:
             raise KeyError(f"soft link to {link.target!r} dangles") from None
         return found
 
-    def _collect(self, identity: str) -> None:
+    def collect(self, identity: str) -> None:
         """Drop ``identity`` if no name reaches it any more, with what only it reached."""
         if identity not in self.unlinked or self.hard_links_to(identity):
             return
@@ -309,6 +339,11 @@ class Namespace:
         self.next_order.pop(identity, None)
         for member in self._names_in(identity):
             self.remove(_join(identity, member))
+
+
+def renamed(path: str, old: str, new: str) -> str:
+    """``path`` after the object ``old`` became ``new`` (itself or below it; else as it is)."""
+    return new + path[len(old) :] if path == old or path.startswith(f"{old}/") else path
 
 
 def _join(group: str, name: str) -> str:

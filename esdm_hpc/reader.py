@@ -86,13 +86,16 @@ def read_region(
             slice(po - o, po - o + c)
             for po, o, c in zip(piece_offset, offset, piece_count, strict=True)
         )
-        out[target] = (
-            meta.fillvalue
-            if source < 0
-            else read_fragment_part(
-                meta, view.fragments[source], tuple(piece_offset), tuple(piece_count), backends
-            )
+        if source < 0:
+            out[target] = meta.fillvalue
+            continue
+        part = out[target]  # a view: a whole fragment is read straight into it
+        fragment = view.fragments[source]
+        read = read_fragment_part(
+            meta, fragment, tuple(piece_offset), tuple(piece_count), backends, into=part
         )
+        if read is not part:
+            part[...] = read
     return out
 
 
@@ -102,12 +105,22 @@ def read_fragment_part(
     offset: tuple[int, ...],
     count: tuple[int, ...],
     backends: Mapping[str, Backend],
+    into: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The part (offset, count), inside the fragment, from the first replica that verifies."""
+    """The part (offset, count), inside the fragment, from the first replica that
+    verifies. A whole C-ordered fragment is read straight into ``into`` (C
+    contiguous, of its shape) and that is returned; else a new array or view."""
+    whole = offset == fragment.offset and count == fragment.count
+    direct = (
+        into is not None and whole and fragment.serialisation == "C" and into.flags.c_contiguous
+    )
     errors: list[Exception] = []
     for replica in _cheapest_first(fragment.replicas, backends):
+        backend = backends[replica.backend]
         try:
-            return _read_from(meta, fragment, replica, offset, count, backends[replica.backend])
+            if direct:
+                return _read_whole_into(meta, fragment, replica, backend, into)
+            return _read_from(meta, fragment, replica, offset, count, backend)
         except (CorruptDataError, BackendError) as error:
             errors.append(error)
     raise (
@@ -126,6 +139,16 @@ def _cheapest_first(replicas: Sequence[Replica], backends: Mapping[str, Backend]
         return model.latency_s + replica.length / model.read_bandwidth
 
     return sorted((r for r in replicas if r.backend in backends), key=cost)
+
+
+def _read_whole_into(
+    meta: DatasetMeta, fragment: Fragment, replica: Replica, backend: Backend, into: np.ndarray
+) -> np.ndarray:
+    """The whole fragment, read into ``into`` and verified there: no buffer, no copy."""
+    data = into.reshape(-1).view(np.uint8)
+    backend.readinto_ranges(replica.location, [(replica.byte_offset, data)])
+    _verify(meta, fragment, replica, data, 0)
+    return into
 
 
 def _read_from(

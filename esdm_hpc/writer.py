@@ -6,19 +6,52 @@ commit publishes the records in a manifest.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from esdm_hpc.backends import Backend, LogWriter
+from esdm_hpc.backends.base import byte_view
 from esdm_hpc.config import SiteConfig
 from esdm_hpc.faults import crash_point
 from esdm_hpc.fragment import Fragment, Replica
 from esdm_hpc.kernels import checksum, hilbert
 from esdm_hpc.layout import choose_backends, split
-from esdm_hpc.namespace import DatasetMeta
+from esdm_hpc.namespace import DatasetMeta, renamed
 from esdm_hpc.store import ContainerStore
+
+# A write smaller than COMBINE_BYTES that continues the one before it (the next
+# rows of the same slab of the same dataset) joins it in one fragment of up to
+# RUN_BYTES: a stream of small writes then costs a copy each, not a fragment
+# record, a log append and a checksum each (and a read one fragment, not
+# thousands). The run is stored when a write does not continue it and at the
+# latest by `sync`, the commit's first step.
+COMBINE_BYTES = 64 << 10
+RUN_BYTES = 4 << 20
+
+
+@dataclass(slots=True)
+class _Run:
+    """Small writes of consecutive rows of one slab, not stored yet."""
+
+    meta: DatasetMeta
+    offset: tuple[int, ...]
+    rows: int  # along axis 0; the other axes are the first write's
+    shape: tuple[int, ...]  # of one write's rows past axis 0
+    data: bytearray
+
+    def continued_by(self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray) -> bool:
+        return (
+            meta.path == self.meta.path
+            and offset[0] == self.offset[0] + self.rows
+            and offset[1:] == self.offset[1:]
+            and data.shape[1:] == self.shape
+        )
+
+    def array(self) -> np.ndarray:
+        return np.frombuffer(self.data, dtype=self.meta.dtype).reshape(self.rows, *self.shape)
 
 
 class EpochWriter:
@@ -36,12 +69,53 @@ class EpochWriter:
         self.rank = rank
         self.epoch = epoch
         self.session = session
-        self.fragments: list[Fragment] = []
+        self._fragments: list[Fragment] = []
         self._logs: dict[str, LogWriter] = {}
         self._max_fragment_bytes = min(b.limits.max_fragment_bytes for b in config.backends)
+        self._run: _Run | None = None
+        self._lock = threading.Lock()  # synchronous writes and write_async's thread
+
+    @property
+    def fragments(self) -> list[Fragment]:
+        """The records of everything written so far in this epoch."""
+        with self._lock:
+            self._store_run()
+            return self._fragments
 
     def write(self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray) -> None:
         """Store ``data`` (already of the dataset's dtype and shape) at ``offset``."""
+        with self._lock:
+            run = self._run
+            if run is not None and self._joins(run, meta, offset, data):
+                run.data += byte_view(np.ascontiguousarray(data))
+                run.rows += data.shape[0]
+                return
+            self._store_run()
+            if self._may_start_run(meta, data):
+                # a copy: the caller's buffer (an application's, through the VOL)
+                # is only lent for the call
+                run_data = bytearray(byte_view(np.ascontiguousarray(data)))
+                self._run = _Run(meta, offset, data.shape[0], data.shape[1:], run_data)
+                return
+            self._write_cut(meta, offset, data)
+
+    def _joins(
+        self, run: _Run, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray
+    ) -> bool:
+        fits = len(run.data) + data.nbytes <= min(RUN_BYTES, self._max_fragment_bytes)
+        return data.nbytes < COMBINE_BYTES and fits and run.continued_by(meta, offset, data)
+
+    def _may_start_run(self, meta: DatasetMeta, data: np.ndarray) -> bool:
+        plain = meta.hints.get("serialisation", "C") == "C" and not meta.hints.get("statistics")
+        return plain and data.ndim > 0 and 0 < data.nbytes < COMBINE_BYTES
+
+    def _store_run(self) -> None:
+        run, self._run = self._run, None
+        if run is not None:
+            self._write_cut(run.meta, run.offset, run.array())
+
+    def _write_cut(self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray) -> None:
+        """Store ``data`` at ``offset`` in fragments of at most the configured size."""
         limit = self._max_fragment_bytes
         if 0 < data.nbytes <= limit:  # one piece, the common case: nothing to cut
             self._write_piece(meta, offset, data)
@@ -64,8 +138,8 @@ class EpochWriter:
         replicas = tuple(
             [self._append(b.id, payload) for b in choose_backends(self.config, payload.nbytes)]
         )
-        seq = len(self.fragments)
-        self.fragments.append(
+        seq = len(self._fragments)
+        self._fragments.append(
             Fragment(
                 id=self._fragment_id(seq),
                 dataset=meta.path,
@@ -87,9 +161,11 @@ class EpochWriter:
     def share(self, meta: DatasetMeta, fragments: Iterable[Fragment]) -> None:
         """Record ``fragments`` (another dataset's, oldest first) as written to the
         dataset ``meta`` in this epoch: their bytes are shared, not copied (H5Ocopy)."""
+        with self._lock:
+            self._store_run()
         for fragment in fragments:
-            seq = len(self.fragments)
-            self.fragments.append(
+            seq = len(self._fragments)
+            self._fragments.append(
                 replace(
                     fragment,
                     id=self._fragment_id(seq),
@@ -99,6 +175,14 @@ class EpochWriter:
                     seq=seq,
                 )
             )
+
+    def rename(self, old: str, new: str) -> None:
+        """Follow a change of identities (`Namespace.rename`) in what this epoch wrote."""
+        with self._lock:
+            self._store_run()
+            self._fragments = [
+                replace(f, dataset=renamed(f.dataset, old, new)) for f in self._fragments
+            ]
 
     def _fragment_id(self, seq: int) -> str:
         return f"e{self.epoch}-{self.session}-r{self.rank}-{seq}"
@@ -115,6 +199,8 @@ class EpochWriter:
 
     def sync(self) -> None:
         """Make every byte written so far durable: the first step of a commit."""
+        with self._lock:
+            self._store_run()
         for log in self._logs.values():
             log.sync()
         crash_point("write.synced")

@@ -20,8 +20,10 @@ Contract with vol_plugin/src (keep both sides in step):
 
 from __future__ import annotations
 
+import atexit
 import math
 import posixpath
+import sys
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -62,6 +64,25 @@ HARD, EXTERNAL = LINK_TYPES["hard"], LINK_TYPES["external"]
 # does, opening a file that is open already (a second H5Fopen, an external link
 # back into it) shares it rather than taking a second writer's lease.
 _open: dict[tuple[str, str], tuple[Container, int]] = {}
+
+
+@atexit.register
+def _close_all() -> None:
+    """At interpreter exit, commit and close what the application left open, as
+    H5Fclose would: HDF5 closes its own IDs only after Python is gone. If an
+    uncaught exception ended the program, a container shared with other MPI
+    ranks is closed without committing: they may never reach a commit, and a
+    collective one would hang the exit (the last committed epoch stands)."""
+    died = hasattr(sys, "last_value")
+    while _open:
+        _, (container, _) = _open.popitem()
+        try:
+            if died and container.comm.size > 1:
+                container._abort()
+            else:
+                container.close()
+        except Exception as error:  # the others still close; this one says why not
+            print(f"esdm VOL: closing {container.uri} at exit failed: {error}", file=sys.stderr)
 
 
 def file_create(filename: str, truncate: bool, comm_handle: int) -> FileHandle:
@@ -143,11 +164,29 @@ def _comm(handle: int) -> Any:
 # --- groups, links and objects -----------------------------------------------------------
 
 
-def group_create(location: Location, name: str, track_order: bool = False) -> NodeHandle:
-    """H5Gcreate (collective); missing parents are created, as HDF5 does with
-    H5Pset_create_intermediate_group. track_order: H5Pset_link_creation_order."""
-    path = location.file.container.create_group(resolve(location, name), track_order).name
-    return NodeHandle(location.file, path, Kind.GROUP)
+def group_create(location: Location, name: str | None, track_order: bool = False) -> NodeHandle:
+    """H5Gcreate, H5Gcreate_anon (name None) (collective); missing parents are
+    created, as HDF5 does with H5Pset_create_intermediate_group. track_order:
+    H5Pset_link_creation_order."""
+    group = location.file.container.create_group(_new_path(location, name), track_order)
+    return _made(location, group.name, Kind.GROUP, name is None)
+
+
+def _new_path(location: Location, name: str | None) -> str:
+    """Where a new object goes: ``name`` relative to ``location``, or for an
+    anonymous one (name None) a fresh identity that a later H5Olink names."""
+    return location.file.container._anonymous_name() if name is None else resolve(location, name)
+
+
+def _made(location: Location, path: str, kind: Kind, anonymous: bool) -> NodeHandle:
+    """The handle on a new object; an anonymous one is dropped when its handle
+    goes unless a link names it by then (`Container._drop_if_unnamed`)."""
+    handle = NodeHandle(location.file, path, kind)
+    if anonymous:
+        container = location.file.container
+        container._hide(path)
+        weakref.finalize(handle, container._drop_if_unnamed, path)
+    return handle
 
 
 def group_tracks_order(location: Location, name: str) -> bool:
@@ -309,9 +348,19 @@ def link_exists(location: Location, name: str) -> bool:
 
 
 def link_create_hard(location: Location, name: str, target: Location, target_name: str) -> None:
-    """H5Lcreate_hard (collective): ``name`` becomes another name for the object."""
+    """H5Lcreate_hard, H5Olink (collective): ``name`` becomes another name for the
+    object; the first name of an anonymous one becomes its identity, which the
+    handle follows."""
     path = resolve(target, target_name)
-    location.file.container.create_hard_link(link_name(location, name), path)
+    new = link_name(location, name)
+    location.file.container.create_hard_link(new, path)
+    if (
+        isinstance(target, NodeHandle)
+        and target.path == path
+        and path != (identity := location.file.container._namespace.resolve(new))
+    ):
+        target.path = identity
+        target._dataset = None
 
 
 def link_create_soft(location: Location, name: str, value: str) -> None:
@@ -368,12 +417,12 @@ def object_copy(
 # --- named datatypes -------------------------------------------------------------------------
 
 
-def datatype_commit(location: Location, name: str, spelling: dtypes.Spelling) -> NodeHandle:
-    """H5Tcommit (collective): the type as an object of its own."""
-    container = location.file.container
-    path = resolve(location, name)
-    container._commit_datatype(path, spelling)
-    return NodeHandle(location.file, path, Kind.DATATYPE)
+def datatype_commit(location: Location, name: str | None, spelling: dtypes.Spelling) -> NodeHandle:
+    """H5Tcommit, H5Tcommit_anon (name None) (collective): the type as an object
+    of its own."""
+    path = _new_path(location, name)
+    location.file.container._commit_datatype(path, spelling)
+    return _made(location, path, Kind.DATATYPE, name is None)
 
 
 def datatype_describe(handle: NodeHandle) -> dtypes.Spelling:
@@ -386,20 +435,21 @@ def datatype_describe(handle: NodeHandle) -> dtypes.Spelling:
 
 def dataset_create(
     location: Location,
-    name: str,
+    name: str | None,
     spelling: dtypes.Spelling,
     shape: tuple[int, ...],
     maxshape: tuple[int, ...],
     fill: bytes | None,
 ) -> NodeHandle:
-    """H5Dcreate (collective). maxshape -1 is H5S_UNLIMITED; fill is one value or None."""
+    """H5Dcreate, H5Dcreate_anon (name None) (collective). maxshape -1 is
+    H5S_UNLIMITED; fill is one value or None."""
     dtype = dtypes.to_numpy(spelling)
-    path = resolve(location, name)
+    path = _new_path(location, name)
     options: dict[str, Any] = {"maxshape": tuple(None if m < 0 else m for m in maxshape)}
     if fill is not None:
         options["fillvalue"] = np.frombuffer(fill, dtype=dtype)[0]
     location.file.container.create_dataset(path, shape=shape, dtype=dtype, **options)
-    return NodeHandle(location.file, path, Kind.DATASET)
+    return _made(location, path, Kind.DATASET, name is None)
 
 
 def dataset_describe(

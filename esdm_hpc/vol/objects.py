@@ -47,6 +47,11 @@ class FileHandle:
     def path(self) -> str:
         return "/"
 
+    @property
+    def hdf5_name(self) -> str:
+        """What H5Iget_name reports."""
+        return "/"
+
 
 @dataclass(eq=False, slots=True, weakref_slot=True)
 class NodeHandle:
@@ -56,6 +61,17 @@ class NodeHandle:
     path: str
     kind: Kind
     _dataset: Dataset | None = field(default=None, init=False, repr=False)
+
+    @property
+    def hdf5_name(self) -> str:
+        """What H5Iget_name reports: the identity, or where that name is gone (moved,
+        deleted under a hard link, never given: anonymous) a link to the object,
+        "" if none is left."""
+        namespace = self.file.container._namespace
+        if self.path not in namespace.unlinked:
+            return self.path
+        links = namespace.links.items()
+        return next((n for n, k in links if k.kind == "hard" and k.target == self.path), "")
 
     def datatype(self) -> NamedDatatype:
         found = self.file.container[self.path]
@@ -87,6 +103,10 @@ class AttributeHandle:
     @property
     def path(self) -> str:
         """HDF5 names an attribute by the object it is attached to (H5Iget_name)."""
+        return self.owner
+
+    @property
+    def hdf5_name(self) -> str:
         return self.owner
 
     def stored(self) -> np.ndarray:

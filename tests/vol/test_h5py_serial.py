@@ -210,3 +210,44 @@ def test_a_slab_becomes_one_fragment_not_one_per_element(site: Site) -> None:
     assert (grid[:, 2:6] == 1).all() and (grid[::2, 7:] == 2).all() and (grid[1::2, 7:] == 0).all()
     assert points[0, 4] == 1 and points[1, 1:4].tolist() == [2, 3, 4] and points[3, 0] == 5
     assert (points == -1).sum() == 20 - 5
+
+
+LEFT_OPEN = """
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "w")  # never closed: the exit commits it
+f.create_dataset("x", data=np.arange(3))
+kept = f["x"]  # an ID still open when Python goes
+"""
+
+
+def test_a_file_left_open_is_committed_at_exit_without_a_crash(site: Site) -> None:
+    result = site.python(LEFT_OPEN, "esdm://h5py/left-open")
+    assert result.returncode == 0, report(result)
+    assert "Error" not in result.stderr, report(result)
+    with esdm_hpc.open("esdm://h5py/left-open", config=site.config) as c:
+        assert c["x"][...].tolist() == [0, 1, 2]
+
+
+ANONYMOUS = """
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as f:
+    f["x"] = np.arange(3)  # H5Dcreate_anon, then H5Olink
+    d = f.create_dataset(None, data=np.zeros(4))
+    f["later"] = d
+    d[0] = 42  # the open ID follows the object to its name
+    f.create_dataset(None, data=np.ones(2))  # never linked: gone with its ID
+    g = f.create_group(None)
+    g["inner"] = np.arange(2)
+    f["group"] = g
+    print(f["x"].name, d.name, g["inner"].name)
+"""
+
+
+def test_h5py_anonymous_objects_take_the_name_they_are_linked_by(site: Site) -> None:
+    result = site.python(ANONYMOUS, "esdm://h5py/anonymous")
+    assert result.returncode == 0, report(result)
+    assert result.stdout.split() == ["/x", "/later", "/group/inner"]
+    with esdm_hpc.open("esdm://h5py/anonymous", config=site.config) as c:
+        assert sorted(c._namespace.datasets) == ["/group/inner", "/later", "/x"]
+        assert c["later"][...].tolist() == [42.0, 0.0, 0.0, 0.0]
+        assert c["group/inner"].name == "/group/inner" and not c._namespace.unlinked

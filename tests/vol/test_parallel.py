@@ -38,7 +38,7 @@ def test_unsupported_features_fail_with_an_hdf5_error_naming_them(site: Site) ->
     assert result.returncode == 0, report(result)
     assert result.stdout.strip() == "ok", report(result)
     assert "esdm VOL: a virtual dataset (H5D_VIRTUAL layout) is not supported yet" in result.stderr
-    assert "esdm VOL: an anonymous dataset (H5Dcreate_anon) is not supported yet" in result.stderr
+    assert "esdm VOL: a dataset of variable-length strings" in result.stderr
     assert "H5Dcreate2(): unable to synchronously create dataset" in result.stderr  # HDF5's stack
 
     with esdm_hpc.open("esdm://c/unsupported", config=site.config) as c:
@@ -82,3 +82,22 @@ def test_h5py_with_the_mpio_driver(site: Site, nprocs: int) -> None:
     assert field.shape == (4 * nprocs + 1, 6)
     assert (field[:-1] == np.repeat(np.arange(nprocs), 4)[:, None]).all()
     assert (field[-1] == 99).all()
+
+
+MPIO_LEFT_OPEN = """
+import sys
+import h5py, numpy as np
+from mpi4py import MPI
+
+comm = MPI.COMM_WORLD
+f = h5py.File(sys.argv[1], "w", driver="mpio", comm=comm)  # never closed
+d = f.create_dataset("x", (2 * comm.size,), dtype="i4")
+d[2 * comm.rank : 2 * comm.rank + 2] = comm.rank
+"""
+
+
+def test_h5py_mpio_files_left_open_are_committed_at_exit(site: Site) -> None:
+    result = site.mpirun(2, site.env["ESDM_VOL_PYTHON"], "-c", MPIO_LEFT_OPEN, "esdm://mpio/left")
+    assert result.returncode == 0, report(result)
+    with esdm_hpc.open("esdm://mpio/left", config=site.config) as c:
+        assert c["x"][...].tolist() == [0, 0, 1, 1]

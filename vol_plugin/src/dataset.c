@@ -57,10 +57,6 @@ esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, h
     const char      *base = esdm_loc_name(loc, "creating a dataset");
     (void)lcpl_id, (void)dxpl_id, (void)req;
 
-    if (!name) {
-        esdm_unsupported("an anonymous dataset (H5Dcreate_anon)");
-        return NULL;
-    }
     if (!base || check_creation_properties(dcpl_id) < 0)
         return NULL;
     if (esdm_type_needs_tree(type_id)) {
@@ -78,7 +74,7 @@ esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, h
     PyObject *maxshape = shape ? esdm_space_to_py(space_id, true) : NULL;
     PyObject *fill     = maxshape ? fill_value(dcpl_id, type_id) : NULL;
     if (fill) {
-        PyObject *py = esdm_call("dataset_create", "(ONOOOO)", where->py, esdm_name(base, name),
+        PyObject *py = esdm_call("dataset_create", "(ONOOOO)", where->py, esdm_new_name(base, name),
                                  spelling, shape, maxshape, fill);
         if (py && (dset = esdm_obj_new(ESDM_DATASET, where->file, py))) {
             dset->type_id = H5Tcopy(type_id);

@@ -25,15 +25,11 @@ esdm_datatype_commit(void *obj, const H5VL_loc_params_t *loc, const char *name, 
     const char      *base = esdm_loc_name(loc, "committing a datatype");
     (void)lcpl_id, (void)tcpl_id, (void)tapl_id, (void)dxpl_id, (void)req;
 
-    if (!name) {
-        esdm_unsupported("an anonymous committed datatype (H5Tcommit_anon)");
-        return NULL;
-    }
     if (!base || esdm_enter(&gil) < 0)
         return NULL;
     PyObject *spelling = esdm_type_to_py(type_id);
     PyObject *py       = spelling ? esdm_call("datatype_commit", "(ONO)", where->py,
-                                              esdm_name(base, name), spelling)
+                                              esdm_new_name(base, name), spelling)
                                   : NULL;
     if (py && (type = esdm_obj_new(ESDM_DATATYPE, where->file, py)) &&
         (type->type_id = H5Tcopy(type_id)) < 0) {

@@ -108,6 +108,10 @@ herr_t esdm_call_between(const char *function, esdm_obj_t *src, PyObject *old_na
  * name itself if absolute or if base is ".", else base/name. */
 PyObject *esdm_name(const char *base, const char *name);
 
+/* The name of a new object as esdm_name, or None for an anonymous one (name
+ * NULL: H5Gcreate_anon, H5Dcreate_anon, H5Tcommit_anon). */
+PyObject *esdm_new_name(const char *base, const char *name);
+
 /* The token of the object whose identity is path: a hash of it in the first
  * sizeof(haddr_t) bytes, zeros after (the container info's token_size), the
  * same in every process and every file, as native addresses are per file;
@@ -154,6 +158,9 @@ esdm_unsupported_at(const char *file, const char *func, unsigned line, const cha
 /* Start the interpreter if the host has none (C/Fortran programs) and take
  * the GIL; -1 with an HDF5 error if Python cannot run. Pair with esdm_leave. */
 int  esdm_enter(PyGILState_STATE *gil);
+/* Whether the interpreter has shut down (HDF5 closes IDs after Python's exit):
+ * the bridge closed every container at exit, so closing is C's alone then. */
+bool esdm_python_gone(void);
 void esdm_leave(PyGILState_STATE gil);
 
 /* Where an error is reported from: the callback, not the helper that noticed. */

@@ -326,7 +326,9 @@ esdm_file_close(void *obj, hid_t dxpl_id, void **req)
 
     if (--file->nids == 0 && file->open) {
         file->open = false;
-        if (esdm_enter(&gil) < 0)
+        if (esdm_python_gone())
+            file->obj.py = NULL; /* the bridge committed and closed it at exit */
+        else if (esdm_enter(&gil) < 0)
             status = -1;
         else {
             PyObject *done = esdm_call("file_close", "(O)", file->obj.py);

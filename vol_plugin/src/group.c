@@ -17,14 +17,10 @@ esdm_group_create(void *obj, const H5VL_loc_params_t *loc, const char *name, hid
     unsigned         order = 0;
     (void)lcpl_id, (void)gapl_id, (void)dxpl_id, (void)req;
 
-    if (!name) {
-        esdm_unsupported("an anonymous group (H5Gcreate_anon)");
-        return NULL;
-    }
     /* Missing parents are created, as with H5Pset_create_intermediate_group. */
     if (!base || H5Pget_link_creation_order(gcpl_id, &order) < 0 || esdm_enter(&gil) < 0)
         return NULL;
-    PyObject *py = esdm_call("group_create", "(ONO)", where->py, esdm_name(base, name),
+    PyObject *py = esdm_call("group_create", "(ONO)", where->py, esdm_new_name(base, name),
                              order & H5P_CRT_ORDER_TRACKED ? Py_True : Py_False);
     if (py)
         group = esdm_obj_new(ESDM_GROUP, where->file, py);

@@ -109,7 +109,7 @@ copy_text(PyObject *name, H5VL_object_get_args_t *args)
 static herr_t
 copy_name(PyObject *py, H5VL_object_get_args_t *args)
 {
-    PyObject *path = PyObject_GetAttrString(py, "path");
+    PyObject *path = PyObject_GetAttrString(py, "hdf5_name");
     herr_t    status = path ? copy_text(path, args) : -1;
     if (!path)
         esdm_python_error("H5Iget_name");

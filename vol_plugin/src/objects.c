@@ -141,6 +141,12 @@ esdm_call_between(const char *function, esdm_obj_t *src, PyObject *old_name, esd
 }
 
 PyObject *
+esdm_new_name(const char *base, const char *name)
+{
+    return name ? esdm_name(base, name) : Py_NewRef(Py_None);
+}
+
+PyObject *
 esdm_name(const char *base, const char *name)
 {
     PyObject *joined;
@@ -276,6 +282,12 @@ esdm_object_close(void *obj, hid_t dxpl_id, void **req)
     PyGILState_STATE gil;
     (void)dxpl_id, (void)req;
 
+    if (esdm_python_gone()) {
+        /* its Python handle goes with the interpreter: no reference to drop */
+        ((esdm_obj_t *)obj)->py = NULL;
+        esdm_obj_release(obj);
+        return 0;
+    }
     if (esdm_enter(&gil) < 0)
         return -1;
     esdm_obj_release(obj);

@@ -110,6 +110,13 @@ esdm_python_note_host(void)
     }
 }
 
+bool
+esdm_python_gone(void)
+{
+    esdm_python_note_host();
+    return (host_is_python || embedded) && !Py_IsInitialized();
+}
+
 int
 esdm_enter(PyGILState_STATE *gil)
 {
