@@ -617,8 +617,10 @@ class CommitBench:
 
 
 def commit_bench(comm: MPI.Comm, directory: Path, epochs: int, profiler: Profiler) -> CommitBench:
-    """P ranks x 100 fragments (4 KiB writes), one commit, repeated over ``epochs``."""
-    rows = comm.size * FRAGMENTS_PER_RANK
+    """P ranks x 100 fragments (4 KiB writes), one commit, repeated over ``epochs``.
+
+    Every other row: consecutive rows would combine into one fragment (writer.py)."""
+    rows = 2 * comm.size * FRAGMENTS_PER_RANK
     row = np.zeros(1024, DTYPE)
     sync_s, commit_s = [], []
     config = esdm_config(directory)
@@ -628,7 +630,7 @@ def commit_bench(comm: MPI.Comm, directory: Path, epochs: int, profiler: Profile
         for epoch in range(epochs):
             with profiler():
                 for i in range(FRAGMENTS_PER_RANK):
-                    dataset[comm.rank * FRAGMENTS_PER_RANK + i] = row + epoch
+                    dataset[2 * (comm.rank * FRAGMENTS_PER_RANK + i)] = row + epoch
                 sync_s.append(timed(comm, container._writer.sync))
                 commit_s.append(timed(comm, container.commit))
     return CommitBench(comm.size, FRAGMENTS_PER_RANK, sync_s, commit_s)

@@ -1,4 +1,4 @@
-"""The small-write path: buffered log appends and box writes (issue 4).
+"""The small-write path: buffered log appends, combined row writes, box writes (issue 4).
 
 Small appends to a posix data log gather in memory and reach the file in one
 pwrite, at the latest with the commit's sync; what a commit publishes is
@@ -134,3 +134,32 @@ def test_box_writes_need_the_datasets_dtype(config: dict) -> None:
         dataset = container.create_dataset("v", shape=(4,), dtype="i4")
         with pytest.raises(TypeError, match="float64 data for a dataset of int32"):
             dataset.write_box((0,), np.zeros(2))
+
+
+def test_small_writes_of_consecutive_rows_become_one_fragment(tmp_path: Path) -> None:
+    config = {"backends": [{"id": "disk", "type": "posix", "target": str(tmp_path / "d")}]}
+    with esdm_hpc.open("esdm://rows", "w", config=config) as c:
+        x = c.create_dataset("x", shape=(1000, 8), dtype="f4")
+        rows = np.arange(8000, dtype="f4").reshape(1000, 8)
+        buffer = np.empty((1, 8), dtype="f4")
+        for i in range(1000):
+            buffer[...] = rows[i]  # the caller reuses its buffer: the run keeps copies
+            x[i : i + 1] = buffer
+        x[10:12, 0:4] = -1  # not a continuation: the run is stored first, then this
+        fragments = c._writer.fragments
+        assert [f.count for f in fragments] == [(1000, 8), (2, 4)]
+    expected = rows.copy()
+    expected[10:12, 0:4] = -1
+    with esdm_hpc.open("esdm://rows", config=config) as c:
+        np.testing.assert_array_equal(c["x"][...], expected)
+
+
+def test_a_run_is_stored_by_the_commit_and_never_crosses_datasets(tmp_path: Path) -> None:
+    config = {"backends": [{"id": "disk", "type": "posix", "target": str(tmp_path / "d")}]}
+    with esdm_hpc.open("esdm://runs", "w", config=config) as c:
+        a = c.create_dataset("a", shape=(4,), dtype="i4")
+        b = c.create_dataset("b", shape=(4,), dtype="i4")
+        a[0:2], b[2:4], a[2:4] = [1, 2], [3, 4], [5, 6]
+        assert c.commit() == 1
+        assert c["a"][...].tolist() == [1, 2, 5, 6]
+        assert c["b"][...].tolist() == [0, 0, 3, 4]
