@@ -129,6 +129,7 @@ def abandon_a_writer(site: dict, tmp_path: Path) -> list[Path]:
     """Open esdm://run1 for appending, write, and give up without committing; its logs."""
     writer = esdm_hpc.open("esdm://run1", "a", config=site)
     writer["time"][...] = -TIME  # 32 bytes into a log of epoch 3
+    writer._writer.sync()  # in the log, as when a writer dies inside its commit
     writer._abort()
     return data_logs(tmp_path, "run1", 3)
 

@@ -62,9 +62,10 @@ esdm_attr_create(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_
     esdm_obj_t      *where = obj, *attr = NULL;
     PyGILState_STATE gil;
     const char      *base = esdm_loc_name(loc, "creating an attribute");
-    (void)acpl_id, (void)aapl_id, (void)dxpl_id, (void)req;
+    (void)dxpl_id, (void)req;
 
-    if (!base || esdm_enter(&gil) < 0)
+    if (!base || !esdm_plist_ok(acpl_id, H5P_ATTRIBUTE_CREATE, "creating an attribute") ||
+        !esdm_plist_ok(aapl_id, H5P_ATTRIBUTE_ACCESS, "creating an attribute") || esdm_enter(&gil) < 0)
         return NULL;
     PyObject *spelling = esdm_type_to_py(type_id);
     PyObject *shape    = spelling ? esdm_space_to_py(space_id, false) : NULL;

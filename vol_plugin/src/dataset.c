@@ -57,7 +57,8 @@ esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, h
     const char      *base = esdm_loc_name(loc, "creating a dataset");
     (void)lcpl_id, (void)dxpl_id, (void)req;
 
-    if (!base || check_creation_properties(dcpl_id) < 0)
+    if (!base || !esdm_plist_ok(dapl_id, H5P_DATASET_ACCESS, "creating a dataset") ||
+        check_creation_properties(dcpl_id) < 0)
         return NULL;
     if (esdm_type_needs_tree(type_id)) {
         esdm_unsupported("a dataset of references or variable-length sequences (attributes may hold them)");

@@ -88,14 +88,15 @@ bool        esdm_file_owns(const esdm_file_t *file, const void *obj);
  * keeps them. Invalid IDs are ignored. */
 void esdm_close(hid_t id);
 
-/* The name a location addresses, relative to the object (or "." for itself;
- * absolute for a token); NULL with an HDF5 error for the ways of addressing
- * the connector lacks. */
-/* Whether lapl_id is a link access property list (or H5P_DEFAULT); an HDF5
+/* Whether plist_id is a property list of class_id (or H5P_DEFAULT); an HDF5
  * error naming operation if not. HDF5 hands the connector whatever the
  * application passed; native HDF5 fails on a wrong one only when it reads a
  * property, so the connector checks at once. */
-bool esdm_lapl_ok(hid_t lapl_id, const char *operation);
+bool esdm_plist_ok(hid_t plist_id, hid_t class_id, const char *operation);
+
+/* The name a location addresses, relative to the object (or "." for itself;
+ * absolute for a token); NULL with an HDF5 error for the ways of addressing
+ * the connector lacks. */
 const char *esdm_loc_name(const H5VL_loc_params_t *loc, const char *operation);
 
 /* function(source handle, old name, destination handle, new name, options) of the

@@ -15,10 +15,11 @@ esdm_group_create(void *obj, const H5VL_loc_params_t *loc, const char *name, hid
     PyGILState_STATE gil;
     const char      *base  = esdm_loc_name(loc, "creating a group");
     unsigned         order = 0;
-    (void)lcpl_id, (void)gapl_id, (void)dxpl_id, (void)req;
+    (void)lcpl_id, (void)dxpl_id, (void)req;
 
     /* Missing parents are created, as with H5Pset_create_intermediate_group. */
-    if (!base || H5Pget_link_creation_order(gcpl_id, &order) < 0 || esdm_enter(&gil) < 0)
+    if (!base || !esdm_plist_ok(gapl_id, H5P_GROUP_ACCESS, "creating a group") ||
+        H5Pget_link_creation_order(gcpl_id, &order) < 0 || esdm_enter(&gil) < 0)
         return NULL;
     PyObject *py = esdm_call("group_create", "(ONO)", where->py, esdm_new_name(base, name),
                              order & H5P_CRT_ORDER_TRACKED ? Py_True : Py_False);

@@ -14,7 +14,7 @@
 PyObject *
 esdm_idx_name(esdm_obj_t *where, const H5VL_loc_by_idx_t *by)
 {
-    if (!esdm_lapl_ok(by->lapl_id, "a link by index"))
+    if (!esdm_plist_ok(by->lapl_id, H5P_LINK_ACCESS, "a link by index"))
         return NULL;
     if (by->idx_type != H5_INDEX_NAME && by->idx_type != H5_INDEX_CRT_ORDER) {
         esdm_error(esdm_err_argument, "esdm VOL: unknown link index %d", (int)by->idx_type);
@@ -144,10 +144,8 @@ esdm_link_create(H5VL_link_create_args_t *args, void *obj, const H5VL_loc_params
     herr_t           status = -1;
     (void)lapl_id, (void)dxpl_id, (void)req;
 
-    if (lcpl_id != H5P_DEFAULT && H5Pisa_class(lcpl_id, H5P_LINK_CREATE) <= 0) {
-        esdm_error(esdm_err_argument, "esdm VOL: creating a link: not a link creation property list");
+    if (!esdm_plist_ok(lcpl_id, H5P_LINK_CREATE, "creating a link"))
         return -1;
-    }
     /* H5Lcreate_hard(loc, name, H5L_SAME_LOC, new_name) passes no object for the
      * new link: it is named from the location the target is. */
     if (!where && args->op_type == H5VL_LINK_CREATE_HARD)

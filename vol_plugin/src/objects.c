@@ -94,11 +94,14 @@ esdm_file_owns(const esdm_file_t *file, const void *obj)
 }
 
 bool
-esdm_lapl_ok(hid_t lapl_id, const char *operation)
+esdm_plist_ok(hid_t plist_id, hid_t class_id, const char *operation)
 {
-    if (lapl_id == H5P_DEFAULT || H5Pisa_class(lapl_id, H5P_LINK_ACCESS) > 0)
+    if (plist_id == H5P_DEFAULT || H5Pisa_class(plist_id, class_id) > 0)
         return true;
-    esdm_error(esdm_err_argument, "esdm VOL: %s: not a link access property list", operation);
+    char  *name = H5Pget_class_name(class_id);
+    esdm_error(esdm_err_argument, "esdm VOL: %s: not a property list of class %s", operation,
+               name ? name : "?");
+    H5free_memory(name);
     return false;
 }
 
@@ -111,7 +114,7 @@ esdm_loc_name(const H5VL_loc_params_t *loc, const char *operation)
         case H5VL_OBJECT_BY_SELF:
             return ".";
         case H5VL_OBJECT_BY_NAME:
-            return esdm_lapl_ok(loc->loc_data.loc_by_name.lapl_id, operation)
+            return esdm_plist_ok(loc->loc_data.loc_by_name.lapl_id, H5P_LINK_ACCESS, operation)
                        ? loc->loc_data.loc_by_name.name
                        : NULL;
         case H5VL_OBJECT_BY_TOKEN:
