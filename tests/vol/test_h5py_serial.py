@@ -251,3 +251,25 @@ def test_h5py_anonymous_objects_take_the_name_they_are_linked_by(site: Site) -> 
         assert sorted(c._namespace.datasets) == ["/group/inner", "/later", "/x"]
         assert c["later"][...].tolist() == [42.0, 0.0, 0.0, 0.0]
         assert c["group/inner"].name == "/group/inner" and not c._namespace.unlinked
+
+
+POINTS = """
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as f:
+    d = f.create_dataset("d", data=np.arange(10.0))
+    mask = np.arange(10) % 3 == 0
+    d[mask] = -1.0  # a point selection in the file
+    out = np.zeros(10)
+    d.read_direct(out, np.s_[1:5], mask)  # one in memory
+    print(d[mask].tolist(), d[...].tolist(), out.tolist())
+"""
+
+
+def test_point_selections_read_and_write_without_hdf5_error_output(site: Site) -> None:
+    result = site.python(POINTS, "esdm://h5py/points")
+    assert result.returncode == 0, report(result)
+    assert result.stdout.strip() == (
+        "[-1.0, -1.0, -1.0, -1.0] [-1.0, 1.0, 2.0, -1.0, 4.0, 5.0, -1.0, 7.0, 8.0, -1.0] "
+        "[1.0, 0.0, 0.0, 2.0, 0.0, 0.0, -1.0, 0.0, 0.0, 4.0]"
+    )
+    assert "HDF5-DIAG" not in result.stderr, report(result)

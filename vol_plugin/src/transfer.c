@@ -236,10 +236,13 @@ contiguous(hid_t space_id, hsize_t *first)
     hsize_t count[H5S_MAX_RANK], block[H5S_MAX_RANK];
     int     rank = H5Sget_simple_extent_dims(space_id, dims, NULL);
 
+    H5S_sel_type selected = H5Sget_select_type(space_id);
+
     *first = 0;
-    if (H5Sget_select_type(space_id) == H5S_SEL_ALL)
+    if (selected == H5S_SEL_ALL)
         return true;
-    if (rank <= 0 || H5Sis_regular_hyperslab(space_id) <= 0 ||
+    /* H5Sis_regular_hyperslab pushes an error for points and none */
+    if (rank <= 0 || selected != H5S_SEL_HYPERSLABS || H5Sis_regular_hyperslab(space_id) <= 0 ||
         H5Sget_regular_hyperslab(space_id, start, stride, count, block) < 0)
         return false;
     /* one box (blocks that touch joined), then a run in C order: full
