@@ -155,6 +155,7 @@ class Container(Group):
         self._async: ThreadPoolExecutor | None = None  # started by the first write_async
         self._requests: list[Future[None]] = []
         self._generation = 0
+        self._anonymous_next = 0  # see _anonymous_name
         if self.writable:
             self._writer = self._new_writer()
         self._closed = False
@@ -436,10 +437,13 @@ class Container(Group):
 
     def _anonymous_name(self) -> str:
         """The identity for a new object without a name (HDF5's H5Dcreate_anon and
-        kin): at the root, hidden by `_hide` until a link names it."""
-        n = 0
+        kin): at the root, hidden by `_hide` until a link names it. Never one this
+        container handed out before: a handle's `_drop_if_unnamed` must not find
+        another object under the name its object had until a link renamed it."""
+        n = self._anonymous_next
         while self._namespace.taken(f"/{ANONYMOUS}{n}"):
             n += 1
+        self._anonymous_next = n + 1
         return f"/{ANONYMOUS}{n}"
 
     def _hide(self, path: str) -> None:

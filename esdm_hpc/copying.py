@@ -32,7 +32,6 @@ class CopyOptions:
     attributes: bool = True  # cleared by H5O_COPY_WITHOUT_ATTR_FLAG
     shallow: bool = False  # H5O_COPY_SHALLOW_HIERARCHY_FLAG: a group's own members only
     expand_soft_links: bool = False  # H5O_COPY_EXPAND_SOFT_LINK_FLAG
-    expand_external_links: bool = False  # H5O_COPY_EXPAND_EXT_LINK_FLAG (kept as links)
 
 
 class _Copier:

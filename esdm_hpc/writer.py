@@ -45,6 +45,7 @@ class _Run:
     def continued_by(self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray) -> bool:
         return (
             meta.path == self.meta.path
+            and meta.dtype == self.meta.dtype  # not a new dataset of the same name
             and offset[0] == self.offset[0] + self.rows
             and offset[1:] == self.offset[1:]
             and data.shape[1:] == self.shape

@@ -239,16 +239,19 @@ with h5py.File(sys.argv[1], "w") as f:
     g = f.create_group(None)
     g["inner"] = np.arange(2)
     f["group"] = g
-    print(f["x"].name, d.name, g["inner"].name)
+    e = f.create_dataset(None, data=np.ones(2))  # while d's handle still lives
+    del d  # its object was renamed: nothing of e's may go with it
+    f["kept"] = e
+    print(f["x"].name, f["later"].name, g["inner"].name, e.name)
 """
 
 
 def test_h5py_anonymous_objects_take_the_name_they_are_linked_by(site: Site) -> None:
     result = site.python(ANONYMOUS, "esdm://h5py/anonymous")
     assert result.returncode == 0, report(result)
-    assert result.stdout.split() == ["/x", "/later", "/group/inner"]
+    assert result.stdout.split() == ["/x", "/later", "/group/inner", "/kept"]
     with esdm_hpc.open("esdm://h5py/anonymous", config=site.config) as c:
-        assert sorted(c._namespace.datasets) == ["/group/inner", "/later", "/x"]
+        assert sorted(c._namespace.datasets) == ["/group/inner", "/kept", "/later", "/x"]
         assert c["later"][...].tolist() == [42.0, 0.0, 0.0, 0.0]
         assert c["group/inner"].name == "/group/inner" and not c._namespace.unlinked
 
