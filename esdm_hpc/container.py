@@ -391,13 +391,12 @@ class Container(Group):
     def _fresh_anonymous(self, identity: str) -> bool:
         """Whether ``identity`` is an anonymous object that nothing refers to yet: no
         name, no committed record (created since the last commit)."""
-        namespace, committed = self._namespace, self._manifests[-1].namespace
+        namespace = self._namespace
+        if identity not in namespace.unlinked or namespace.hard_links_to(identity):
+            return False
+        committed = self._manifests[-1].namespace
         known = (committed["groups"], committed["datasets"], committed.get("datatypes", {}))
-        return (
-            identity in namespace.unlinked
-            and not namespace.hard_links_to(identity)
-            and not any(identity in k for k in known)
-        )
+        return not any(identity in k for k in known)
 
     def _move_link(self, source: str, destination: str, keep_source: bool = False) -> None:
         """Rename the link ``source`` to ``destination`` (HDF5's H5Lmove), or with

@@ -250,7 +250,6 @@ class Namespace:
     def rename(self, old: str, new: str) -> None:
         """Give the object ``old`` and what lies below it the identity ``new``: for an
         anonymous object named by its first link, before anything refers to it."""
-
         self.unlinked.discard(old)
         if old not in self.groups:  # nothing lies below it, nothing links to it yet
             if old in self.datasets:

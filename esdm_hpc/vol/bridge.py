@@ -255,6 +255,14 @@ def group_members(location: Location, name: str, by_order: bool = False) -> list
     return namespace.children_by_order(path) if by_order else namespace.children(path)
 
 
+def link_at(location: Location, name: str, creation_order: bool, descending: bool, n: int) -> str:
+    """The H5L*_by_idx and H5O*_by_idx calls: the n-th link of the group ``name``
+    names in name or creation order, as a name relative to ``location``."""
+    found = group_members(location, name, creation_order)
+    member = _nth(found, descending, n, f"{name} has {len(found)} links")
+    return member if name == "." else f"{name}/{member}"
+
+
 def group_info(location: Location, name: str) -> tuple[int, int]:
     """H5Gget_info: (number of links, next creation order)."""
     path = group(location.file, resolve(location, name)).name
@@ -359,8 +367,7 @@ def link_create_hard(location: Location, name: str, target: Location, target_nam
         and target.path == path
         and path != (identity := location.file.container._namespace.resolve(new))
     ):
-        target.path = identity
-        target._dataset = None
+        target.follow(identity)
 
 
 def link_create_soft(location: Location, name: str, value: str) -> None:
@@ -389,10 +396,15 @@ def link_move(
     source: Location, name: str, destination: Location, new_name: str, keep_source: bool
 ) -> None:
     """H5Lmove (keep_source False) and H5Lcopy (True), within one file (collective)."""
-    if source.file.container is not destination.file.container:
-        raise ValueError("links cannot be moved or copied between files")
-    container = source.file.container
+    container = _one_container(source, destination, "links cannot be moved or copied")
     container._move_link(absolute(source, name), absolute(destination, new_name), keep_source)
+
+
+def _one_container(source: Location, destination: Location, refusal: str) -> Container:
+    """The container both locations are in; ValueError with ``refusal`` if two."""
+    if source.file.container is not destination.file.container:
+        raise ValueError(f"{refusal} between files")
+    return source.file.container
 
 
 def object_copy(
@@ -404,13 +416,11 @@ def object_copy(
 ) -> None:
     """H5Ocopy within one file (collective). flags: (H5O_COPY_WITHOUT_ATTR_FLAG,
     H5O_COPY_SHALLOW_HIERARCHY_FLAG, H5O_COPY_EXPAND_SOFT_LINK_FLAG)."""
-    if source.file.container is not destination.file.container:
-        raise ValueError("objects cannot be copied between files yet")
+    container = _one_container(source, destination, "objects cannot be copied yet")
     without_attributes, shallow, expand_soft = flags
     options = CopyOptions(
         attributes=not without_attributes, shallow=shallow, expand_soft_links=expand_soft
     )
-    container = source.file.container
     container._copy(absolute(source, name), absolute(destination, new_name), options)
 
 
@@ -646,9 +656,14 @@ def attribute_at(
     """H5Aopen_by_idx, H5Adelete_by_idx, H5Aget_name_by_idx, H5Aget_info_by_idx: the
     name of the n-th attribute in name or creation order; IndexError past the last."""
     found = attribute_names(location, name, creation_order)
-    if n >= len(found):
-        raise IndexError(f"{resolve(location, name)} has {len(found)} attributes, not {n + 1}")
-    return found[len(found) - 1 - n if descending else n]
+    return _nth(found, descending, n, f"{resolve(location, name)} has {len(found)} attributes")
+
+
+def _nth(names: list[str], descending: bool, n: int, having: str) -> str:
+    """The n-th of ``names`` counted from either end; IndexError saying ``having``."""
+    if n >= len(names):
+        raise IndexError(f"{having}, not {n + 1}")
+    return names[len(names) - 1 - n if descending else n]
 
 
 def attribute_rename(location: Location, name: str, old: str, new: str) -> None:

@@ -73,6 +73,12 @@ class NodeHandle:
         links = namespace.links.items()
         return next((n for n, k in links if k.kind == "hard" and k.target == self.path), "")
 
+    def follow(self, identity: str) -> None:
+        """The object has the identity ``identity`` now (an anonymous one took its
+        first link's name)."""
+        self.path = identity
+        self._dataset = None
+
     def datatype(self) -> NamedDatatype:
         found = self.file.container[self.path]
         if not isinstance(found, NamedDatatype):
@@ -82,7 +88,7 @@ class NodeHandle:
     def dataset(self) -> Dataset:
         # Resolved once, not per H5Dwrite: a Dataset looks its metadata up by
         # identity at every use, so it follows resizes, new epochs and deletes
-        # by itself; the identity it holds is the handle's, fixed for good.
+        # by itself; the identity it holds is the handle's (see `follow`).
         if self._dataset is None:
             if self.kind is not Kind.DATASET:
                 raise TypeError(f"{self.path} is a group, not a dataset")

@@ -38,21 +38,6 @@ stored_type(esdm_obj_t *attr)
     return type_id;
 }
 
-/* The name of the n-th attribute of the object by->name names (relative to
- * where) in name or creation order, for the H5A*_by_idx calls: a new str.
- * GIL held. */
-static PyObject *
-attr_at(esdm_obj_t *where, const H5VL_loc_by_idx_t *by)
-{
-    if (by->idx_type != H5_INDEX_NAME && by->idx_type != H5_INDEX_CRT_ORDER) {
-        esdm_error(esdm_err_argument, "esdm VOL: unknown attribute index %d", (int)by->idx_type);
-        return NULL;
-    }
-    return esdm_call("attribute_at", "(OsOOK)", where->py, by->name,
-                     by->idx_type == H5_INDEX_CRT_ORDER ? Py_True : Py_False,
-                     by->order == H5_ITER_DEC ? Py_True : Py_False, (unsigned long long)by->n);
-}
-
 /* ---- create, open ------------------------------------------------------------------------ */
 
 void *
@@ -96,7 +81,7 @@ esdm_attr_open(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t 
     if (!base || esdm_enter(&gil) < 0)
         return NULL;
     /* H5Aopen_by_idx passes no name: the index picks the attribute */
-    PyObject *attr_name = by_idx ? attr_at(where, &loc->loc_data.loc_by_idx) : PyUnicode_FromString(name);
+    PyObject *attr_name = by_idx ? esdm_by_idx(where, &loc->loc_data.loc_by_idx, "attribute_at") : PyUnicode_FromString(name);
     PyObject *py = attr_name ? esdm_call("attribute_open", "(OsN)", where->py, base, attr_name) : NULL;
     if (py && (attr = esdm_obj_new(ESDM_ATTR, where->file, py)) &&
         (attr->type_id = stored_type(attr)) < 0) {
@@ -292,7 +277,7 @@ static herr_t
 attr_name(esdm_obj_t *obj, H5VL_attr_get_name_args_t *args)
 {
     bool      by_idx = args->loc_params.type == H5VL_OBJECT_BY_IDX;
-    PyObject *name   = by_idx ? attr_at(obj, &args->loc_params.loc_data.loc_by_idx)
+    PyObject *name   = by_idx ? esdm_by_idx(obj, &args->loc_params.loc_data.loc_by_idx, "attribute_at")
                               : PyObject_GetAttrString(obj->py, "name");
     const char *text = name ? PyUnicode_AsUTF8(name) : NULL;
     if (!text) {
@@ -338,7 +323,7 @@ get_info(esdm_obj_t *obj, H5VL_attr_get_info_args_t *args)
         return attr_info(obj, args->ainfo);
     if (loc->type == H5VL_OBJECT_BY_IDX)
         return attr_info_of(obj, loc->loc_data.loc_by_idx.name,
-                            attr_at(obj, &loc->loc_data.loc_by_idx), args->ainfo);
+                            esdm_by_idx(obj, &loc->loc_data.loc_by_idx, "attribute_at"), args->ainfo);
     const char *base = esdm_loc_name(loc, "H5Aget_info_by_name");
     return base ? attr_info_of(obj, base, PyUnicode_FromString(args->attr_name), args->ainfo) : -1;
 }
@@ -456,7 +441,7 @@ static PyObject *
 delete_by_idx(esdm_obj_t *where, const char *base, const H5VL_attr_delete_by_idx_args_t *args)
 {
     H5VL_loc_by_idx_t by   = {base, args->idx_type, args->order, args->n, H5P_DEFAULT};
-    PyObject         *name = attr_at(where, &by);
+    PyObject         *name = esdm_by_idx(where, &by, "attribute_at");
     return name ? esdm_call("attribute_delete", "(OsN)", where->py, base, name) : NULL;
 }
 

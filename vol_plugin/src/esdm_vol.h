@@ -109,6 +109,11 @@ herr_t esdm_call_between(const char *function, esdm_obj_t *src, PyObject *old_na
  * name itself if absolute or if base is ".", else base/name. */
 PyObject *esdm_name(const char *base, const char *name);
 
+/* The bridge's function (link_at or attribute_at) asked for the n-th link or
+ * attribute by addresses, in name or creation order, either direction: a new
+ * str. GIL held. */
+PyObject *esdm_by_idx(esdm_obj_t *where, const H5VL_loc_by_idx_t *by, const char *function);
+
 /* The name of a new object as esdm_name, or None for an anonymous one (name
  * NULL: H5Gcreate_anon, H5Dcreate_anon, H5Tcommit_anon). */
 PyObject *esdm_new_name(const char *base, const char *name);

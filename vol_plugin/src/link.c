@@ -16,29 +16,7 @@ esdm_idx_name(esdm_obj_t *where, const H5VL_loc_by_idx_t *by)
 {
     if (!esdm_plist_ok(by->lapl_id, H5P_LINK_ACCESS, "a link by index"))
         return NULL;
-    if (by->idx_type != H5_INDEX_NAME && by->idx_type != H5_INDEX_CRT_ORDER) {
-        esdm_error(esdm_err_argument, "esdm VOL: unknown link index %d", (int)by->idx_type);
-        return NULL;
-    }
-    PyObject *members = esdm_call("group_members", "(OsO)", where->py, by->name,
-                                  by->idx_type == H5_INDEX_CRT_ORDER ? Py_True : Py_False);
-    if (!members)
-        return NULL;
-    Py_ssize_t count = PyList_GET_SIZE(members);
-    PyObject  *name  = NULL;
-    if (by->n >= (hsize_t)count)
-        esdm_error(esdm_err_argument, "esdm VOL: %s has %zd links, not %llu", by->name, count,
-                   (unsigned long long)by->n + 1);
-    else {
-        Py_ssize_t  index  = by->order == H5_ITER_DEC ? count - 1 - (Py_ssize_t)by->n : (Py_ssize_t)by->n;
-        const char *member = PyUnicode_AsUTF8(PyList_GET_ITEM(members, index));
-        if (member)
-            name = esdm_name(by->name, member);
-        else
-            esdm_python_error("a link name");
-    }
-    Py_DECREF(members);
-    return name;
+    return esdm_by_idx(where, by, "link_at");
 }
 
 PyObject *

@@ -144,6 +144,18 @@ esdm_call_between(const char *function, esdm_obj_t *src, PyObject *old_name, esd
 }
 
 PyObject *
+esdm_by_idx(esdm_obj_t *where, const H5VL_loc_by_idx_t *by, const char *function)
+{
+    if (by->idx_type != H5_INDEX_NAME && by->idx_type != H5_INDEX_CRT_ORDER) {
+        esdm_error(esdm_err_argument, "esdm VOL: %s: unknown index %d", function, (int)by->idx_type);
+        return NULL;
+    }
+    return esdm_call(function, "(OsOOK)", where->py, by->name,
+                     by->idx_type == H5_INDEX_CRT_ORDER ? Py_True : Py_False,
+                     by->order == H5_ITER_DEC ? Py_True : Py_False, (unsigned long long)by->n);
+}
+
+PyObject *
 esdm_new_name(const char *base, const char *name)
 {
     return name ? esdm_name(base, name) : Py_NewRef(Py_None);

@@ -7,17 +7,25 @@
  * along the HDF5 type: a compound becomes a tuple of its members, an array
  * or a sequence a list of its elements, a reference the path of the object
  * it names, anything else (a reference of the 1.10 format too: a token in
- * an haddr_t, which names an object for good) its bytes. Reading back builds what HDF5 hands an
- * application: sequences in memory it frees (H5Treclaim), references made
- * with H5Rcreate_object that it destroys (H5Rdestroy).
+ * an haddr_t, which names an object for good) its bytes. Reading back builds
+ * what HDF5 hands an application: sequences in memory it frees
+ * (H5Treclaim), references made with H5Rcreate_object that it destroys
+ * (H5Rdestroy).
  */
 #include "esdm_vol.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* Whether a type of class H5T_REFERENCE somewhere in type_id is a handle
- * (H5T_STD_REF) rather than an address (H5T_STD_REF_OBJ, plain bytes). */
+/* Whether a reference type is a handle (H5T_STD_REF) rather than an address
+ * (H5T_STD_REF_OBJ, the 1.10 format: a token in an haddr_t, plain bytes). */
+static bool
+is_handle(hid_t reference_id)
+{
+    return H5Tequal(reference_id, H5T_STD_REF_OBJ) <= 0;
+}
+
+/* Whether a reference type somewhere in type_id is a handle. */
 static bool
 has_reference_handles(hid_t type_id)
 {
@@ -26,7 +34,7 @@ has_reference_handles(hid_t type_id)
 
     switch (H5Tget_class(type_id)) {
         case H5T_REFERENCE:
-            return H5Tequal(type_id, H5T_STD_REF_OBJ) <= 0;
+            return is_handle(type_id);
         case H5T_ARRAY:
             if ((inner = H5Tget_super(type_id)) < 0)
                 return true;
@@ -152,8 +160,7 @@ to_py(hid_t type_id, const char *element)
         case H5T_VLEN:
             return sequence_to_py(type_id, (const hvl_t *)element);
         case H5T_REFERENCE:
-            /* a reference of the 1.10 format is a token in an haddr_t: its bytes */
-            if (H5Tequal(type_id, H5T_STD_REF_OBJ) <= 0)
+            if (is_handle(type_id))
                 return reference_to_py((const H5R_ref_t *)element);
             /* fall through */
         default:
@@ -287,7 +294,7 @@ from_py(rebuild_t *ctx, hid_t type_id, PyObject *tree, char *element)
         case H5T_VLEN:
             return sequence_from_py(ctx, type_id, tree, (hvl_t *)element);
         case H5T_REFERENCE:
-            if (H5Tequal(type_id, H5T_STD_REF_OBJ) <= 0)
+            if (is_handle(type_id))
                 return reference_from_py(ctx, tree, (H5R_ref_t *)element);
             /* fall through */
         default:
