@@ -21,7 +21,7 @@ from esdm_hpc.copying import CopyOptions, copy_object
 from esdm_hpc.errors import ContainerExistsError
 from esdm_hpc.group import Group
 from esdm_hpc.manifest import Head, Manifest, decode_fragment
-from esdm_hpc.namespace import DatasetMeta, Link, Namespace
+from esdm_hpc.namespace import DatasetMeta, Link, Namespace, Shrink
 from esdm_hpc.reader import FragmentView, read_region
 from esdm_hpc.store import ContainerStore
 from esdm_hpc.uri import container_name
@@ -311,13 +311,13 @@ class Container(Group):
 
     def _view(self, meta: DatasetMeta) -> FragmentView:
         view = self._views.get(meta.path)
-        if view is None:
+        if view is None or view.shrinks != meta.shrinks:
             fragments = [
                 decode_fragment(r, f"{self.uri} {meta.path}")
                 for r in self._records.get(meta.path, ())
                 if r["epoch"] > meta.created_epoch
             ]
-            view = self._views[meta.path] = FragmentView(fragments, len(meta.shape))
+            view = self._views[meta.path] = FragmentView(fragments, len(meta.shape), meta.shrinks)
         return view
 
     def _read(
@@ -532,8 +532,19 @@ class Container(Group):
             if new < 0 or (limit is not None and new > limit):
                 bound = "any size" if limit is None else limit
                 raise ValueError(f"{path}: axis {axis} can grow to {bound}, not {new}")
-        self._namespace.datasets[path] = meta.resized(shape)
+        shrink = None
+        if any(new < old for new, old in zip(shape, meta.shape, strict=True)):
+            shrink = self._shrink(shape)
+        self._namespace.datasets[path] = meta.resized(shape, shrink)
         self._dirty = True
+
+    def _shrink(self, shape: tuple[int, ...]) -> Shrink:
+        """The record of a shrink now: which writes of this epoch came before it."""
+        writer = self._require_writable("resizing")
+        for request in self._requests:  # a write in flight came before; its error waits
+            request.exception()
+        marks = self.comm.allgather(len(writer.fragments))
+        return Shrink(shape, writer.epoch, tuple(marks))
 
 
 def _dataset_meta(

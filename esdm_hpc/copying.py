@@ -18,7 +18,10 @@ import posixpath
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from esdm_hpc.namespace import Link
+import numpy as np
+
+from esdm_hpc.fragment import write_order
+from esdm_hpc.namespace import Link, Shrink
 
 if TYPE_CHECKING:
     from esdm_hpc.container import Container
@@ -76,16 +79,41 @@ class _Copier:
     def _copy_dataset(self, identity: str, name: str) -> None:
         container = self.container
         meta = container._namespace.datasets[identity]
-        copy = replace(meta, path=name, created_epoch=container._head.epoch)
-        container._namespace.datasets[name] = copy
         writer = container._require_writable(f"copying {identity}")
         shared: list[Fragment] = []
         if container.comm.rank == 0:  # one rank records the committed data
-            committed = container._view(meta).fragments
-            shared += sorted(committed, key=lambda f: (f.epoch, f.rank, f.seq))
+            shared += container._view(meta).fragments
         if container.comm.size == 1:
             shared += [f for f in writer.fragments if f.dataset == identity]
-        writer.share(copy, shared)
+        generations = _generations(meta.shrinks, shared)
+        order = sorted(range(len(shared)), key=lambda i: _age(shared[i], generations[i]))
+        # the copy's fragments are rank 0's newest writes: its shrinks cover the
+        # ones written before each original shrink, a prefix in this order
+        first = container.comm.bcast(len(writer.fragments))
+        marks = [0] * container.comm.size
+        shrinks = []
+        for number, shrink in enumerate(meta.shrinks):
+            marks[0] = first + sum(1 for g in generations if g <= number)
+            shrinks.append(Shrink(shrink.shape, writer.epoch, tuple(marks)))
+        copy = replace(meta, path=name, created_epoch=container._head.epoch, shrinks=tuple(shrinks))
+        container._namespace.datasets[name] = copy
+        writer.share(copy, [shared[i] for i in order])
+
+
+def _generations(shrinks: tuple[Shrink, ...], fragments: list[Fragment]) -> list[int]:
+    """For each fragment, the number of the first shrink after it (len(shrinks): none)."""
+    if not fragments:
+        return []
+    epochs, ranks, seqs = write_order(fragments)
+    first = np.full(len(fragments), len(shrinks), dtype=np.int64)
+    for number in reversed(range(len(shrinks))):  # a later shrink covers all an earlier does
+        first[shrinks[number].covers(epochs, ranks, seqs)] = number
+    return first.tolist()
+
+
+def _age(fragment: Fragment, generation: int) -> tuple[int, int, int, int]:
+    """Oldest first: a rank's writes keep their order, and ranks do not overlap in an epoch."""
+    return (fragment.epoch, generation, fragment.rank, fragment.seq)
 
 
 def copy_object(container: Container, source: str, destination: str, options: CopyOptions) -> str:

@@ -146,7 +146,11 @@ class Dataset:
         return meta, slab.offset, array.astype(meta.dtype, copy=False)
 
     def resize(self, shape: tuple[int, ...] | int, axis: int | None = None) -> None:
-        """Change the shape within ``maxshape`` (collective)."""
+        """Change the shape within ``maxshape`` (collective).
+
+        Shrinking discards what lies outside the new shape: grown again, the
+        dataset shows the fill value there (as HDF5). Older epochs keep it.
+        """
         self._container._resize(self.name, _new_shape(self.shape, shape, axis))
 
 

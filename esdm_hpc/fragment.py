@@ -34,6 +34,13 @@ def fragment_boxes(
     )
 
 
+def write_order(fragments: Sequence[Fragment]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The epoch, rank and write sequence number of each fragment, as arrays."""
+    keys = np.array([(f.epoch, f.rank, f.seq) for f in fragments], dtype=np.int64)
+    keys = keys.reshape(-1, 3)
+    return keys[:, 0], keys[:, 1], keys[:, 2]
+
+
 @dataclass(frozen=True, slots=True)
 class Replica:
     backend: str

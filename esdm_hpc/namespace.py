@@ -76,6 +76,36 @@ class ExternalLinkFound(KeyError):
 
 
 @dataclass(frozen=True, slots=True)
+class Shrink:
+    """A resize that made a dataset smaller: what was written before it, outside
+    ``shape``, is gone, so growing the dataset again shows the fill value there
+    (as HDF5). Fragments are immutable; readers clip the older ones instead.
+
+    Before it means: in an older epoch, or in ``epoch`` with a lower write
+    sequence number than ``marks[rank]`` (each rank's count of fragments
+    written in that epoch when the resize ran).
+    """
+
+    shape: tuple[int, ...]
+    epoch: int
+    marks: tuple[int, ...]
+
+    def covers(self, epochs: np.ndarray, ranks: np.ndarray, seqs: np.ndarray) -> np.ndarray:
+        """Which of the fragments (given by their epoch, rank and seq) came before it."""
+        marks = np.asarray(self.marks, dtype=np.int64)
+        known = ranks < len(marks)
+        mark = np.where(known, marks[np.minimum(ranks, len(marks) - 1)], 0)
+        return (epochs < self.epoch) | ((epochs == self.epoch) & known & (seqs < mark))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "epoch": self.epoch, "marks": list(self.marks)}
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> Shrink:
+        return cls(tuple(record["shape"]), record["epoch"], tuple(record["marks"]))
+
+
+@dataclass(frozen=True, slots=True)
 class DatasetMeta:
     path: str
     shape: tuple[int, ...]
@@ -87,9 +117,19 @@ class DatasetMeta:
     # all newer; older ones of the same path belong to a dataset it replaced
     created_epoch: int = 0
     hints: dict[str, Any] = field(default_factory=dict)
+    shrinks: tuple[Shrink, ...] = ()  # oldest first
 
-    def resized(self, shape: tuple[int, ...]) -> DatasetMeta:
-        return replace(self, shape=shape)
+    def resized(self, shape: tuple[int, ...], shrink: Shrink | None = None) -> DatasetMeta:
+        """The dataset with a new shape; ``shrink`` records that it got smaller."""
+        if shrink is None:
+            return replace(self, shape=shape)
+        # an older shrink to a shape no smaller on any axis clips nothing more
+        kept = tuple(
+            old
+            for old in self.shrinks
+            if not all(a >= b for a, b in zip(old.shape, shrink.shape, strict=True))
+        )
+        return replace(self, shape=shape, shrinks=(*kept, shrink))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,6 +140,7 @@ class DatasetMeta:
             "dims": list(self.dims),
             "created_epoch": self.created_epoch,
             "hints": self.hints,
+            **({"shrinks": [s.to_json() for s in self.shrinks]} if self.shrinks else {}),
         }
 
     @classmethod
@@ -113,6 +154,7 @@ class DatasetMeta:
             dims=tuple(record["dims"]),
             created_epoch=record["created_epoch"],
             hints=record["hints"],
+            shrinks=tuple(Shrink.from_json(s) for s in record.get("shrinks", ())),
         )
 
 

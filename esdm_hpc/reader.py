@@ -9,29 +9,45 @@ rounded out to whole checksum blocks, and verifies those blocks.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from functools import cached_property
 
 import numpy as np
 
 from esdm_hpc.backends import Backend, BackendError
 from esdm_hpc.errors import CorruptDataError
-from esdm_hpc.fragment import Fragment, Replica, fragment_boxes
+from esdm_hpc.fragment import Fragment, Replica, fragment_boxes, write_order
 from esdm_hpc.kernels import checksum, hilbert
 from esdm_hpc.kernels.boxindex import BoxIndex, plan_cover
-from esdm_hpc.namespace import DatasetMeta
+from esdm_hpc.namespace import DatasetMeta, Shrink
 from esdm_hpc.selection import Hyperslab
+
+GATHER_LOOP_BYTES = 4096  # runs at least this long are copied one by one
+PREFETCH_BYTES = 256 << 20  # announced ahead by one read at most
 
 
 class FragmentView:
     """The committed fragments of one dataset, with a spatial index over them."""
 
-    def __init__(self, fragments: Sequence[Fragment], ndim: int):
+    def __init__(self, fragments: Sequence[Fragment], ndim: int, shrinks: Sequence[Shrink] = ()):
         self.fragments = list(fragments)
         self.ndim = ndim
+        self.shrinks = tuple(shrinks)
 
     @cached_property
     def _boxes(self) -> tuple[np.ndarray, np.ndarray]:
-        return fragment_boxes([f.offset for f in self.fragments], [f.count for f in self.fragments])
+        """Each fragment's box, clipped by the shrinks that came after it."""
+        offsets, counts = fragment_boxes(
+            [f.offset for f in self.fragments], [f.count for f in self.fragments]
+        )
+        if self.shrinks:
+            epochs, ranks, seqs = write_order(self.fragments)
+            for shrink in self.shrinks:
+                covered = shrink.covers(epochs, ranks, seqs)
+                stop = np.minimum(offsets[covered] + counts[covered], np.array(shrink.shape))
+                counts[covered] = np.maximum(stop - offsets[covered], 0)
+            counts[(counts == 0).any(axis=1)] = 0  # gone: nothing of it is read
+        return offsets, counts
 
     @cached_property
     def _index(self) -> BoxIndex:
@@ -40,9 +56,8 @@ class FragmentView:
     @cached_property
     def _priority(self) -> np.ndarray:
         # rank of each fragment in "newest wins" order: epoch, then write order
-        keys = np.array([(f.epoch, f.seq) for f in self.fragments], dtype=np.int64).reshape(-1, 2)
-        order = np.lexsort((-keys[:, 1], -keys[:, 0])) if len(keys) else np.empty(0, np.int64)
-        return order
+        epochs, _, seqs = write_order(self.fragments)
+        return np.lexsort((-seqs, -epochs))
 
     def newest(self) -> Fragment | None:
         return self.fragments[self._priority[0]] if self.fragments else None
@@ -81,6 +96,7 @@ def read_region(
     # The pieces tile the region: each element is written once, the fill value
     # only where no fragment is.
     piece_offsets, piece_counts, sources = view.plan(offset, count)
+    _prefetch(meta, view, piece_offsets, piece_counts, sources, backends)
     for piece_offset, piece_count, source in zip(piece_offsets, piece_counts, sources, strict=True):
         target = tuple(
             slice(po - o, po - o + c)
@@ -97,6 +113,48 @@ def read_region(
         if read is not part:
             part[...] = read
     return out
+
+
+def _prefetch(
+    meta: DatasetMeta,
+    view: FragmentView,
+    piece_offsets: np.ndarray,
+    piece_counts: np.ndarray,
+    sources: np.ndarray,
+    backends: Mapping[str, Backend],
+) -> None:
+    """Announce the blocks that parts of fragments will need, all before the first read.
+
+    Whole fragments are left out: they are long sequential reads, which the
+    backends read ahead anyway, and would only crowd the cache.
+    """
+    wanted: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    budget = PREFETCH_BYTES
+    for piece_offset, piece_count, source in zip(piece_offsets, piece_counts, sources, strict=True):
+        if source < 0:
+            continue
+        fragment = view.fragments[source]
+        offset, count = tuple(piece_offset.tolist()), tuple(piece_count.tolist())
+        if (offset == fragment.offset and count == fragment.count) or fragment.serialisation != "C":
+            continue
+        replicas = _cheapest_first(fragment.replicas, backends)
+        if not replicas:
+            continue
+        replica, block = replicas[0], fragment.block_size
+        _, _, block_ranges = _needed(meta, fragment, offset, count)
+        ranges = wanted.setdefault((replica.backend, replica.location), [])
+        for a, b in block_ranges:
+            length = min(b * block, fragment.nbytes) - a * block
+            ranges.append((replica.byte_offset + a * block, length))
+            budget -= length
+        if budget < 0:
+            break
+    if sum(len(r) for r in wanted.values()) < 2:
+        return  # one range: nothing to overlap
+    for (backend, location), ranges in wanted.items():
+        # only a hint: the read itself reports a problem, or fails over
+        with suppress(BackendError):
+            backends[backend].prefetch(location, ranges)
 
 
 def read_fragment_part(
@@ -161,20 +219,52 @@ def _read_from(
 ) -> np.ndarray:
     rel = tuple(o - fo for o, fo in zip(offset, fragment.offset, strict=True))
     if fragment.serialisation == "hilbert":
-        whole = _read_blocks(meta, fragment, replica, backend, [(0, len(fragment.checksums))])
-        block = hilbert.deserialise(np.frombuffer(whole, dtype=meta.dtype), fragment.count)
+        whole, _, _ = _read_blocks(meta, fragment, replica, backend, [(0, len(fragment.checksums))])
+        block = hilbert.deserialise(whole.view(meta.dtype), fragment.count)
         return block[tuple(slice(r, r + c) for r, c in zip(rel, count, strict=True))]
     itemsize = meta.dtype.itemsize
+    starts, run, block_ranges = _needed(meta, fragment, offset, count)
+    data, range_starts, packed_starts = _read_blocks(meta, fragment, replica, backend, block_ranges)
+    if len(block_ranges) == 1:  # no gaps: the region is a strided view of the bytes read
+        strides = np.empty(fragment.count, dtype=meta.dtype).strides if fragment.count else ()
+        origin = int(np.ravel_multi_index(rel, fragment.count)) if fragment.count else 0
+        # a byte offset: blocks need not hold whole elements
+        region = np.ndarray(
+            count, meta.dtype, data, origin * itemsize - int(range_starts[0]), strides
+        )
+        region.flags.writeable = False
+        return region
+    # where each run landed in the packed buffer: runs never straddle two ranges
+    byte_starts = starts * itemsize
+    which = np.searchsorted(range_starts, byte_starts, side="right") - 1
+    packed = byte_starts - range_starts[which] + packed_starts[which]
+    return _gather(data, packed, run * itemsize).view(meta.dtype).reshape(count)
+
+
+def _gather(data: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """The byte runs data[s : s + length] for each s, one after another."""
+    out = np.empty((len(starts), length), dtype=np.uint8)
+    if length >= GATHER_LOOP_BYTES:  # few long runs: slice copies beat an index
+        for row, start in zip(out, starts.tolist(), strict=True):
+            row[:] = data[start : start + length]
+        return out
+    # many short runs: one fancy index, in the widest unit that divides them all
+    unit = next(u for u in (8, 4, 2, 1) if length % u == 0 and not (starts % u).any())
+    words = data[: len(data) // unit * unit].view(f"u{unit}")
+    index = (starts // unit)[:, None] + np.arange(length // unit)
+    out.view(f"u{unit}")[...] = words[index]
+    return out
+
+
+def _needed(
+    meta: DatasetMeta, fragment: Fragment, offset: tuple[int, ...], count: tuple[int, ...]
+) -> tuple[np.ndarray, int, list[tuple[int, int]]]:
+    """For the part (offset, count) of a C-ordered fragment: the start element of
+    each contiguous run in it, the run length, and the checksum blocks they touch."""
+    itemsize = meta.dtype.itemsize
+    rel = tuple(o - fo for o, fo in zip(offset, fragment.offset, strict=True))
     starts, run = _runs(fragment.count, rel, count)
-    block_ranges = _touched_blocks(starts * itemsize, run * itemsize, fragment)
-    data = _read_blocks(meta, fragment, replica, backend, block_ranges)
-    first = block_ranges[0][0] * fragment.block_size
-    flat = np.frombuffer(data, dtype=meta.dtype)
-    strides = np.empty(fragment.count, dtype=meta.dtype).strides if fragment.count else ()
-    origin = int(np.ravel_multi_index(rel, fragment.count)) if fragment.count else 0
-    return np.lib.stride_tricks.as_strided(
-        flat[origin - first // itemsize :], shape=count, strides=strides, writeable=False
-    )
+    return starts, run, _touched_blocks(starts * itemsize, run * itemsize, fragment)
 
 
 def _runs(shape: tuple[int, ...], rel: tuple[int, ...], count: tuple[int, ...]):
@@ -216,24 +306,28 @@ def _read_blocks(
     replica: Replica,
     backend: Backend,
     block_ranges: list[tuple[int, int]],
-) -> memoryview:
-    """The bytes of blocks first..last of the ranges, verified; untouched blocks stay zero.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The blocks of the ranges, verified, packed one range after another; with the
+    byte offset of each range in the fragment and in the packed buffer.
 
-    The buffer spans from the first to the last block read, but only the
-    ranges are read; np.zeros does not touch the memory between them.
+    Packed, not laid out as in the fragment: a buffer spanning the gaps costs
+    page faults (and huge-page zeroing) for memory that is never read.
     """
     block = fragment.block_size
-    start = block_ranges[0][0] * block
-    stop = min(block_ranges[-1][1] * block, fragment.nbytes)
-    buffer = np.zeros(stop - start, dtype=np.uint8)
-    views = []
-    for a, b in block_ranges:
-        lo, hi = a * block - start, min(b * block, fragment.nbytes) - start
-        views.append((replica.byte_offset + start + lo, buffer[lo:hi]))
+    range_starts = np.array([a * block for a, _ in block_ranges], dtype=np.int64)
+    sizes = np.array(
+        [min(b * block, fragment.nbytes) - a * block for a, b in block_ranges], dtype=np.int64
+    )
+    packed_starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+    buffer = np.empty(int(sizes.sum()), dtype=np.uint8)
+    views = [
+        (replica.byte_offset + int(start), buffer[int(p) : int(p + size)])
+        for start, p, size in zip(range_starts, packed_starts, sizes, strict=True)
+    ]
     backend.readinto_ranges(replica.location, views)
     for (a, _), (_, view) in zip(block_ranges, views, strict=True):
         _verify(meta, fragment, replica, view, a)
-    return memoryview(buffer)
+    return buffer, range_starts, packed_starts
 
 
 def _verify(

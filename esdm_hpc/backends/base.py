@@ -151,6 +151,13 @@ class Backend(_ClosedOnExit, ABC):
         for offset, buffer in ranges:
             self.readinto(name, offset, buffer)
 
+    def prefetch(self, name: str, ranges: Sequence[tuple[int, int]]) -> None:
+        """A hint: the (offset, length) ranges of ``name`` will be read soon.
+
+        A read of many ranges announces them all first, so a backend that can
+        fetch in parallel (the kernel's readahead, concurrent requests) does.
+        """
+
     # --- objects ----------------------------------------------------------------------
 
     @abstractmethod

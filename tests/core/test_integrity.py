@@ -143,3 +143,29 @@ def test_reads_verify_only_the_blocks_they_touch(tmp_path: Path) -> None:
         np.testing.assert_array_equal(c["x"][:, 3:5, 10:12], field[:, 3:5, 10:12])
         with pytest.raises(CorruptDataError, match=r"/x\[2:3, 7:8, 0:30\]"):
             c["x"][:, 7, 10:12]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shape", "block_size"),
+    [
+        (np.dtype("f4"), (3, 6, 4096), 4096),  # runs of 4 KiB and more, with gaps
+        (np.dtype([("a", "i1"), ("b", "f8"), ("c", "i2")]), (5, 12, 40), 100),  # 11 B items
+        (np.dtype("u2"), (7, 9, 33), 6),  # many runs, blocks not a multiple of rows
+    ],
+)
+def test_sparse_reads_return_exactly_the_region(
+    tmp_path: Path, dtype: np.dtype, shape: tuple[int, ...], block_size: int
+) -> None:
+    rng = np.random.default_rng(5)
+    field = np.frombuffer(rng.bytes(int(np.prod(shape)) * dtype.itemsize), dtype).reshape(shape)
+    config = site(tmp_path, block_size=block_size)
+    with esdm_hpc.open("esdm://sparse", "w", config=config) as c:
+        c.create_dataset("x", data=field)
+    with esdm_hpc.open("esdm://sparse", config=config) as c:
+        for _ in range(40):
+            lo = [int(rng.integers(0, n)) for n in shape]
+            hi = [int(rng.integers(a + 1, n + 1)) for a, n in zip(lo, shape, strict=True)]
+            region = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+            assert c["x"][region].tobytes() == field[region].tobytes(), region
+        column = (slice(None), slice(2, 4), slice(0, 3))
+        assert c["x"][column].tobytes() == field[column].tobytes()

@@ -106,3 +106,24 @@ def test_a_write_failing_on_one_rank_fails_the_commit_on_every_rank() -> None:
 
 def _failing_write(*args: object) -> None:
     raise OSError("disk on fire")
+
+
+@pytest.mark.mpi(min_size=2)
+def test_a_shrink_drops_every_ranks_earlier_writes_beyond_it() -> None:
+    comm = MPI.COMM_WORLD
+    config = shared_config()
+    rows = 4 * comm.size
+    mine = slice(4 * comm.rank, 4 * comm.rank + 4)
+    with esdm_hpc.open("esdm://shrink", "w", comm=comm, config=config) as c:
+        x = c.create_dataset("x", shape=(rows, 3), maxshape=(None, 3), dtype="i4", fillvalue=-1)
+        x[mine] = 1
+        c.commit()
+        x[mine] = 2  # this epoch, before the shrink
+        x.resize((2, 3))
+        x.resize((rows, 3))
+        x[4 * comm.rank + 3] = 3  # after it: kept
+    expected = np.full((rows, 3), -1)
+    expected[:2] = 2
+    expected[3::4] = 3
+    with esdm_hpc.open("esdm://shrink", comm=comm, config=config) as c:
+        np.testing.assert_array_equal(c["x"][...], expected)
