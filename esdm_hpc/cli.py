@@ -34,6 +34,7 @@ from esdm_hpc.gc import collect_garbage
 from esdm_hpc.history import History
 from esdm_hpc.selection import parse_region
 from esdm_hpc.store import ContainerStore
+from esdm_hpc.strings import is_string
 from esdm_hpc.uri import container_name
 from esdm_hpc.verify import verify
 
@@ -153,7 +154,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     )  # fmt: skip
     for path, record in sorted(datasets.items()):
         shape = "x".join(map(str, record["shape"])) or "scalar"
-        print(f"  {path:<30} {shape:<20} {record['dtype']!s:<8} dims {','.join(record['dims'])}"
+        dtype = "string" if record["dtype"] == {"vlen": "str"} else record["dtype"]
+        print(f"  {path:<30} {shape:<20} {dtype!s:<8} dims {','.join(record['dims'])}"
               f"  {per_dataset[path]} fragments")  # fmt: skip
     per_backend: Counter[str] = Counter()
     for fragment in fragments:
@@ -174,6 +176,8 @@ def cmd_dump(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.dataset} is a group, not a dataset")
         data = node[parse_region(args.region)]
     if args.npy:
+        if is_string(data.dtype):
+            data = data.astype(str)  # fixed width: a .npy anyone can load without pickle
         with args.npy.open("wb") as f:  # np.save(path) would append ".npy" to the name
             np.save(f, data)
         print(f"wrote {data.shape} {data.dtype} to {args.npy}", file=sys.stderr)

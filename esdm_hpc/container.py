@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from esdm_hpc import lease as leases
+from esdm_hpc import strings
 from esdm_hpc.backends import Backend, open_backend
 from esdm_hpc.collective import agree, on_root
 from esdm_hpc.comm import Comm, as_comm
@@ -24,6 +25,7 @@ from esdm_hpc.manifest import Head, Manifest, decode_fragment
 from esdm_hpc.namespace import DatasetMeta, Link, Namespace, Shrink
 from esdm_hpc.reader import FragmentView, read_region
 from esdm_hpc.store import ContainerStore
+from esdm_hpc.strings import STRING, names_string
 from esdm_hpc.uri import container_name
 from esdm_hpc.writer import EpochWriter
 
@@ -564,12 +566,17 @@ def _dataset_meta(
     if not all(isinstance(s, int | np.integer) and s >= 0 for s in shape):
         raise ValueError(f"{path}: shape must be non-negative integers, not {shape}")
     shape = tuple(int(s) for s in shape)
-    try:
-        dt = np.dtype("f8" if dtype is None else dtype)
-    except TypeError as error:
-        raise TypeError(f"{path}: unsupported dtype {dtype!r} ({error})") from None
-    if dt.hasobject:
-        raise TypeError(f"{path}: dtype {dt} holds Python objects; use fixed-size strings")
+    if names_string(dtype):
+        dt = STRING
+    else:
+        try:
+            dt = np.dtype("f8" if dtype is None else dtype)
+        except TypeError as error:
+            raise TypeError(f"{path}: unsupported dtype {dtype!r} ({error})") from None
+        if dt.hasobject:
+            raise TypeError(
+                f"{path}: dtype {dt} holds Python objects; use str for variable-length strings"
+            )
     maxshape = shape if maxshape is None else tuple(maxshape)
     if len(maxshape) != len(shape) or any(
         m is not None and (not isinstance(m, int | np.integer) or m < s)
@@ -585,7 +592,12 @@ def _dataset_meta(
         raise ValueError(f"{path}: unknown hints {sorted(unknown)} (known: {sorted(KNOWN_HINTS)})")
     if hints.get("serialisation", "C") not in ("C", "hilbert"):
         raise ValueError(f"{path}: hints['serialisation'] is 'C' or 'hilbert'")
-    fill = np.zeros((), dtype=dt) if fillvalue is None else np.asarray(fillvalue).astype(dt)
+    if dt is STRING:
+        if hints.get("statistics") or hints.get("serialisation", "C") != "C":
+            raise ValueError(f"{path}: strings take no statistics or serialisation hints")
+        fill = strings.checked(np.asarray("" if fillvalue is None else fillvalue), path)
+    else:
+        fill = np.zeros((), dtype=dt) if fillvalue is None else np.asarray(fillvalue).astype(dt)
     return DatasetMeta(
         path=path,
         shape=shape,

@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from esdm_hpc import strings
 from esdm_hpc.attributes import Attributes
 from esdm_hpc.namespace import DatasetMeta
 from esdm_hpc.selection import Key, hyperslab
+from esdm_hpc.strings import is_string
 
 if TYPE_CHECKING:
     from esdm_hpc.container import Container
@@ -103,6 +105,8 @@ class Dataset:
         _check_box(meta, offset, data.shape, self.name, "write")
         if data.dtype != meta.dtype:
             raise TypeError(f"{self.name}: {data.dtype} data for a dataset of {meta.dtype}")
+        if is_string(meta.dtype):
+            data = strings.checked(data, f"{self.name}")
         if data.size:
             self._container._write(meta, offset, data)
 
@@ -126,6 +130,8 @@ class Dataset:
         meta = self._meta
         slab = hyperslab(key, meta.shape, f"{self.name} write")
         array = np.asarray(value)
+        if is_string(meta.dtype):
+            array = strings.checked(array, f"{self.name}{slab}")
         if array.dtype == meta.dtype and array.shape == slab.shape:
             # data already as it will be stored, the common case: nothing to
             # check, cast or broadcast

@@ -9,6 +9,8 @@ lossless spelling there, and values are base64 of their bytes. A dtype is
   (offsets kept, so padded and out-of-order layouts such as HDF5 compounds
   survive);
 - ``{"subarray": type, "shape": [...]}`` for a structured type's array member;
+- ``{"vlen": "str"}`` for variable-length strings (`esdm_hpc.strings`), their
+  values laid out as in a fragment;
 - ``{"vlen": type}`` for variable-length sequences: object arrays of arrays,
   dtype ``object`` with metadata ``{"vlen": type}`` as h5py spells them
   (attributes only); their values are stored one after the other, with
@@ -31,6 +33,9 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npformat
 
+from esdm_hpc import strings
+from esdm_hpc.strings import STRING, is_string
+
 VLEN = "vlen"
 KEPT_METADATA = (
     "enum",
@@ -46,6 +51,8 @@ KEPT_METADATA = (
 
 def dtype_to_json(dtype: np.dtype) -> Any:
     dtype = np.dtype(dtype)
+    if is_string(dtype):
+        return {VLEN: "str"}
     if is_vlen(dtype):
         return {VLEN: dtype_to_json(dtype.metadata[VLEN])}
     if dtype.hasobject:
@@ -75,6 +82,8 @@ def dtype_from_json(record: Any) -> np.dtype:
         return np.dtype(record)
     if isinstance(record, list):
         return npformat.descr_to_dtype(_descr_from_json(record))
+    if record.get(VLEN) == "str":
+        return STRING
     if VLEN in record:
         return np.dtype("O", metadata={VLEN: dtype_from_json(record[VLEN])})
     if "metadata" in record:
@@ -113,7 +122,9 @@ def array_of(elements: list[Any], dtype: np.dtype) -> np.ndarray:
 def array_to_json(value: np.ndarray) -> dict[str, Any]:
     array = np.asarray(value)  # not ascontiguousarray: it turns 0-d into 1-d
     record = {"dtype": dtype_to_json(array.dtype), "shape": list(array.shape)}
-    if is_vlen(array.dtype):
+    if is_string(array.dtype):
+        array = strings.encode(array)
+    elif is_vlen(array.dtype):
         base = array.dtype.metadata[VLEN]
         sequences = [np.asarray(s, dtype=base) for s in array.reshape(-1)]
         record["lengths"] = [len(s) for s in sequences]
@@ -125,6 +136,8 @@ def array_from_json(record: dict[str, Any]) -> np.ndarray:
     dtype = dtype_from_json(record["dtype"])
     data = base64.b64decode(record["data"])
     shape = tuple(record["shape"])
+    if is_string(dtype):
+        return strings.decode(data, shape)
     if not is_vlen(dtype):
         return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
     values = np.frombuffer(data, dtype=dtype.metadata[VLEN])

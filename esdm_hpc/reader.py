@@ -14,6 +14,7 @@ from functools import cached_property
 
 import numpy as np
 
+from esdm_hpc import strings
 from esdm_hpc.backends import Backend, BackendError
 from esdm_hpc.errors import CorruptDataError
 from esdm_hpc.fragment import Fragment, Replica, fragment_boxes, write_order
@@ -218,6 +219,11 @@ def _read_from(
     backend: Backend,
 ) -> np.ndarray:
     rel = tuple(o - fo for o, fo in zip(offset, fragment.offset, strict=True))
+    if fragment.serialisation == strings.SERIALISATION:
+        whole, _, _ = _read_blocks(meta, fragment, replica, backend, [(0, len(fragment.checksums))])
+        return strings.decode(whole, fragment.count)[
+            tuple(slice(r, r + c) for r, c in zip(rel, count, strict=True))
+        ]
     if fragment.serialisation == "hilbert":
         whole, _, _ = _read_blocks(meta, fragment, replica, backend, [(0, len(fragment.checksums))])
         block = hilbert.deserialise(whole.view(meta.dtype), fragment.count)

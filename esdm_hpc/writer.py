@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from esdm_hpc import strings
 from esdm_hpc.backends import Backend, LogWriter
 from esdm_hpc.backends.base import byte_view
 from esdm_hpc.config import SiteConfig
@@ -21,6 +22,7 @@ from esdm_hpc.kernels import checksum, hilbert
 from esdm_hpc.layout import choose_backends, split
 from esdm_hpc.namespace import DatasetMeta, renamed
 from esdm_hpc.store import ContainerStore
+from esdm_hpc.strings import is_string
 
 # A write smaller than COMBINE_BYTES that continues the one before it (the next
 # rows of the same slab of the same dataset) joins it in one fragment of up to
@@ -108,6 +110,7 @@ class EpochWriter:
 
     def _may_start_run(self, meta: DatasetMeta, data: np.ndarray) -> bool:
         plain = meta.hints.get("serialisation", "C") == "C" and not meta.hints.get("statistics")
+        plain = plain and not is_string(meta.dtype)
         return plain and data.ndim > 0 and 0 < data.nbytes < COMBINE_BYTES
 
     def _store_run(self) -> None:
@@ -130,7 +133,10 @@ class EpochWriter:
 
     def _write_piece(self, meta: DatasetMeta, offset: tuple[int, ...], piece: np.ndarray) -> None:
         serialisation = meta.hints.get("serialisation", "C")
-        if serialisation == "hilbert" and piece.ndim in (2, 3):
+        if is_string(meta.dtype):
+            serialisation = strings.SERIALISATION
+            payload = strings.encode(piece)
+        elif serialisation == "hilbert" and piece.ndim in (2, 3):
             payload = hilbert.serialise(piece)
         else:
             serialisation = "C"

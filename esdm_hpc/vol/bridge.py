@@ -36,6 +36,7 @@ from esdm_hpc.container import Container
 from esdm_hpc.copying import CopyOptions
 from esdm_hpc.encoding import array_of
 from esdm_hpc.namespace import ExternalLinkFound, Link
+from esdm_hpc.strings import STRING, is_string
 from esdm_hpc.vol import dtypes, names, values
 from esdm_hpc.vol.objects import (
     AttributeHandle,
@@ -453,11 +454,11 @@ def dataset_create(
 ) -> NodeHandle:
     """H5Dcreate, H5Dcreate_anon (name None) (collective). maxshape -1 is
     H5S_UNLIMITED; fill is one value or None."""
-    dtype = dtypes.to_numpy(spelling)
+    dtype = STRING if spelling == dtypes.VLEN_STR else dtypes.to_numpy(spelling)
     path = _new_path(location, name)
     options: dict[str, Any] = {"maxshape": tuple(None if m < 0 else m for m in maxshape)}
     if fill is not None:
-        options["fillvalue"] = np.frombuffer(fill, dtype=dtype)[0]
+        options["fillvalue"] = _text(fill) if dtype is STRING else np.frombuffer(fill, dtype)[0]
     location.file.container.create_dataset(path, shape=shape, dtype=dtype, **options)
     return _made(location, path, Kind.DATASET, name is None)
 
@@ -465,9 +466,13 @@ def dataset_create(
 def dataset_describe(
     handle: NodeHandle,
 ) -> tuple[dtypes.Spelling, tuple[int, ...], tuple[int, ...], bytes]:
-    """H5Dopen, H5Dget_type: (type, shape, maxshape with -1, fill value)."""
+    """H5Dopen, H5Dget_type: (type, shape, maxshape with -1, fill value; a string's
+    UTF-8)."""
     dataset = handle.dataset()
-    fill = np.asarray(dataset.fillvalue, dtype=dataset.dtype).tobytes()
+    if is_string(dataset.dtype):
+        fill = _utf8(dataset.fillvalue)
+    else:
+        fill = np.asarray(dataset.fillvalue, dtype=dataset.dtype).tobytes()
     return dtypes.spelling(dataset.dtype), *dataset_extent(handle), fill
 
 
@@ -493,6 +498,27 @@ def dataset_read(handle: NodeHandle, nblocks: int, boxes: memoryview, out: memor
     values = np.frombuffer(out, dtype=dataset.dtype)
     for offset, count, start, stop in _blocks(boxes, nblocks, dataset.ndim):
         dataset.read_box(offset, count, values[start:stop].reshape(count))
+
+
+def dataset_write_strings(
+    handle: NodeHandle, nblocks: int, boxes: memoryview, values: list[bytes | None]
+) -> None:
+    """H5Dwrite of variable-length strings (UTF-8, None for a null pointer): each
+    block of ``values`` into its box (independent)."""
+    dataset = handle.dataset()
+    text = np.array([_text(v) for v in values], dtype=STRING)
+    for offset, count, start, stop in _blocks(boxes, nblocks, dataset.ndim):
+        dataset.write_box(offset, text[start:stop].reshape(count))
+
+
+def dataset_read_strings(handle: NodeHandle, nblocks: int, boxes: memoryview) -> list[bytes]:
+    """H5Dread of variable-length strings: the boxes' strings one after another, UTF-8."""
+    _publish_own_writes(handle.file)
+    dataset = handle.dataset()
+    values: list[bytes] = []
+    for offset, count, _, _ in _blocks(boxes, nblocks, dataset.ndim):
+        values += [_utf8(s) for s in dataset.read_box(offset, count).reshape(-1)]
+    return values
 
 
 def dataset_set_extent(handle: NodeHandle, shape: tuple[int, ...]) -> None:
@@ -572,7 +598,7 @@ def attribute_write(handle: AttributeHandle, data: memoryview) -> None:
 def attribute_write_strings(handle: AttributeHandle, values: list[bytes | None]) -> None:
     """H5Awrite of variable-length strings, UTF-8 (None for a null pointer) (collective)."""
     stored = handle.stored()
-    text = [b.decode("utf-8", "surrogateescape") if b is not None else "" for b in values]
+    text = [_text(v) for v in values]
     _store_attribute(handle, np.array(text, dtype="U").reshape(stored.shape))
 
 
@@ -584,7 +610,7 @@ def attribute_read(handle: AttributeHandle, out: memoryview) -> None:
 
 def attribute_read_strings(handle: AttributeHandle) -> list[bytes]:
     """H5Aread of variable-length strings: each element, UTF-8 encoded."""
-    return [str(s).encode("utf-8", "surrogateescape") for s in handle.stored().reshape(-1)]
+    return [_utf8(s) for s in handle.stored().reshape(-1)]
 
 
 def attribute_write_values(handle: AttributeHandle, trees: list[values.Tree]) -> None:
@@ -691,3 +717,12 @@ def _store_attribute(handle: AttributeHandle, value: np.ndarray) -> None:
         container._set_attribute(handle.owner, handle.name, value)
     else:
         container[handle.owner].attrs[handle.name] = value
+
+
+def _text(value: bytes | None) -> str:
+    """A C string from the application as text (a null pointer as the empty string)."""
+    return "" if value is None else value.decode("utf-8", "surrogateescape")
+
+
+def _utf8(text: str | bytes) -> bytes:
+    return text if isinstance(text, bytes) else str(text).encode("utf-8", "surrogateescape")

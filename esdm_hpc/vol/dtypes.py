@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from esdm_hpc.strings import is_string
+
 VLEN_STR = "vlen-str"
 OPAQUE_TAG = "opaque_tag"
 BITFIELD = "bitfield"
@@ -100,7 +102,7 @@ def _with(dtype: np.dtype, metadata: Metadata) -> np.dtype:
 
 def spelling(dtype: np.dtype) -> Spelling:
     """How the C side is told about values stored with ``dtype``."""
-    if dtype.kind == "U":
+    if dtype.kind == "U" or is_string(dtype):
         return VLEN_STR
     return _spelling(dtype, dict(dtype.metadata or {}))
 

@@ -127,3 +127,14 @@ def test_a_shrink_drops_every_ranks_earlier_writes_beyond_it() -> None:
     expected[3::4] = 3
     with esdm_hpc.open("esdm://shrink", comm=comm, config=config) as c:
         np.testing.assert_array_equal(c["x"][...], expected)
+
+
+@pytest.mark.mpi(min_size=2)
+def test_every_rank_writes_strings_of_its_own() -> None:
+    comm = MPI.COMM_WORLD
+    config = shared_config()
+    with esdm_hpc.open("esdm://strings", "w", comm=comm, config=config) as c:
+        x = c.create_dataset("station", shape=(comm.size, 2), dtype=str)
+        x[comm.rank] = [f"rank {comm.rank}", "é" * comm.rank]
+    with esdm_hpc.open("esdm://strings", comm=comm, config=config) as c:
+        assert c["station"][...].tolist() == [[f"rank {r}", "é" * r] for r in range(comm.size)]

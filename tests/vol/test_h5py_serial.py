@@ -276,3 +276,21 @@ def test_point_selections_read_and_write_without_hdf5_error_output(site: Site) -
         "[1.0, 0.0, 0.0, 2.0, 0.0, 0.0, -1.0, 0.0, 0.0, 4.0]"
     )
     assert "HDF5-DIAG" not in result.stderr, report(result)
+
+
+WEAK_CLOSE = """
+import sys, h5py, numpy as np
+dset = h5py.File(sys.argv[1], "w").create_dataset("x", data=np.arange(4))  # no name keeps the file
+dset[1] = 10
+print(h5py.File(sys.argv[1], "a")["x"][...].tolist())  # reopened: the same, still open
+del dset  # the last open object: closes and commits
+print(h5py.File(sys.argv[1], "r")["x"][::2].tolist())
+"""
+
+
+def test_an_open_object_keeps_its_file_open_as_the_weak_close_degree_does(site: Site) -> None:
+    result = site.python(WEAK_CLOSE, "esdm://h5py/weak")
+    assert result.returncode == 0, report(result)
+    assert result.stdout.split("\n")[:2] == ["[0, 10, 2, 3]", "[0, 2]"]
+    with esdm_hpc.open("esdm://h5py/weak", config=site.config) as c:
+        assert c["x"][...].tolist() == [0, 10, 2, 3]

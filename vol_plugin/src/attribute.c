@@ -99,11 +99,7 @@ write_strings(esdm_obj_t *attr, hid_t mem_type_id, const void *buf, size_t n)
 {
     if (!esdm_type_is_vlen_string(mem_type_id))
         return esdm_unsupported("writing fixed-length strings to a variable-length string attribute");
-    PyObject *values = PyList_New((Py_ssize_t)n);
-    for (size_t i = 0; values && i < n; i++) {
-        const char *s = ((const char *const *)buf)[i];
-        PyList_SET_ITEM(values, (Py_ssize_t)i, s ? PyBytes_FromString(s) : Py_NewRef(Py_None));
-    }
+    PyObject *values = esdm_strings_to_py(buf, n);
     PyObject *done = values ? esdm_call("attribute_write_strings", "(ON)", attr->py, values) : NULL;
     Py_XDECREF(done);
     return done ? 0 : -1;
@@ -117,21 +113,9 @@ read_strings(esdm_obj_t *attr, hid_t mem_type_id, void *buf, size_t n)
     PyObject *values = esdm_call("attribute_read_strings", "(O)", attr->py);
     if (!values)
         return -1;
-    /* Strings the application frees with H5free_memory / H5Treclaim. */
-    for (size_t i = 0; i < n && i < (size_t)PyList_GET_SIZE(values); i++) {
-        PyObject *item = PyList_GET_ITEM(values, (Py_ssize_t)i);
-        size_t    len  = (size_t)PyBytes_GET_SIZE(item);
-        char     *s    = H5allocate_memory(len + 1, false);
-        if (!s) {
-            Py_DECREF(values);
-            esdm_error(esdm_err_argument, "esdm VOL: out of memory reading strings");
-            return -1;
-        }
-        memcpy(s, PyBytes_AS_STRING(item), len + 1);
-        ((char **)buf)[i] = s;
-    }
+    herr_t status = esdm_strings_from_py(values, buf, n);
     Py_DECREF(values);
-    return 0;
+    return status;
 }
 
 /* The core reads into (writable) or writes from size bytes of data. */

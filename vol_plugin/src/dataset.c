@@ -21,7 +21,8 @@ check_creation_properties(hid_t dcpl_id)
     return 0;
 }
 
-/* The user-defined fill value in the dataset's type, or None. GIL held. */
+/* The user-defined fill value in the dataset's type (a variable-length
+ * string's characters), or None. GIL held. */
 static PyObject *
 fill_value(hid_t dcpl_id, hid_t type_id)
 {
@@ -32,6 +33,15 @@ fill_value(hid_t dcpl_id, hid_t type_id)
         return NULL;
     if (defined != H5D_FILL_VALUE_USER_DEFINED)
         return Py_NewRef(Py_None);
+    if (esdm_type_is_vlen_string(type_id)) {
+        char *text = NULL;
+        if (H5Pget_fill_value(dcpl_id, type_id, &text) < 0)
+            return NULL;
+        if (!(fill = PyBytes_FromString(text ? text : "")))
+            esdm_python_error("reading the fill value");
+        H5free_memory(text);
+        return fill;
+    }
     if (!(fill = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)H5Tget_size(type_id)))) {
         esdm_python_error("reading the fill value");
         return NULL;
@@ -62,10 +72,6 @@ esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, h
         return NULL;
     if (esdm_type_needs_tree(type_id)) {
         esdm_unsupported("a dataset of references or variable-length sequences (attributes may hold them)");
-        return NULL;
-    }
-    if (esdm_type_is_vlen_string(type_id)) {
-        esdm_unsupported("a dataset of variable-length strings (attributes may hold them)");
         return NULL;
     }
     if (esdm_enter(&gil) < 0)
@@ -106,7 +112,9 @@ esdm_dataset_init(esdm_obj_t *dset, hid_t dapl_id)
     /* What H5Dget_create_plist shows for a dataset opened from the store:
      * its fill value, and chunking where a dimension can grow, since HDF5
      * applications (netCDF among them) expect extendible datasets chunked. */
-    if (H5Pset_fill_value(dset->dcpl_id, dset->type_id, PyBytes_AsString(PyTuple_GET_ITEM(info, 3))) < 0)
+    const char *fill  = PyBytes_AsString(PyTuple_GET_ITEM(info, 3));
+    const void *value = esdm_type_is_vlen_string(dset->type_id) ? (const void *)&fill : fill;
+    if (H5Pset_fill_value(dset->dcpl_id, dset->type_id, value) < 0)
         goto done;
     PyObject  *shape = PyTuple_GET_ITEM(info, 1), *maxshape = PyTuple_GET_ITEM(info, 2);
     Py_ssize_t rank  = PyTuple_GET_SIZE(shape);

@@ -73,11 +73,16 @@ struct esdm_file_t {
     int         nids;  /* HDF5 file IDs on this file: the container closes with the last */
     int         nrefs; /* file IDs + open objects: the struct lives while any remains */
     bool        open;  /* the container is open in the core */
+    bool        weak;  /* HDF5's "weak" close degree: open objects keep the file open */
     esdm_obj_t *objects;
 };
 
 esdm_obj_t *esdm_obj_new(esdm_kind_t kind, esdm_file_t *file, PyObject *py);
-void        esdm_obj_release(esdm_obj_t *obj); /* GIL held */
+/* Drop an object; the last one of a weakly closed file closes it. GIL held. */
+herr_t      esdm_obj_release(esdm_obj_t *obj);
+/* Commit and close the container if nothing holds it open any more: no file
+ * ID and, under the weak close degree, no open object. GIL held. */
+herr_t      esdm_file_close_container(esdm_file_t *file);
 herr_t      esdm_object_close(void *obj, hid_t dxpl_id, void **req); /* attr, dataset, group */
 void        esdm_file_unref(esdm_file_t *file);
 bool        esdm_file_owns(const esdm_file_t *file, const void *obj);
@@ -223,6 +228,13 @@ PyObject *esdm_values_to_py(hid_t type_id, const void *buf, size_t n);
 /* Fill n elements of type_id at buf from a list of trees, in memory the
  * application owns; references are recreated in file. GIL held. */
 herr_t esdm_values_from_py(hid_t type_id, PyObject *trees, void *buf, size_t n, esdm_file_t *file);
+
+/* n variable-length strings (char *, NULL allowed) as a list of bytes, None
+ * for NULL (new reference); NULL with an HDF5 error. GIL held. */
+PyObject *esdm_strings_to_py(const void *buf, size_t n);
+/* The first n bytes objects of a list as strings the application frees
+ * (H5free_memory, H5Treclaim), their pointers into buf. GIL held. */
+herr_t esdm_strings_from_py(PyObject *values, void *buf, size_t n);
 
 /* A dataspace from a Python tuple of dims (and maxdims, -1 unlimited, or NULL). */
 hid_t esdm_space_from_py(PyObject *shape, PyObject *maxshape);

@@ -30,6 +30,15 @@ file_new(const char *name, unsigned intent, hid_t fapl_id, hid_t fcpl_id)
     file->nrefs       = 1;
     file->fapl_id     = H5Pcopy(fapl_id);
     file->fcpl_id     = fcpl_id == H5P_DEFAULT ? H5Pcreate(H5P_FILE_CREATE) : H5Pcopy(fcpl_id);
+    /* HDF5's default degree is weak but for MPI-IO ("semi"): objects left
+     * open keep the file open, and its last one closes it (commits) */
+    H5F_close_degree_t degree = H5F_CLOSE_DEFAULT;
+    if (H5Pget_fclose_degree(fapl_id, &degree) < 0) {
+        esdm_file_unref(file);
+        return NULL;
+    }
+    file->weak = degree == H5F_CLOSE_WEAK ||
+                 (degree == H5F_CLOSE_DEFAULT && H5Pget_driver(fapl_id) != H5FD_MPIO);
     if (H5Pget_driver(fapl_id) == H5FD_MPIO) {
         /* HDF5 hands out duplicates: the file owns this one (objects.c frees it). */
         MPI_Info info = MPI_INFO_NULL;
@@ -325,21 +334,33 @@ esdm_file_close(void *obj, hid_t dxpl_id, void **req)
     (void)dxpl_id, (void)req;
 
     if (--file->nids == 0 && file->open) {
-        file->open = false;
         if (esdm_python_gone())
-            file->obj.py = NULL; /* the bridge committed and closed it at exit */
+            status = esdm_file_close_container(file); /* calls no Python then */
         else if (esdm_enter(&gil) < 0)
             status = -1;
         else {
-            PyObject *done = esdm_call("file_close", "(O)", file->obj.py);
-            status         = done ? 0 : -1;
-            Py_XDECREF(done);
-            Py_CLEAR(file->obj.py);
+            status = esdm_file_close_container(file);
             esdm_leave(gil);
         }
     }
     esdm_file_unref(file);
     return status;
+}
+
+herr_t
+esdm_file_close_container(esdm_file_t *file)
+{
+    if (!file->open || file->nids > 0 || (file->weak && file->objects))
+        return 0;
+    file->open = false;
+    if (esdm_python_gone()) {
+        file->obj.py = NULL; /* the bridge committed and closed it at exit */
+        return 0;
+    }
+    PyObject *done = esdm_call("file_close", "(O)", file->obj.py);
+    Py_XDECREF(done);
+    Py_CLEAR(file->obj.py);
+    return done ? 0 : -1;
 }
 
 /* H5Iget_file_id on an object whose file has no ID left registers a new

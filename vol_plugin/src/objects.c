@@ -36,10 +36,11 @@ esdm_obj_new(esdm_kind_t kind, esdm_file_t *file, PyObject *py)
     return obj;
 }
 
-void
+herr_t
 esdm_obj_release(esdm_obj_t *obj)
 {
-    esdm_file_t *file = obj->file;
+    esdm_file_t *file   = obj->file;
+    herr_t       status = 0;
 
     if (obj->prev)
         obj->prev->next = obj->next;
@@ -52,7 +53,10 @@ esdm_obj_release(esdm_obj_t *obj)
     esdm_close(obj->dcpl_id);
     esdm_close(obj->dapl_id);
     free(obj);
+    if (!file->objects)
+        status = esdm_file_close_container(file);
     esdm_file_unref(file);
+    return status;
 }
 
 void
@@ -300,12 +304,11 @@ esdm_object_close(void *obj, hid_t dxpl_id, void **req)
     if (esdm_python_gone()) {
         /* its Python handle goes with the interpreter: no reference to drop */
         ((esdm_obj_t *)obj)->py = NULL;
-        esdm_obj_release(obj);
-        return 0;
+        return esdm_obj_release(obj);
     }
     if (esdm_enter(&gil) < 0)
         return -1;
-    esdm_obj_release(obj);
+    herr_t status = esdm_obj_release(obj);
     esdm_leave(gil);
-    return 0;
+    return status;
 }

@@ -19,6 +19,10 @@
  * side, say); those selections are reordered through a staging buffer the
  * size of their bounding box.
  *
+ * Variable-length strings move as their char pointers: packing, reordering
+ * and scattering move pointers like any element; only the core's side
+ * differs (a list of bytes, and strings the application frees on a read).
+ *
  * Collective and independent transfers behave the same: every rank writes
  * its own fragments independently, and the commit at H5Fflush/H5Fclose is
  * the collective step (DESIGN 3).
@@ -363,6 +367,7 @@ typedef struct {
     hid_t       owned[2];              /* the ones created here, to close */
     boxes_t     boxes;
     bool        same_type; /* memory type == the dataset's: no conversion */
+    bool        strings;   /* variable-length strings: char pointers in memory */
     bool        direct;    /* the buffer goes to (comes from) the core as it is */
     size_t      offset;    /* direct: where the selection starts in the buffer, in bytes */
     size_t      scratch;   /* else: bytes of the buffer to pack (unpack) into */
@@ -438,11 +443,38 @@ transfer_begin(transfer_t *t, esdm_obj_t *dset, hid_t mem_type_id, hid_t mem_spa
     htri_t same_type = H5Tequal(mem_type_id, dset->type_id);
     if (same_type < 0)
         return -1;
-    t->same_type = same_type;
+    t->strings = esdm_type_is_vlen_string(dset->type_id);
+    if (t->strings != esdm_type_is_vlen_string(mem_type_id))
+        return esdm_unsupported("converting between variable-length strings and other types");
+    t->same_type = same_type || t->strings; /* pointers either way, whatever the character set */
     t->direct    = same_type && t->boxes.ordered && contiguous(t->mem_space, &first);
     t->offset    = t->direct ? (size_t)first * mem_size : 0;
     t->scratch   = (size_t)t->boxes.npoints * (file_size > mem_size ? file_size : mem_size);
     return 0;
+}
+
+/* Strings to the core (write) or from it into the packed pointers. GIL held. */
+static herr_t
+call_core_strings(const transfer_t *t, PyObject *table, const void *packed, bool writable)
+{
+    size_t    n    = (size_t)t->boxes.npoints;
+    PyObject *done = NULL;
+    herr_t    status;
+
+    if (!writable) {
+        PyObject *values = esdm_strings_to_py(packed, n);
+        done = values ? esdm_call("dataset_write_strings", "(OnON)", t->dset->py,
+                                  (Py_ssize_t)t->boxes.nblocks, table, values)
+                      : NULL;
+        status = done ? 0 : -1;
+    }
+    else {
+        done   = esdm_call("dataset_read_strings", "(OnO)", t->dset->py,
+                           (Py_ssize_t)t->boxes.nblocks, table);
+        status = done ? esdm_strings_from_py(done, (void *)packed, n) : -1;
+    }
+    Py_XDECREF(done);
+    return status;
 }
 
 /* Hand the packed data to the core or have it fill the packed buffer. */
@@ -457,7 +489,11 @@ call_core(const transfer_t *t, const char *function, const void *packed, bool wr
     if (esdm_enter(&gil) < 0)
         return -1;
     PyObject *table = esdm_view(t->boxes.table, rows * sizeof(hsize_t), false);
-    PyObject *data  = table ? esdm_view(packed, (size_t)t->boxes.npoints * elem, writable) : NULL;
+    PyObject *data  = NULL;
+    if (table && t->strings)
+        status = call_core_strings(t, table, packed, writable);
+    else if (table)
+        data = esdm_view(packed, (size_t)t->boxes.npoints * elem, writable);
     if (data) {
         PyObject *done = esdm_call(function, "(OnOO)", t->dset->py, (Py_ssize_t)t->boxes.nblocks,
                                    table, data);

@@ -313,3 +313,46 @@ esdm_values_from_py(hid_t type_id, PyObject *trees, void *buf, size_t n, esdm_fi
     esdm_close(ctx.root_id);
     return status;
 }
+
+/* ---- variable-length strings ------------------------------------------------------------- */
+
+PyObject *
+esdm_strings_to_py(const void *buf, size_t n)
+{
+    PyObject *values = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; values && i < n; i++) {
+        const char *s    = ((const char *const *)buf)[i];
+        PyObject   *item = s ? PyBytes_FromString(s) : Py_NewRef(Py_None);
+        if (!item) {
+            Py_CLEAR(values);
+            break;
+        }
+        PyList_SET_ITEM(values, (Py_ssize_t)i, item);
+    }
+    if (!values)
+        esdm_python_error("passing strings");
+    return values;
+}
+
+herr_t
+esdm_strings_from_py(PyObject *values, void *buf, size_t n)
+{
+    char **out = buf;
+
+    if (!PyList_Check(values) || (size_t)PyList_GET_SIZE(values) < n) {
+        esdm_error(esdm_err_argument, "esdm VOL: the core returned no list of %zu strings", n);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(values, (Py_ssize_t)i);
+        size_t    len  = PyBytes_Check(item) ? (size_t)PyBytes_GET_SIZE(item) : 0;
+        if (!PyBytes_Check(item) || !(out[i] = H5allocate_memory(len + 1, false))) {
+            while (i > 0)
+                H5free_memory(out[--i]);
+            esdm_error(esdm_err_argument, "esdm VOL: cannot pass string %zu (out of memory?)", i);
+            return -1;
+        }
+        memcpy(out[i], PyBytes_AS_STRING(item), len + 1);
+    }
+    return 0;
+}

@@ -1,0 +1,79 @@
+"""Variable-length strings: their dtype, and how a fragment of them is laid out.
+
+A dataset of variable-length strings (HDF5's, netCDF-4's ``string`` type)
+holds Python ``str`` in object arrays, with h5py's spelling of the dtype.
+Its elements have no fixed size, so a fragment of them is not a C-ordered
+array: it is the UTF-8 end offset of every element (little-endian uint64,
+in C order), then the UTF-8 bytes one after another. The checksum blocks
+cover both, as for any fragment; a reader reads the whole fragment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+STRING = np.dtype("O", metadata={"vlen": str})
+SERIALISATION = "strings"  # a fragment's serialisation when laid out as above
+_END = np.dtype("<u8")
+
+
+def is_string(dtype: np.dtype) -> bool:
+    return dtype.kind == "O" and (dtype.metadata or {}).get("vlen") is str
+
+
+def names_string(dtype: Any) -> bool:
+    """Whether a dtype argument asks for variable-length strings: ``str``,
+    numpy's ``StringDType``, h5py's ``string_dtype()``, or plain ``object``
+    (strings are the only objects a dataset holds)."""
+    if dtype is str:
+        return True
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        return False
+    plain_object = resolved.kind == "O" and not resolved.metadata
+    return resolved.kind == "T" or plain_object or is_string(resolved)
+
+
+def checked(values: np.ndarray, what: str) -> np.ndarray:
+    """``values`` as an array of ``STRING``; TypeError naming ``what`` for an
+    element that is not text (``str`` or UTF-8 ``bytes``)."""
+    if values.dtype.kind in "UST":
+        return values.astype(STRING)
+    for value in values.reshape(-1):
+        if not isinstance(value, str | bytes):
+            raise TypeError(f"{what}: cannot store {type(value).__name__} {value} as a string")
+    return values.astype(STRING, copy=False)
+
+
+def encode(values: np.ndarray) -> np.ndarray:
+    """The fragment bytes (uint8) of an array of strings."""
+    items = [_utf8(value) for value in values.reshape(-1)]
+    ends = np.cumsum([len(item) for item in items], dtype=np.uint64).astype(_END)
+    header = ends.view(np.uint8)
+    payload = np.empty(header.nbytes + int(ends[-1] if len(ends) else 0), dtype=np.uint8)
+    payload[: header.nbytes] = header
+    payload[header.nbytes :] = np.frombuffer(b"".join(items), dtype=np.uint8)
+    return payload
+
+
+def decode(payload: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """The array of strings of shape ``shape`` that ``encode`` laid out as ``payload``."""
+    raw = memoryview(payload).cast("B")
+    n = int(np.prod(shape, dtype=np.int64))
+    ends = np.frombuffer(raw, dtype=_END, count=n).tolist()
+    text = bytes(raw[n * _END.itemsize :])
+    values = np.empty(n, dtype=STRING)
+    start = 0
+    for i, end in enumerate(ends):
+        values[i] = text[start:end].decode("utf-8", "surrogateescape")
+        start = end
+    return values.reshape(shape)
+
+
+def _utf8(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8", "surrogateescape")
