@@ -121,7 +121,7 @@ class SiteConfig:
     metadata_backend: str  # id of the backend that holds container metadata
     # checksum block size: what a read verifies at least; small enough that a
     # column through a big fragment reads little, large enough for a small manifest
-    block_size: int = 64 * KiB
+    block_size: int = 16 * KiB
     source: str = "<dict>"  # the file it came from, "<default>" or "<dict>"
 
     def backend(self, id: str) -> BackendConfig:

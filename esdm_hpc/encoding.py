@@ -139,7 +139,9 @@ def array_from_json(record: dict[str, Any]) -> np.ndarray:
     if is_string(dtype):
         return strings.decode(data, shape)
     if not is_vlen(dtype):
-        return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+        # a writable array over its own copy of the bytes: ndarray.copy() skips the
+        # padding of a structured dtype, which then holds whatever memory held
+        return np.frombuffer(bytearray(data), dtype=dtype).reshape(shape)
     values = np.frombuffer(data, dtype=dtype.metadata[VLEN])
     ends = np.cumsum(record["lengths"], dtype=np.int64)
     sequences = [

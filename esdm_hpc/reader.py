@@ -220,12 +220,12 @@ def _read_from(
 ) -> np.ndarray:
     rel = tuple(o - fo for o, fo in zip(offset, fragment.offset, strict=True))
     if fragment.serialisation == strings.SERIALISATION:
-        whole, _, _ = _read_blocks(meta, fragment, replica, backend, [(0, len(fragment.checksums))])
+        whole, _, _ = _read_blocks(meta, fragment, replica, backend, [(0, fragment.nblocks)])
         return strings.decode(whole, fragment.count)[
             tuple(slice(r, r + c) for r, c in zip(rel, count, strict=True))
         ]
     if fragment.serialisation == "hilbert":
-        whole, _, _ = _read_blocks(meta, fragment, replica, backend, [(0, len(fragment.checksums))])
+        whole, _, _ = _read_blocks(meta, fragment, replica, backend, [(0, fragment.nblocks)])
         block = hilbert.deserialise(whole.view(meta.dtype), fragment.count)
         return block[tuple(slice(r, r + c) for r, c in zip(rel, count, strict=True))]
     itemsize = meta.dtype.itemsize
@@ -297,7 +297,7 @@ def _runs(shape: tuple[int, ...], rel: tuple[int, ...], count: tuple[int, ...]):
 def _touched_blocks(starts: np.ndarray, length: int, fragment: Fragment) -> list[tuple[int, int]]:
     """Checksum blocks (start, stop) the byte runs touch, merged where adjacent."""
     block = fragment.block_size
-    nblocks = len(fragment.checksums)
+    nblocks = fragment.nblocks
     first, last = starts // block, (starts + length - 1) // block
     # a difference array marks every block between first and last of each run
     marks = np.bincount(first, minlength=nblocks + 1) - np.bincount(last + 1, minlength=nblocks + 1)
@@ -341,7 +341,7 @@ def _verify(
 ) -> None:
     block = fragment.block_size
     digests = checksum.block_checksums(data, block)
-    expected = np.array(fragment.checksums[first_block : first_block + len(digests)], np.uint64)
+    expected = fragment.digests(first_block, first_block + len(digests))
     bad = np.nonzero(digests != expected)[0]
     if len(bad) == 0:
         return

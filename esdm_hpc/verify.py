@@ -87,7 +87,7 @@ def _check(
     except BackendError as error:
         return damage((), f"unreadable ({error})", whole)
     digests = block_checksums(data, fragment.block_size)
-    bad = tuple(int(b) for b in np.nonzero(digests != np.array(fragment.checksums, np.uint64))[0])
+    bad = tuple(int(b) for b in np.nonzero(digests != fragment.digests())[0])
     if not bad:
         return None
     return damage(bad, "checksum mismatch", block_region(fragment, bad[0], itemsize))

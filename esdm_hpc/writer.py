@@ -17,7 +17,7 @@ from esdm_hpc.backends import Backend, LogWriter
 from esdm_hpc.backends.base import byte_view
 from esdm_hpc.config import SiteConfig
 from esdm_hpc.faults import crash_point
-from esdm_hpc.fragment import Fragment, Replica
+from esdm_hpc.fragment import Fragment, Replica, encode_digests
 from esdm_hpc.kernels import checksum, hilbert
 from esdm_hpc.layout import choose_backends, split
 from esdm_hpc.namespace import DatasetMeta, renamed
@@ -159,7 +159,7 @@ class EpochWriter:
                 codec="raw",
                 nbytes=payload.nbytes,
                 block_size=block_size,
-                checksums=tuple(checksum.block_checksums(payload, block_size).tolist()),
+                checksums=encode_digests(checksum.block_checksums(payload, block_size)),
                 replicas=replicas,
                 **(_extremes(piece) if meta.hints.get("statistics") else _NO_EXTREMES),
             )

@@ -110,7 +110,7 @@ def test_default_needs_no_file(tmp_path: Path) -> None:
     assert local.target == str(tmp_path / "esdm-data")
     assert local.limits == Limits(max_fragment_bytes=64 * MiB, threads=1)
     assert config.metadata_backend == "local"
-    assert (config.replicas, config.block_size, config.weights) == (1, 64 * KiB, Weights())
+    assert (config.replicas, config.block_size, config.weights) == (1, 16 * KiB, Weights())
 
 
 def test_default_honours_esdm_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,5 @@
-"""Dtype encodings in manifests: compound layouts and the metadata HDF5 types need survive JSON."""
+"""Encodings in manifests: compound layouts and the metadata HDF5 types need survive JSON;
+block digests."""
 
 import json
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 
 from esdm_hpc.encoding import array_from_json, array_to_json, dtype_from_json, dtype_to_json
+from esdm_hpc.fragment import Fragment, encode_digests
 
 COMPOUND = np.dtype(
     {
@@ -61,3 +63,27 @@ def test_arrays_of_compound_values_round_trip() -> None:
     values["inner"]["tag"] = [b"x", b"yy", b"zzz"]
     back = array_from_json(json.loads(json.dumps(array_to_json(values))))
     assert back.tobytes() == values.tobytes() and back.dtype.metadata == values.dtype.metadata
+
+
+def fragment_record(checksums: object) -> dict:
+    return {
+        "id": "f", "dataset": "/x", "epoch": 1, "rank": 0, "seq": 0, "offset": [0],
+        "count": [5], "serialisation": "C", "codec": "raw", "nbytes": 40, "block_size": 8,
+        "checksums": checksums, "replicas": [["disk", "log", 0, 40]],
+        "minimum": None, "maximum": None,
+    }  # fmt: skip
+
+
+def test_block_digests_are_base64_and_any_range_decodes_alone() -> None:
+    digests = np.array([1, 2**64 - 1, 3, 2**63, 5], dtype=np.uint64)
+    fragment = Fragment.from_json(fragment_record(encode_digests(digests)))
+    assert json.loads(json.dumps(fragment.to_json())) == fragment_record(fragment.checksums)
+    assert fragment.nblocks == 5
+    for first in range(6):
+        for stop in range(first, 7):
+            assert fragment.digests(first, stop).tolist() == digests[first:stop].tolist()
+    # manifests written before hold the digests as integers
+    old = Fragment.from_json(fragment_record(digests.tolist()))
+    assert old.checksums == fragment.checksums
+    with pytest.raises(ValueError, match="not whole digests"):
+        Fragment.from_json(fragment_record("AAAA"))
