@@ -303,8 +303,14 @@ esdm_file_specific(void *obj, H5VL_file_specific_args_t *args, hid_t dxpl_id, vo
             *args->args.is_equal.same_file =
                 ((esdm_obj_t *)obj)->file == ((esdm_obj_t *)args->args.is_equal.obj2)->file;
             return 0;
-        case H5VL_FILE_REOPEN:
-            return esdm_unsupported("H5Freopen");
+        case H5VL_FILE_REOPEN: {
+            /* a new file on the same container, as another H5Fopen would share it */
+            esdm_file_t *file  = ((esdm_obj_t *)obj)->file;
+            esdm_file_t *again = file_start(file->name, file->intent, file->fcpl_id, file->fapl_id,
+                                            false, file->intent == H5F_ACC_RDWR);
+            *args->args.reopen.file = again;
+            return again ? 0 : -1;
+        }
         case H5VL_FILE_DELETE:
             return esdm_unsupported("deleting a container with H5Fdelete");
         default:
