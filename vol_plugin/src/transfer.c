@@ -546,6 +546,46 @@ done:
     return status;
 }
 
+/* Convert the values read (selection order) to the memory type. As in HDF5,
+ * compound members the file type lacks keep what the buffer holds: those
+ * are the conversion's background. */
+static herr_t
+convert_for_read(const transfer_t *t, hid_t mem_type_id, const void *buf, char *packed,
+                 hid_t dxpl_id)
+{
+    size_t n        = (size_t)t->boxes.npoints;
+    htri_t compound = H5Tdetect_class(mem_type_id, H5T_COMPOUND);
+    char  *held     = NULL;
+    herr_t status   = -1;
+
+    if (compound < 0)
+        return -1;
+    if (compound) {
+        size_t bytes = n * H5Tget_size(mem_type_id);
+        if (!(held = malloc(bytes + 1))) {
+            esdm_error(esdm_err_argument, "esdm VOL: out of memory converting %zu elements", n);
+            return -1;
+        }
+        if (H5Dgather(t->mem_space, buf, mem_type_id, bytes, held, NULL, NULL) < 0)
+            goto done;
+    }
+    status = esdm_type_convert(t->dset->type_id, mem_type_id, n, packed, held, dxpl_id);
+done:
+    free(held);
+    return status;
+}
+
+/* HDF5's own connector refuses a null buffer for a selection with elements. */
+static herr_t
+check_buffer(const transfer_t *t, const void *buf)
+{
+    if (buf || t->boxes.npoints == 0)
+        return 0;
+    esdm_error(esdm_err_argument, "esdm VOL: no data buffer for %llu selected elements",
+               (unsigned long long)t->boxes.npoints);
+    return -1;
+}
+
 static herr_t
 write_one(esdm_obj_t *dset, hid_t mem_type_id, hid_t mem_space_id, hid_t file_space_id,
           hid_t dxpl_id, const void *buf)
@@ -554,7 +594,8 @@ write_one(esdm_obj_t *dset, hid_t mem_type_id, hid_t mem_space_id, hid_t file_sp
     char      *scratch = NULL;
     herr_t     status  = -1;
 
-    if (transfer_begin(&t, dset, mem_type_id, mem_space_id, file_space_id) < 0)
+    if (transfer_begin(&t, dset, mem_type_id, mem_space_id, file_space_id) < 0 ||
+        check_buffer(&t, buf) < 0)
         goto done;
     size_t n = (size_t)t.boxes.npoints;
     if (n == 0 || t.direct) {
@@ -581,7 +622,8 @@ read_one(esdm_obj_t *dset, hid_t mem_type_id, hid_t mem_space_id, hid_t file_spa
     char      *scratch = NULL;
     herr_t     status  = -1;
 
-    if (transfer_begin(&t, dset, mem_type_id, mem_space_id, file_space_id) < 0)
+    if (transfer_begin(&t, dset, mem_type_id, mem_space_id, file_space_id) < 0 ||
+        check_buffer(&t, buf) < 0)
         goto done;
     size_t n = (size_t)t.boxes.npoints;
     if (n == 0 || t.direct) {
@@ -590,7 +632,7 @@ read_one(esdm_obj_t *dset, hid_t mem_type_id, hid_t mem_space_id, hid_t file_spa
     }
     if (!(scratch = scratch_buffer(&t)) || call_core(&t, "dataset_read", scratch, true) < 0 ||
         (!t.boxes.ordered && reorder(&t.boxes, t.file_space, dset->type_id, scratch, false) < 0) ||
-        (!t.same_type && esdm_type_convert(dset->type_id, mem_type_id, n, scratch, NULL, dxpl_id) < 0))
+        (!t.same_type && convert_for_read(&t, mem_type_id, buf, scratch, dxpl_id) < 0))
         goto done;
     void *source[2] = {scratch, &(size_t){n * H5Tget_size(mem_type_id)}};
     status          = H5Dscatter(hand_over, source, mem_type_id, t.mem_space, buf);
