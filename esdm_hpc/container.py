@@ -356,22 +356,29 @@ class Container(Group):
         self._require_writable(call)
         agree(self.comm, call, arguments)
 
-    def _create_group(self, path: str, track_order: bool) -> str:
-        self._collective("create_group", {"path": path, "track_order": track_order})
+    def _create_group(self, path: str, track_order: bool, indexed: bool = True) -> str:
+        self._collective(
+            "create_group", {"path": path, "track_order": track_order, "indexed": indexed}
+        )
         name = self._free_name(path)
         self._add_name(name)
         self._namespace.groups.add(name)
         if track_order:
-            self._namespace.ordered.add(name)
+            self._order_links(name, indexed)
         self._dirty = True
         return name
 
-    def _track_order(self, group: str) -> None:
+    def _track_order(self, group: str, indexed: bool = True) -> None:
         """List the links of ``group`` in creation order by default (HDF5's
-        H5Pset_link_creation_order)."""
-        self._collective("track_order", {"group": group})
-        self._namespace.ordered.add(self._namespace.resolve(group))
+        H5Pset_link_creation_order; ``indexed`` is only reported back)."""
+        self._collective("track_order", {"group": group, "indexed": indexed})
+        self._order_links(self._namespace.resolve(group), indexed)
         self._dirty = True
+
+    def _order_links(self, group: str, indexed: bool) -> None:
+        self._namespace.ordered.add(group)
+        if not indexed:
+            self._namespace.unindexed.add(group)
 
     def _create_link(self, path: str, link: Link) -> None:
         """A link at ``path``: hard (``link.target`` a path to an object), soft,

@@ -56,6 +56,8 @@ class _Copier:
             namespace.groups.add(name)
             if identity in namespace.ordered:
                 namespace.ordered.add(name)
+            if identity in namespace.unindexed:
+                namespace.unindexed.add(name)
             if not (self.options.shallow and depth > 0):
                 for member in namespace.children_by_order(identity):
                     self._copy_member(posixpath.join(identity, member), f"{name}/{member}", depth)

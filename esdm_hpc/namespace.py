@@ -175,6 +175,9 @@ class Namespace:
     order: dict[str, int] = field(default_factory=dict)
     next_order: dict[str, int] = field(default_factory=dict)
     ordered: set[str] = field(default_factory=set)
+    # ordered groups whose creator asked for no index of the order (HDF5's
+    # H5P_CRT_ORDER_TRACKED alone): only reported back, as it was asked
+    unindexed: set[str] = field(default_factory=set)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -191,6 +194,7 @@ class Namespace:
             "order": dict(sorted(self.order.items())),
             "next_order": dict(sorted(self.next_order.items())),
             "ordered": sorted(self.ordered),
+            **({"unindexed": sorted(self.unindexed)} if self.unindexed else {}),
         }
 
     @classmethod
@@ -209,6 +213,7 @@ class Namespace:
             order=dict(record.get("order", {})),
             next_order=dict(record.get("next_order", {})),
             ordered=set(record.get("ordered", ())),
+            unindexed=set(record.get("unindexed", ())),
         )
 
     # --- lookups ------------------------------------------------------------------
@@ -317,6 +322,7 @@ class Namespace:
         self.order = {moved(p): o for p, o in self.order.items()}
         self.next_order = {moved(p): o for p, o in self.next_order.items()}
         self.ordered = {moved(p) for p in self.ordered}
+        self.unindexed = {moved(p) for p in self.unindexed}
 
     # --- internals ------------------------------------------------------------------
 
@@ -374,6 +380,7 @@ class Namespace:
         self.unlinked.discard(identity)
         self.groups.discard(identity)
         self.ordered.discard(identity)
+        self.unindexed.discard(identity)
         self.datasets.pop(identity, None)
         self.datatypes.pop(identity, None)
         self.attributes.pop(identity, None)

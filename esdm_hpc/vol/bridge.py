@@ -54,6 +54,7 @@ from esdm_hpc.vol.objects import (
 
 SERIAL = -1
 MAX_EXTERNAL_LINKS = 16  # followed in one lookup before it is taken for a loop
+ORDER_TRACKED, ORDER_INDEXED = 1, 2  # H5P_CRT_ORDER_TRACKED, H5P_CRT_ORDER_INDEXED
 # H5L_type_t of the link kinds of the namespace; a user-defined link has its class's
 LINK_TYPES = {"hard": 0, "soft": 1, "external": 64}
 HARD, EXTERNAL = LINK_TYPES["hard"], LINK_TYPES["external"]
@@ -165,12 +166,15 @@ def _comm(handle: int) -> Any:
 # --- groups, links and objects -----------------------------------------------------------
 
 
-def group_create(location: Location, name: str | None, track_order: bool = False) -> NodeHandle:
+def group_create(location: Location, name: str | None, order: int = 0) -> NodeHandle:
     """H5Gcreate, H5Gcreate_anon (name None) (collective); missing parents are
-    created, as HDF5 does with H5Pset_create_intermediate_group. track_order:
-    H5Pset_link_creation_order."""
-    group = location.file.container.create_group(_new_path(location, name), track_order)
-    return _made(location, group.name, Kind.GROUP, name is None)
+    created, as HDF5 does with H5Pset_create_intermediate_group. order: the
+    flags of H5Pset_link_creation_order."""
+    container = location.file.container
+    path = container._create_group(
+        _new_path(location, name), bool(order & ORDER_TRACKED), bool(order & ORDER_INDEXED)
+    )
+    return _made(location, path, Kind.GROUP, name is None)
 
 
 def _new_path(location: Location, name: str | None) -> str:
@@ -190,16 +194,20 @@ def _made(location: Location, path: str, kind: Kind, anonymous: bool) -> NodeHan
     return handle
 
 
-def group_tracks_order(location: Location, name: str) -> bool:
-    """H5Gget_create_plist: whether the group was created tracking creation order."""
+def group_creation_order(location: Location, name: str) -> int:
+    """H5Gget_create_plist: the H5Pset_link_creation_order flags the group was
+    created with."""
     namespace = location.file.container._namespace
-    return group(location.file, resolve(location, name)).name in namespace.ordered
+    path = group(location.file, resolve(location, name)).name
+    if path not in namespace.ordered:
+        return 0
+    return ORDER_TRACKED if path in namespace.unindexed else ORDER_TRACKED | ORDER_INDEXED
 
 
-def group_track_order(file: FileHandle) -> None:
-    """H5Fcreate with H5Pset_link_creation_order in its fcpl: the root group
-    tracks creation order (collective)."""
-    file.container._track_order("/")
+def group_track_order(file: FileHandle, order: int) -> None:
+    """H5Fcreate with H5Pset_link_creation_order flags ``order`` in its fcpl:
+    the root group tracks creation order (collective)."""
+    file.container._track_order("/", bool(order & ORDER_INDEXED))
 
 
 def object_open(location: Location, name: str) -> tuple[NodeHandle, int]:

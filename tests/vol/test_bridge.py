@@ -99,3 +99,19 @@ def test_accessibility_is_a_question_not_an_error(site_config: Path) -> None:
     assert not bridge.file_accessible("esdm://nothing-here")
     bridge.file_close(bridge.file_create("esdm://here", True, SERIAL))
     assert bridge.file_accessible("esdm://here")
+
+
+def test_groups_report_the_creation_order_flags_they_were_created_with(
+    site_config: Path,
+) -> None:
+    f = bridge.file_create("esdm://order", True, SERIAL)
+    bridge.group_create(f, "plain")
+    bridge.group_create(f, "tracked", bridge.ORDER_TRACKED)
+    both = bridge.ORDER_TRACKED | bridge.ORDER_INDEXED
+    bridge.group_create(f, "indexed", both)
+    bridge.object_copy(f, "tracked", f, "copy", (True, False, False))  # a copy keeps them
+    bridge.file_close(f)
+    f = bridge.file_open("esdm://order", False, SERIAL)
+    flags = {g: bridge.group_creation_order(f, g) for g in ("plain", "tracked", "indexed", "copy")}
+    assert flags == {"plain": 0, "tracked": bridge.ORDER_TRACKED, "indexed": both, "copy": 1}
+    bridge.file_close(f)

@@ -75,15 +75,14 @@ root_link_order(esdm_file_t *file, bool create)
             return -1;
         if (!(order & H5P_CRT_ORDER_TRACKED))
             return 0;
-        answer = esdm_call("group_track_order", "(O)", file->obj.py);
+        answer = esdm_call("group_track_order", "(OI)", file->obj.py, order);
         status = answer ? 0 : -1;
     }
     else {
-        answer = esdm_call("group_tracks_order", "(Os)", file->obj.py, "/");
+        answer = esdm_call("group_creation_order", "(Os)", file->obj.py, "/");
         status = answer ? 0 : -1;
-        if (answer == Py_True)
-            status = H5Pset_link_creation_order(file->fcpl_id,
-                                                H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+        if (answer && (order = (unsigned)PyLong_AsUnsignedLong(answer)))
+            status = H5Pset_link_creation_order(file->fcpl_id, order);
     }
     Py_XDECREF(answer);
     return status;

@@ -21,8 +21,7 @@ esdm_group_create(void *obj, const H5VL_loc_params_t *loc, const char *name, hid
     if (!base || !esdm_plist_ok(gapl_id, H5P_GROUP_ACCESS, "creating a group") ||
         H5Pget_link_creation_order(gcpl_id, &order) < 0 || esdm_enter(&gil) < 0)
         return NULL;
-    PyObject *py = esdm_call("group_create", "(ONO)", where->py, esdm_new_name(base, name),
-                             order & H5P_CRT_ORDER_TRACKED ? Py_True : Py_False);
+    PyObject *py = esdm_call("group_create", "(ONI)", where->py, esdm_new_name(base, name), order);
     if (py)
         group = esdm_obj_new(ESDM_GROUP, where->file, py);
     esdm_leave(gil);
@@ -58,11 +57,11 @@ get_gcpl(esdm_obj_t *group, hid_t *gcpl_id)
     PyGILState_STATE gil;
     if ((*gcpl_id = H5Pcreate(H5P_GROUP_CREATE)) < 0 || esdm_enter(&gil) < 0)
         return -1;
-    PyObject *tracked = esdm_call("group_tracks_order", "(Os)", group->py, ".");
-    herr_t    status  = tracked ? 0 : -1;
-    if (tracked == Py_True)
-        status = H5Pset_link_creation_order(*gcpl_id, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
-    Py_XDECREF(tracked);
+    PyObject *order  = esdm_call("group_creation_order", "(Os)", group->py, ".");
+    herr_t    status = order ? 0 : -1;
+    if (order && PyLong_AsUnsignedLong(order))
+        status = H5Pset_link_creation_order(*gcpl_id, (unsigned)PyLong_AsUnsignedLong(order));
+    Py_XDECREF(order);
     esdm_leave(gil);
     if (status < 0) {
         esdm_close(*gcpl_id);
