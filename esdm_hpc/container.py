@@ -436,10 +436,20 @@ class Container(Group):
         self._namespace.remove(self._namespace.locate(path))
         self._dirty = True
 
-    def _copy(self, source: str, destination: str, options: CopyOptions) -> str:
-        """Copy the object at ``source`` to ``destination`` (collective; see copying.py)."""
-        self._collective("copy", {"source": source, "destination": destination, **asdict(options)})
-        name = copy_object(self, source, destination, options)
+    def _copy(
+        self,
+        source: str,
+        destination: str,
+        options: CopyOptions,
+        origin: Container | None = None,
+    ) -> str:
+        """Copy the object at ``source`` (in ``origin``, by default this container)
+        to ``destination`` (collective; see copying.py)."""
+        arguments = {"source": source, "destination": destination, **asdict(options)}
+        if origin is not None:
+            arguments["origin"] = origin.uri
+        self._collective("copy", arguments)
+        name = copy_object(self, source, destination, options, origin)
         self._dirty = True
         return name
 

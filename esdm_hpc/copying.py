@@ -8,6 +8,10 @@ is committed is copied, and what this process wrote in the open epoch when
 it writes alone; an MPI program's open-epoch writes are each rank's own and
 reach a copy made after the commit that publishes them.
 
+A copy into another container (H5Ocopy between files) reads the data as
+that container's readers see it and writes it as the destination's own
+fragments, from rank 0.
+
 Within a copied group, an object that several names reach is copied once
 and the other names become hard links to the copy, as HDF5 does.
 """
@@ -21,7 +25,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from esdm_hpc.fragment import write_order
+from esdm_hpc.layout import split
 from esdm_hpc.namespace import Link, Shrink
+
+SLAB = 64 << 20  # bytes copied at a time between containers
 
 if TYPE_CHECKING:
     from esdm_hpc.container import Container
@@ -38,38 +45,43 @@ class CopyOptions:
 
 
 class _Copier:
-    def __init__(self, container: Container, options: CopyOptions):
-        self.container = container
-        self.namespace = container._namespace
+    """Copies objects from ``source`` into ``target``: the same container, or
+    another one (then datasets are read and written, not shared)."""
+
+    def __init__(self, source: Container, target: Container, options: CopyOptions):
+        self.source, self.target = source, target
         self.options = options
         self.copied: dict[str, str] = {}  # identity of an original -> identity of its copy
 
     def copy(self, identity: str, name: str, depth: int) -> None:
         """Copy the object ``identity`` to the new name ``name`` (already free)."""
-        namespace = self.namespace
+        origin, namespace = self.source._namespace, self.target._namespace
         self.copied[identity] = name
-        if identity in namespace.datasets:
-            self._copy_dataset(identity, name)
-        elif identity in namespace.datatypes:
-            namespace.datatypes[name] = namespace.datatypes[identity]
+        if identity in origin.datasets:
+            if self.source is self.target:
+                self._copy_dataset(identity, name)
+            else:
+                self._transfer_dataset(identity, name)
+        elif identity in origin.datatypes:
+            namespace.datatypes[name] = origin.datatypes[identity]
         else:
             namespace.groups.add(name)
-            if identity in namespace.ordered:
+            if identity in origin.ordered:
                 namespace.ordered.add(name)
-            if identity in namespace.unindexed:
+            if identity in origin.unindexed:
                 namespace.unindexed.add(name)
             if not (self.options.shallow and depth > 0):
-                for member in namespace.children_by_order(identity):
+                for member in origin.children_by_order(identity):
                     self._copy_member(posixpath.join(identity, member), f"{name}/{member}", depth)
-        attributes = namespace.attributes.get(identity)
+        attributes = origin.attributes.get(identity)
         if self.options.attributes and attributes:
             namespace.attributes[name] = {key: value.copy() for key, value in attributes.items()}
 
     def _copy_member(self, old: str, new: str, depth: int) -> None:
-        namespace = self.namespace
-        link = namespace.link(old)
-        if link.kind == "soft" and self.options.expand_soft_links and namespace.exists(old):
-            link = Link("hard", namespace.resolve(old))  # a dangling one stays a link
+        origin, namespace = self.source._namespace, self.target._namespace
+        link = origin.link(old)
+        if link.kind == "soft" and self.options.expand_soft_links and origin.exists(old):
+            link = Link("hard", origin.resolve(old))  # a dangling one stays a link
         namespace.name(new)
         if link.kind != "hard":
             namespace.links[new] = link
@@ -78,8 +90,20 @@ class _Copier:
         else:
             self.copy(link.target, new, depth + 1)
 
+    def _transfer_dataset(self, identity: str, name: str) -> None:
+        """Another container's dataset: what its readers see, written by rank 0."""
+        source, target = self.source, self.target
+        meta = source._namespace.datasets[identity]
+        copy = replace(meta, path=name, created_epoch=target._head.epoch, shrinks=())
+        target._namespace.datasets[name] = copy
+        target._require_writable(f"copying {identity}")
+        if target.comm.rank != 0:
+            return
+        for offset, count in split((0,) * len(meta.shape), meta.shape, meta.dtype.itemsize, SLAB):
+            target._write(copy, offset, source._read(meta, offset, count))
+
     def _copy_dataset(self, identity: str, name: str) -> None:
-        container = self.container
+        container = self.target
         meta = container._namespace.datasets[identity]
         writer = container._require_writable(f"copying {identity}")
         shared: list[Fragment] = []
@@ -118,14 +142,23 @@ def _age(fragment: Fragment, generation: int) -> tuple[int, int, int, int]:
     return (fragment.epoch, generation, fragment.rank, fragment.seq)
 
 
-def copy_object(container: Container, source: str, destination: str, options: CopyOptions) -> str:
+def copy_object(
+    container: Container,
+    source: str,
+    destination: str,
+    options: CopyOptions,
+    origin: Container | None = None,
+) -> str:
     """Copy the object ``source`` leads to, with what it holds, to the new name
-    ``destination`` (paths within ``container``); returns the copy's identity.
-    The caller has checked that every rank copies the same."""
-    identity = container._namespace.resolve(source)
+    ``destination`` in ``container``; ``source`` is a path in ``origin``, by
+    default the same container. Returns the copy's identity. The caller has
+    checked that every rank copies the same."""
+    origin = container if origin is None else origin
+    identity = origin._namespace.resolve(source)
     name = container._free_name(destination)
-    if (identity in container._namespace.groups) and f"{name}/".startswith(f"{identity}/"):
+    inside = origin is container and f"{name}/".startswith(f"{identity}/")
+    if identity in origin._namespace.groups and inside:
         raise ValueError(f"{container.uri}: cannot copy the group {source!r} into itself")
     container._add_name(name)
-    _Copier(container, options).copy(identity, name, 0)
+    _Copier(origin, container, options).copy(identity, name, 0)
     return name

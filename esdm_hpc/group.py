@@ -120,22 +120,29 @@ class Group:
 
     def copy(
         self,
-        source: str,
+        source: str | Group | Dataset | NamedDatatype,
         destination: str,
         *,
         shallow: bool = False,
         expand_soft: bool = False,
         without_attrs: bool = False,
     ) -> Group | Dataset | NamedDatatype:
-        """Copy the object ``source`` with what it holds to ``destination``
-        (collective), as h5py's ``Group.copy`` within one file: datasets share
-        their committed bytes with the original (see copying.py); ``shallow``
-        copies a group's own members only, ``expand_soft`` the objects soft
-        links lead to instead of the links."""
+        """Copy the object ``source`` (a path, or an object of this or another
+        container) with what it holds to ``destination`` (collective), as h5py's
+        ``Group.copy``. Within the container datasets share their committed
+        bytes with the original; from another container they are read as its
+        readers see them and written anew (see copying.py). ``shallow`` copies
+        a group's own members only, ``expand_soft`` the objects soft links lead
+        to instead of the links."""
         options = CopyOptions(
             attributes=not without_attrs, shallow=shallow, expand_soft_links=expand_soft
         )
-        self._container._copy(self._path(source), self._path(destination), options)
+        origin = None
+        if not isinstance(source, str):
+            if source._container is not self._container:
+                origin = source._container
+            source = source.name
+        self._container._copy(self._path(source), self._path(destination), options, origin)
         return self[destination]
 
     def __contains__(self, name: object) -> bool:

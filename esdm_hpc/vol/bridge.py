@@ -423,14 +423,23 @@ def object_copy(
     new_name: str,
     flags: tuple[bool, bool, bool],
 ) -> None:
-    """H5Ocopy within one file (collective). flags: (H5O_COPY_WITHOUT_ATTR_FLAG,
-    H5O_COPY_SHALLOW_HIERARCHY_FLAG, H5O_COPY_EXPAND_SOFT_LINK_FLAG)."""
-    container = _one_container(source, destination, "objects cannot be copied yet")
+    """H5Ocopy (collective). flags: (H5O_COPY_WITHOUT_ATTR_FLAG,
+    H5O_COPY_SHALLOW_HIERARCHY_FLAG, H5O_COPY_EXPAND_SOFT_LINK_FLAG). Between
+    files the data is read from the source as published: a lone process
+    publishes its own writes first, as for a read."""
     without_attributes, shallow, expand_soft = flags
     options = CopyOptions(
         attributes=not without_attributes, shallow=shallow, expand_soft_links=expand_soft
     )
-    container._copy(absolute(source, name), absolute(destination, new_name), options)
+    origin, container = source.file.container, destination.file.container
+    if origin is not container:
+        _publish_own_writes(source.file)
+    container._copy(
+        absolute(source, name),
+        absolute(destination, new_name),
+        options,
+        None if origin is container else origin,
+    )
 
 
 # --- named datatypes -------------------------------------------------------------------------

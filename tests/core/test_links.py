@@ -128,3 +128,28 @@ def test_copies_share_data_keep_structure_and_follow_the_options(config: dict) -
         np.testing.assert_array_equal(c["flat/soft"][...], expected)  # expanded: a dataset
         assert c["copy/sub"].keys() == ["deep"] and c["flat/sub"].keys() == []
         assert c["copy"].keys() == c["run"].keys()
+
+
+def test_objects_copy_into_another_container_with_their_data(config: dict) -> None:
+    with esdm_hpc.open("esdm://from", "w", config=config) as a:
+        g = a.create_group("g", track_order=True)
+        g.attrs["units"] = "K"
+        x = g.create_dataset("x", shape=(5, 3), maxshape=(None, 3), dtype="i4", fillvalue=-1)
+        x[1:3] = 7
+        a.commit()
+        x.resize((2, 3))  # a shrink: the copy holds what readers of "from" see
+        g.create_dataset("names", data=np.array(["a", "bc"], dtype=object))
+        g.create_hard_link("same", "x")
+        g.create_soft_link("soft", "/g/x")
+        a.commit()
+        with esdm_hpc.open("esdm://to", "w", config=config) as b:
+            copied = b.copy(a["g"], "copied")
+            b["copied"].copy(a["g/names"], "names2")
+    with esdm_hpc.open("esdm://to", config=config) as b:
+        assert b["copied/x"][...].tolist() == [[-1] * 3, [7] * 3]
+        assert b["copied/x"].maxshape == (None, 3) and b["copied/x"].fillvalue == -1
+        assert b["copied/names"][...].tolist() == ["a", "bc"] == b["copied/names2"][...].tolist()
+        assert b["copied"].attrs["units"] == "K" and b["copied"].keys()[:2] == ["x", "names"]
+        assert b._namespace.resolve("/copied/same") == "/copied/x"  # still one object
+        assert b.link("copied/soft").target == "/g/x"  # as HDF5: a soft link is copied as it is
+    assert isinstance(copied, esdm_hpc.Group)

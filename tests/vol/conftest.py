@@ -51,6 +51,17 @@ class Site:
             command, capture_output=True, text=True, timeout=timeout, env=self.env, cwd=self.cwd
         )
 
+    def native(self, *command: str, timeout: float = 120) -> Result:
+        """``command`` without the connector (HDF5 writes and reads plain files),
+        which must succeed: the reference a test compares the connector with."""
+        connector = ("HDF5_VOL_CONNECTOR", "HDF5_PLUGIN_PATH")
+        env = {k: v for k, v in self.env.items() if k not in connector}
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, env=env, cwd=self.cwd
+        )
+        assert result.returncode == 0, report(result)
+        return result
+
     def python(self, script: str, *args: str, timeout: float = 60) -> Result:
         return self.run(sys.executable, "-c", script, *args, timeout=timeout)
 

@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests.vol.conftest import Site, report
-from tests.vol.test_strings import run_native
 
 PROGRAM = str(Path(__file__).with_name("differential.py"))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_h5py_sees_the_same_through_the_connector_as_natively(site: Site, seed: int) -> None:
-    native = run_native(site, site.env["ESDM_VOL_PYTHON"], PROGRAM, "native.h5", str(seed), "300")
+    native = site.native(site.env["ESDM_VOL_PYTHON"], PROGRAM, "native.h5", str(seed), "300")
     through = site.run(site.env["ESDM_VOL_PYTHON"], PROGRAM, f"esdm://diff{seed}", str(seed), "300")
     assert through.returncode == 0, report(through)
     expected, seen = json.loads(native.stdout), json.loads(through.stdout)

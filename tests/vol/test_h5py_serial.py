@@ -294,3 +294,30 @@ def test_an_open_object_keeps_its_file_open_as_the_weak_close_degree_does(site: 
     assert result.stdout.split("\n")[:2] == ["[0, 10, 2, 3]", "[0, 2]"]
     with esdm_hpc.open("esdm://h5py/weak", config=site.config) as c:
         assert c["x"][...].tolist() == [0, 10, 2, 3]
+
+
+COPY_BETWEEN = """
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as a, h5py.File(sys.argv[2], "w") as b:
+    g = a.create_group("g")
+    g.attrs["k"] = 3
+    g.create_dataset("x", data=np.arange(12.0).reshape(3, 4))
+    g.create_dataset("s", data=np.array(["a", "bc"], dtype=h5py.string_dtype()))
+    g["soft"] = h5py.SoftLink("/g/x")
+    g["hard"] = g["x"]
+    a["t"] = np.dtype("<i2")
+    a.copy(a["g"], b, "copied")
+    a.copy(a["t"], b, "t2")
+with h5py.File(sys.argv[2], "r") as b:
+    c = b["copied"]
+    print(c["x"][1].tolist(), c["s"].asstr()[...].tolist(), dict(c.attrs), sorted(c),
+          c["hard"] == c["x"], c.get("soft", getlink=True).path, b["t2"].dtype)
+"""
+
+
+def test_h5py_copies_objects_between_files_as_native_hdf5_does(site: Site) -> None:
+    native = site.native(site.env["ESDM_VOL_PYTHON"], "-c", COPY_BETWEEN, "a.h5", "b.h5")
+    result = site.python(COPY_BETWEEN, "esdm://copy/a", "esdm://copy/b")
+    assert result.returncode == 0, report(result)
+    assert result.stdout == native.stdout
+    assert "[4.0, 5.0, 6.0, 7.0] ['a', 'bc']" in result.stdout

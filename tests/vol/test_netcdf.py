@@ -12,7 +12,6 @@ attributes) and reads groups and attributes back in creation order.
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +34,6 @@ NT, NLON = 3, 6
 
 def nc_par_write(site: Site, name: str) -> Result:
     return site.mpirun(4, str(PROGRAMS / "nc_par_write"), name)
-
-
-def native_env(site: Site) -> dict[str, str]:
-    """The site's environment without the connector: HDF5 writes plain files."""
-    connector = ("HDF5_VOL_CONNECTOR", "HDF5_PLUGIN_PATH")
-    return {k: v for k, v in site.env.items() if k not in connector}
 
 
 def ranks_ok(result: Result) -> list[int]:
@@ -79,16 +72,8 @@ def test_c_program_writes_netcdf4_on_4_ranks_the_python_api_reads_it(site: Site)
 
 def test_ncdump_through_the_connector_shows_what_native_netcdf_shows(site: Site) -> None:
     # The same program natively, into a plain netCDF-4 file: the reference.
-    native = subprocess.run(
-        ["mpirun", "-n", "4", "--oversubscribe", str(PROGRAMS / "nc_par_write"), "run1.nc"],
-        capture_output=True, text=True, timeout=120, env=native_env(site), cwd=site.cwd,
-    )  # fmt: skip
-    assert native.returncode == 0, report(native)
-    reference = subprocess.run(
-        [str(NCDUMP), "run1.nc"], capture_output=True, text=True, timeout=60,
-        env=native_env(site), cwd=site.cwd,
-    )  # fmt: skip
-    assert reference.returncode == 0, report(reference)
+    site.native("mpirun", "-n", "4", "--oversubscribe", str(PROGRAMS / "nc_par_write"), "run1.nc")
+    reference = site.native(str(NCDUMP), "run1.nc")
 
     result = nc_par_write(site, "esdm://run1")
     assert result.returncode == 0, report(result)
@@ -184,16 +169,8 @@ with h5py.File(sys.argv[1], "w", track_order=True) as f:  # as h5netcdf creates 
 def test_ncdump_reads_a_container_h5py_wrote_as_it_reads_the_file(site: Site) -> None:
     # Without dimension scales netCDF-4 makes up phony dimensions; the rest is
     # what ncdump shows of the same program's HDF5 file.
-    native = subprocess.run(
-        [site.env["ESDM_VOL_PYTHON"], "-c", H5PY_WRITE, "run1.nc"],
-        capture_output=True, text=True, timeout=60, env=native_env(site), cwd=site.cwd,
-    )  # fmt: skip
-    assert native.returncode == 0, report(native)
-    reference = subprocess.run(
-        [str(NCDUMP), "run1.nc"], capture_output=True, text=True, timeout=60,
-        env=native_env(site), cwd=site.cwd,
-    )  # fmt: skip
-    assert reference.returncode == 0, report(reference)
+    site.native(site.env["ESDM_VOL_PYTHON"], "-c", H5PY_WRITE, "run1.nc")
+    reference = site.native(str(NCDUMP), "run1.nc")
 
     result = site.python(H5PY_WRITE, "esdm://h5/run1")
     assert result.returncode == 0, report(result)

@@ -6,14 +6,13 @@ string variables. Each program runs with the `esdm vol-env` environment.
 """
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
 
 import esdm_hpc
 from tests.vol.conftest import Result, Site, report
-from tests.vol.test_netcdf import NCDUMP, native_env
+from tests.vol.test_netcdf import NCDUMP
 
 H5PY_STRINGS = """
 import json, sys
@@ -91,19 +90,10 @@ def test_xarray_string_variables_round_trip(site: Site) -> None:
     assert run_python(site, XARRAY_STRINGS, "xr/strings.nc").stdout.strip() == "ok"
 
 
-def run_native(site: Site, *command: str) -> Result:
-    """``command`` without the connector: HDF5 writes and reads a plain file."""
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=60, env=native_env(site), cwd=site.cwd
-    )
-    assert result.returncode == 0, report(result)
-    return result
-
-
 @pytest.mark.skipif(not NCDUMP.exists(), reason="netCDF-C is not built: run `make netcdf`")
 def test_ncdump_shows_string_variables_as_it_does_for_the_file(site: Site) -> None:
-    run_native(site, site.env["ESDM_VOL_PYTHON"], "-c", H5PY_STRINGS, "strings")
-    reference = run_native(site, str(NCDUMP), "strings")
+    site.native(site.env["ESDM_VOL_PYTHON"], "-c", H5PY_STRINGS, "strings")
+    reference = site.native(str(NCDUMP), "strings")
     run_python(site, H5PY_STRINGS, "esdm://strings")
     dump = site.run(str(NCDUMP), "esdm://strings", timeout=60)
     assert dump.returncode == 0, report(dump)
