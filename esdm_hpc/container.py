@@ -32,7 +32,7 @@ from esdm_hpc.writer import EpochWriter
 MODES = ("r", "w", "a")
 # serialisation: "C" (row-major) or "hilbert" fragments; statistics: keep
 # min/max per fragment (costs a pass over the data at write)
-KNOWN_HINTS = {"serialisation", "statistics"}
+KNOWN_HINTS = {"serialisation", "statistics", "chunks"}
 
 
 @dataclass(slots=True)
@@ -609,6 +609,13 @@ def _dataset_meta(
         raise ValueError(f"{path}: unknown hints {sorted(unknown)} (known: {sorted(KNOWN_HINTS)})")
     if hints.get("serialisation", "C") not in ("C", "hilbert"):
         raise ValueError(f"{path}: hints['serialisation'] is 'C' or 'hilbert'")
+    if "chunks" in hints:
+        chunks = hints["chunks"]
+        if not isinstance(chunks, list | tuple) or len(chunks) != len(shape):
+            raise ValueError(f"{path}: hints['chunks'] needs one size per dimension")
+        if not all(isinstance(c, int | np.integer) and c > 0 for c in chunks):
+            raise ValueError(f"{path}: hints['chunks'] must be positive integers, not {chunks}")
+        hints["chunks"] = [int(c) for c in chunks]
     if dt is STRING:
         if hints.get("statistics") or hints.get("serialisation", "C") != "C":
             raise ValueError(f"{path}: strings take no statistics or serialisation hints")

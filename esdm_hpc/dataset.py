@@ -53,6 +53,11 @@ class Dataset:
         return self._meta.dims
 
     @property
+    def hints(self) -> dict[str, Any]:
+        """What the dataset was created with to guide its storage (a copy)."""
+        return dict(self._meta.hints)
+
+    @property
     def fillvalue(self) -> Any:
         return self._meta.fillvalue[()]
 

@@ -468,29 +468,39 @@ def dataset_create(
     shape: tuple[int, ...],
     maxshape: tuple[int, ...],
     fill: bytes | None,
+    chunks: tuple[int, ...] | None = None,
 ) -> NodeHandle:
     """H5Dcreate, H5Dcreate_anon (name None) (collective). maxshape -1 is
-    H5S_UNLIMITED; fill is one value or None."""
+    H5S_UNLIMITED; fill is one value or None; chunks the chunk shape asked for
+    (kept as a hint and reported back: ESDM cuts fragments its own way)."""
     dtype = STRING if spelling == dtypes.VLEN_STR else dtypes.to_numpy(spelling)
     path = _new_path(location, name)
     options: dict[str, Any] = {"maxshape": tuple(None if m < 0 else m for m in maxshape)}
     if fill is not None:
         options["fillvalue"] = _text(fill) if dtype is STRING else np.frombuffer(fill, dtype)[0]
+    if chunks is not None:
+        options["hints"] = {"chunks": list(chunks)}
     location.file.container.create_dataset(path, shape=shape, dtype=dtype, **options)
     return _made(location, path, Kind.DATASET, name is None)
 
 
 def dataset_describe(
     handle: NodeHandle,
-) -> tuple[dtypes.Spelling, tuple[int, ...], tuple[int, ...], bytes]:
-    """H5Dopen, H5Dget_type: (type, shape, maxshape with -1, fill value; a string's
-    UTF-8)."""
+) -> tuple[dtypes.Spelling, tuple[int, ...], tuple[int, ...], bytes, tuple[int, ...] | None]:
+    """H5Dopen, H5Dget_type: (type, shape, maxshape with -1, fill value (a string's
+    UTF-8), the chunk shape it was created with or None)."""
     dataset = handle.dataset()
     if is_string(dataset.dtype):
         fill = _utf8(dataset.fillvalue)
     else:
         fill = np.asarray(dataset.fillvalue, dtype=dataset.dtype).tobytes()
-    return dtypes.spelling(dataset.dtype), *dataset_extent(handle), fill
+    chunks = dataset.hints.get("chunks")
+    return (
+        dtypes.spelling(dataset.dtype),
+        *dataset_extent(handle),
+        fill,
+        None if chunks is None else tuple(chunks),
+    )
 
 
 def dataset_extent(handle: NodeHandle) -> tuple[tuple[int, ...], tuple[int, ...]]:

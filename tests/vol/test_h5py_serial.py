@@ -321,3 +321,24 @@ def test_h5py_copies_objects_between_files_as_native_hdf5_does(site: Site) -> No
     assert result.returncode == 0, report(result)
     assert result.stdout == native.stdout
     assert "[4.0, 5.0, 6.0, 7.0] ['a', 'bc']" in result.stdout
+
+
+CHUNKS = """
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as f:
+    f.create_dataset("asked", (4, 6), chunks=(2, 3), maxshape=(None, 6), dtype="f4")
+    f.create_dataset("grows", (4, 6), maxshape=(None, 6), dtype="f4")
+    f.create_dataset("fixed", (4, 6), dtype="f4")
+with h5py.File(sys.argv[1], "r") as f:
+    print(f["asked"].chunks, f["grows"].chunks, f["fixed"].chunks)
+"""
+
+
+def test_datasets_report_the_chunk_shape_they_were_created_with(site: Site) -> None:
+    native = site.native(site.env["ESDM_VOL_PYTHON"], "-c", CHUNKS, "chunks.h5")
+    result = site.python(CHUNKS, "esdm://h5py/chunks")
+    assert result.returncode == 0, report(result)
+    assert result.stdout.split(") ")[0] == native.stdout.split(") ")[0] == "(2, 3"
+    assert result.stdout.split()[-1] == "None"  # fixed: contiguous
+    with esdm_hpc.open("esdm://h5py/chunks", config=site.config) as c:
+        assert c["asked"].hints == {"chunks": [2, 3]}

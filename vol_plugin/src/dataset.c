@@ -51,6 +51,25 @@ fill_value(hid_t dcpl_id, hid_t type_id)
     return fill;
 }
 
+/* The chunk shape of a chunked layout as a tuple, or None. GIL held. */
+static PyObject *
+chunk_shape(hid_t dcpl_id)
+{
+    hsize_t dims[H5S_MAX_RANK];
+    int     rank;
+
+    if (H5Pget_layout(dcpl_id) != H5D_CHUNKED)
+        return Py_NewRef(Py_None);
+    if ((rank = H5Pget_chunk(dcpl_id, H5S_MAX_RANK, dims)) < 0)
+        return NULL;
+    PyObject *shape = PyTuple_New(rank);
+    for (int i = 0; shape && i < rank; i++)
+        PyTuple_SET_ITEM(shape, i, PyLong_FromUnsignedLongLong(dims[i]));
+    if (!shape)
+        esdm_python_error("reading the chunk shape");
+    return shape;
+}
+
 static hid_t
 own_plist(hid_t plist_id, hid_t cls)
 {
@@ -80,9 +99,10 @@ esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, h
     PyObject *shape    = spelling ? esdm_space_to_py(space_id, false) : NULL;
     PyObject *maxshape = shape ? esdm_space_to_py(space_id, true) : NULL;
     PyObject *fill     = maxshape ? fill_value(dcpl_id, type_id) : NULL;
-    if (fill) {
-        PyObject *py = esdm_call("dataset_create", "(ONOOOO)", where->py, esdm_new_name(base, name),
-                                 spelling, shape, maxshape, fill);
+    PyObject *chunks   = fill ? chunk_shape(dcpl_id) : NULL;
+    if (chunks) {
+        PyObject *py = esdm_call("dataset_create", "(ONOOOOO)", where->py, esdm_new_name(base, name),
+                                 spelling, shape, maxshape, fill, chunks);
         if (py && (dset = esdm_obj_new(ESDM_DATASET, where->file, py))) {
             dset->type_id = H5Tcopy(type_id);
             dset->dcpl_id = own_plist(dcpl_id, H5P_DATASET_CREATE);
@@ -93,6 +113,7 @@ esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, h
     Py_XDECREF(shape);
     Py_XDECREF(maxshape);
     Py_XDECREF(fill);
+    Py_XDECREF(chunks);
     esdm_leave(gil);
     return dset;
 }
@@ -110,8 +131,9 @@ esdm_dataset_init(esdm_obj_t *dset, hid_t dapl_id)
         (dset->dapl_id = own_plist(dapl_id, H5P_DATASET_ACCESS)) < 0)
         goto done;
     /* What H5Dget_create_plist shows for a dataset opened from the store:
-     * its fill value, and chunking where a dimension can grow, since HDF5
-     * applications (netCDF among them) expect extendible datasets chunked. */
+     * its fill value, the chunk shape it was created with, and otherwise
+     * chunking where a dimension can grow, since HDF5 applications (netCDF
+     * among them) expect extendible datasets chunked. */
     const char *fill  = PyBytes_AsString(PyTuple_GET_ITEM(info, 3));
     const void *value = esdm_type_is_vlen_string(dset->type_id) ? (const void *)&fill : fill;
     if (H5Pset_fill_value(dset->dcpl_id, dset->type_id, value) < 0)
@@ -125,7 +147,10 @@ esdm_dataset_init(esdm_obj_t *dset, hid_t dapl_id)
         growable |= PyLong_AsLongLong(PyTuple_GET_ITEM(maxshape, i)) != extent;
         chunk[i] = extent > 0 ? (hsize_t)extent : 1;
     }
-    if (growable && H5Pset_chunk(dset->dcpl_id, (int)rank, chunk) < 0)
+    PyObject *asked = PyTuple_GET_ITEM(info, 4);
+    for (Py_ssize_t i = 0; asked != Py_None && i < rank && i < H5S_MAX_RANK; i++)
+        chunk[i] = (hsize_t)PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(asked, i));
+    if ((growable || asked != Py_None) && H5Pset_chunk(dset->dcpl_id, (int)rank, chunk) < 0)
         goto done;
     status = 0;
 done:

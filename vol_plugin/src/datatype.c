@@ -23,9 +23,11 @@ esdm_datatype_commit(void *obj, const H5VL_loc_params_t *loc, const char *name, 
     esdm_obj_t      *where = obj, *type = NULL;
     PyGILState_STATE gil;
     const char      *base = esdm_loc_name(loc, "committing a datatype");
-    (void)lcpl_id, (void)tcpl_id, (void)tapl_id, (void)dxpl_id, (void)req;
+    (void)lcpl_id, (void)dxpl_id, (void)req;
 
-    if (!base || esdm_enter(&gil) < 0)
+    if (!base || !esdm_plist_ok(tcpl_id, H5P_DATATYPE_CREATE, "committing a datatype") ||
+        !esdm_plist_ok(tapl_id, H5P_DATATYPE_ACCESS, "committing a datatype") ||
+        esdm_enter(&gil) < 0)
         return NULL;
     PyObject *spelling = esdm_type_to_py(type_id);
     PyObject *py       = spelling ? esdm_call("datatype_commit", "(ONO)", where->py,
