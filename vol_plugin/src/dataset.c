@@ -195,6 +195,12 @@ esdm_dataset_space(esdm_obj_t *dset)
 static herr_t
 set_extent(esdm_obj_t *dset, const hsize_t *size)
 {
+    /* as HDF5: only a chunked dataset changes its extent (one reopened
+     * reports chunks if it can grow or was created chunked) */
+    if (H5Pget_layout(dset->dcpl_id) != H5D_CHUNKED) {
+        esdm_error(esdm_err_argument, "esdm VOL: H5Dset_extent needs a chunked dataset");
+        return -1;
+    }
     hid_t space_id = esdm_dataset_space(dset);
     int   rank     = space_id < 0 ? -1 : H5Sget_simple_extent_ndims(space_id);
     esdm_close(space_id);
