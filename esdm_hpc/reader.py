@@ -219,14 +219,12 @@ def _read_from(
     backend: Backend,
 ) -> np.ndarray:
     rel = tuple(o - fo for o, fo in zip(offset, fragment.offset, strict=True))
-    if fragment.serialisation == strings.SERIALISATION:
+    if fragment.serialisation != "C":  # not an array in C order: decoded whole
         whole, _, _ = _read_blocks(meta, fragment, replica, backend, [(0, fragment.nblocks)])
-        return strings.decode(whole, fragment.count)[
-            tuple(slice(r, r + c) for r, c in zip(rel, count, strict=True))
-        ]
-    if fragment.serialisation == "hilbert":
-        whole, _, _ = _read_blocks(meta, fragment, replica, backend, [(0, fragment.nblocks)])
-        block = hilbert.deserialise(whole.view(meta.dtype), fragment.count)
+        if fragment.serialisation == strings.SERIALISATION:
+            block = strings.decode(whole, fragment.count)
+        else:
+            block = hilbert.deserialise(whole.view(meta.dtype), fragment.count)
         return block[tuple(slice(r, r + c) for r, c in zip(rel, count, strict=True))]
     itemsize = meta.dtype.itemsize
     starts, run, block_ranges = _needed(meta, fragment, offset, count)
