@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from esdm_hpc.empty import Empty
 from esdm_hpc.encoding import is_vlen
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ class Attributes(MutableMapping[str, Any]):
         self._container = container
         self._path = path
 
-    def _mapping(self) -> dict[str, np.ndarray]:
+    def _mapping(self) -> dict[str, np.ndarray | Empty]:
         return self._container._namespace.attributes.get(self._path, {})
 
     def __getitem__(self, key: str) -> Any:
@@ -30,6 +31,8 @@ class Attributes(MutableMapping[str, Any]):
             value = self._mapping()[key]
         except KeyError:
             raise KeyError(f"{self._path} has no attribute {key!r}") from None
+        if isinstance(value, Empty):
+            return value
         if value.ndim == 0:
             item = value[()]
             return item.decode() if isinstance(item, bytes) else item
@@ -38,6 +41,9 @@ class Attributes(MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         if not isinstance(key, str) or not key:
             raise ValueError(f"attribute names are non-empty strings, not {key!r}")
+        if isinstance(value, Empty):
+            self._container._set_attribute(self._path, key, value)
+            return
         array = np.asarray(value)
         if array.dtype.kind == "U" and array.ndim == 0:
             array = np.asarray(str(value).encode())  # stored as bytes, read back as str

@@ -19,6 +19,7 @@ from esdm_hpc.comm import Comm, as_comm
 from esdm_hpc.commit import commit
 from esdm_hpc.config import SiteConfig, load_config
 from esdm_hpc.copying import CopyOptions, copy_object
+from esdm_hpc.empty import Empty
 from esdm_hpc.errors import ContainerExistsError
 from esdm_hpc.group import Group
 from esdm_hpc.manifest import Head, Manifest, decode_fragment
@@ -487,8 +488,9 @@ class Container(Group):
         self._namespace.datatypes[name] = spelling
         self._dirty = True
 
-    def _set_attribute(self, path: str, key: str, value: np.ndarray) -> None:
-        self._collective("attrs.__setitem__", {"path": path, "key": key, "value": value.tolist()})
+    def _set_attribute(self, path: str, key: str, value: np.ndarray | Empty) -> None:
+        shown = repr(value) if isinstance(value, Empty) else value.tolist()
+        self._collective("attrs.__setitem__", {"path": path, "key": key, "value": shown})
         self._namespace.attributes.setdefault(path, {})[key] = value
         self._dirty = True
 

@@ -15,6 +15,7 @@ lossless spelling there, and values are base64 of their bytes. A dtype is
   dtype ``object`` with metadata ``{"vlen": type}`` as h5py spells them
   (attributes only); their values are stored one after the other, with
   their ``lengths``;
+- a value's ``shape`` is null for an `Empty` one (no elements, no shape);
 - ``{"dtype": type, "metadata": {...}}`` when the dtype carries metadata the
   HDF5 connector relies on (enum names, opaque tags, bitfields, string
   padding, references, those of compound members; see
@@ -34,6 +35,7 @@ import numpy as np
 from numpy.lib import format as npformat
 
 from esdm_hpc import strings
+from esdm_hpc.empty import Empty
 from esdm_hpc.strings import STRING, is_string
 
 VLEN = "vlen"
@@ -119,7 +121,9 @@ def array_of(elements: list[Any], dtype: np.dtype) -> np.ndarray:
     return array
 
 
-def array_to_json(value: np.ndarray) -> dict[str, Any]:
+def array_to_json(value: np.ndarray | Empty) -> dict[str, Any]:
+    if isinstance(value, Empty):
+        return {"dtype": dtype_to_json(value.dtype), "shape": None, "data": ""}
     array = np.asarray(value)  # not ascontiguousarray: it turns 0-d into 1-d
     record = {"dtype": dtype_to_json(array.dtype), "shape": list(array.shape)}
     if is_string(array.dtype):
@@ -132,8 +136,10 @@ def array_to_json(value: np.ndarray) -> dict[str, Any]:
     return {**record, "data": base64.b64encode(array.tobytes(order="C")).decode("ascii")}
 
 
-def array_from_json(record: dict[str, Any]) -> np.ndarray:
+def array_from_json(record: dict[str, Any]) -> np.ndarray | Empty:
     dtype = dtype_from_json(record["dtype"])
+    if record["shape"] is None:
+        return Empty(dtype)
     data = base64.b64decode(record["data"])
     shape = tuple(record["shape"])
     if is_string(dtype):

@@ -34,6 +34,7 @@ import esdm_hpc
 from esdm_hpc.config import SiteConfig, load_config
 from esdm_hpc.container import Container
 from esdm_hpc.copying import CopyOptions
+from esdm_hpc.empty import Empty
 from esdm_hpc.encoding import array_of
 from esdm_hpc.namespace import ExternalLinkFound, Link
 from esdm_hpc.strings import STRING, is_string
@@ -590,15 +591,17 @@ def attribute_create(
     name: str,
     attribute: str,
     spelling: dtypes.Spelling,
-    shape: tuple[int, ...],
+    shape: tuple[int, ...] | None,
 ) -> AttributeHandle:
-    """H5Acreate (collective): the attribute, holding zeros (or "") until written."""
+    """H5Acreate (collective): the attribute, holding zeros (or "") until written;
+    shape None is a null dataspace (an `Empty` value)."""
     owner = resolve(location, name)
     attributes = location.file.container[owner].attrs
     if attribute in attributes:
         raise ValueError(f"{owner} already has an attribute {attribute!r}")
     handle = AttributeHandle(location.file, owner, attribute)
-    _store_attribute(handle, values.empty(_initial_dtype(spelling), shape))
+    dtype = _initial_dtype(spelling)
+    _store_attribute(handle, Empty(dtype) if shape is None else values.empty(dtype, shape))
     return handle
 
 
@@ -609,10 +612,12 @@ def attribute_open(location: Location, name: str, attribute: str) -> AttributeHa
     return handle
 
 
-def attribute_describe(handle: AttributeHandle) -> tuple[dtypes.Spelling, tuple[int, ...]]:
-    """H5Aget_type, H5Aget_space: (type, shape)."""
+def attribute_describe(
+    handle: AttributeHandle,
+) -> tuple[dtypes.Spelling, tuple[int, ...] | None]:
+    """H5Aget_type, H5Aget_space: (type, shape; None for a null dataspace)."""
     value = handle.stored()
-    return dtypes.spelling(value.dtype), value.shape
+    return dtypes.spelling(value.dtype), None if isinstance(value, Empty) else value.shape
 
 
 def attribute_write(handle: AttributeHandle, data: memoryview) -> None:

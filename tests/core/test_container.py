@@ -271,3 +271,11 @@ def test_a_failed_async_write_fails_wait_and_the_commit(
 
 def _failing_write(*args: object) -> None:
     raise OSError("disk on fire")
+
+
+def test_an_empty_attribute_keeps_its_type_and_no_value(config: dict) -> None:
+    with esdm_hpc.open("esdm://empty", "w", config=config) as c:
+        c.attrs["flag"] = esdm_hpc.Empty("i2")
+    with esdm_hpc.open("esdm://empty", config=config) as c:
+        assert c.attrs["flag"] == esdm_hpc.Empty(np.int16)
+        assert c.attrs["flag"].dtype == np.dtype("<i2")

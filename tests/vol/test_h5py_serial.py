@@ -342,3 +342,24 @@ def test_datasets_report_the_chunk_shape_they_were_created_with(site: Site) -> N
     assert result.stdout.split()[-1] == "None"  # fixed: contiguous
     with esdm_hpc.open("esdm://h5py/chunks", config=site.config) as c:
         assert c["asked"].hints == {"chunks": [2, 3]}
+
+
+EMPTY = """
+import sys, h5py
+with h5py.File(sys.argv[1], "w") as f:
+    f.attrs["none"] = h5py.Empty("f4")
+    f.attrs["text"] = h5py.Empty(h5py.string_dtype())
+    f.attrs["x"] = 1
+with h5py.File(sys.argv[1], "r") as f:
+    print(f.attrs["none"], f.attrs["text"], sorted(f.attrs), f.attrs.get_id("none").shape)
+"""
+
+
+def test_attributes_with_a_null_dataspace_read_back_as_h5py_empty(site: Site) -> None:
+    native = site.native(site.env["ESDM_VOL_PYTHON"], "-c", EMPTY, "empty.h5")
+    result = site.python(EMPTY, "esdm://h5py/empty")
+    assert result.returncode == 0, report(result)
+    assert result.stdout == native.stdout
+    assert result.stdout.startswith("Empty(dtype=dtype('<f4'))")
+    with esdm_hpc.open("esdm://h5py/empty", config=site.config) as c:
+        assert c.attrs["none"] == esdm_hpc.Empty("<f4")

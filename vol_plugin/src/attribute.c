@@ -21,8 +21,8 @@ describe(esdm_obj_t *attr, size_t *elements)
     PyObject *info = esdm_call("attribute_describe", "(O)", attr->py);
     if (info && elements) {
         PyObject *shape = PyTuple_GET_ITEM(info, 1);
-        *elements       = 1;
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(shape); i++)
+        *elements       = shape != Py_None; /* a null dataspace holds nothing */
+        for (Py_ssize_t i = 0; shape != Py_None && i < PyTuple_GET_SIZE(shape); i++)
             *elements *= (size_t)PyLong_AsSize_t(PyTuple_GET_ITEM(shape, i));
     }
     return info;
@@ -211,7 +211,9 @@ attr_io(esdm_obj_t *attr, hid_t mem_type_id, void *buf, hid_t dxpl_id, bool writ
         return -1;
     PyObject *info = describe(attr, &n);
     if (info) {
-        if (esdm_type_needs_tree(attr->type_id))
+        if (n == 0)
+            status = 0; /* no elements: nothing moves */
+        else if (esdm_type_needs_tree(attr->type_id))
             status = transfer_trees(attr, mem_type_id, buf, n, writing);
         else if (!esdm_type_is_vlen_string(attr->type_id))
             status = transfer_values(attr, mem_type_id, buf, n, dxpl_id, writing);

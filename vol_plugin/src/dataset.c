@@ -89,6 +89,10 @@ esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, h
     if (!base || !esdm_plist_ok(dapl_id, H5P_DATASET_ACCESS, "creating a dataset") ||
         check_creation_properties(dcpl_id) < 0)
         return NULL;
+    if (H5Sget_simple_extent_type(space_id) == H5S_NULL) {
+        esdm_unsupported("a dataset with a null dataspace (no elements, as h5py.Empty)");
+        return NULL;
+    }
     if (esdm_type_needs_tree(type_id)) {
         esdm_unsupported("a dataset of references or variable-length sequences (attributes may hold them)");
         return NULL;

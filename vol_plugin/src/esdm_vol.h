@@ -236,9 +236,11 @@ PyObject *esdm_strings_to_py(const void *buf, size_t n);
  * (H5free_memory, H5Treclaim), their pointers into buf. GIL held. */
 herr_t esdm_strings_from_py(PyObject *values, void *buf, size_t n);
 
-/* A dataspace from a Python tuple of dims (and maxdims, -1 unlimited, or NULL). */
+/* A dataspace from a Python tuple of dims (and maxdims, -1 unlimited, or
+ * NULL); None is a null dataspace. */
 hid_t esdm_space_from_py(PyObject *shape, PyObject *maxshape);
-/* A Python tuple of a simple dataspace's dims (or maxdims, -1 unlimited). */
+/* A Python tuple of a simple dataspace's dims (or maxdims, -1 unlimited);
+ * None for a null dataspace. */
 PyObject *esdm_space_to_py(hid_t space_id, bool maxdims);
 
 /* ------------------------------------------------------------------------ */

@@ -542,6 +542,8 @@ esdm_type_convert(hid_t src_type_id, hid_t dst_type_id, size_t n, void *buf, con
 hid_t
 esdm_space_from_py(PyObject *shape, PyObject *maxshape)
 {
+    if (shape == Py_None)
+        return H5Screate(H5S_NULL);
     Py_ssize_t rank = PyTuple_Size(shape);
     hsize_t    dims[H5S_MAX_RANK], maxdims[H5S_MAX_RANK];
 
@@ -577,8 +579,7 @@ esdm_space_to_py(hid_t space_id, bool maxdims)
         case H5S_SIMPLE:
             break;
         case H5S_NULL:
-            esdm_unsupported("a null dataspace (no elements, as h5py.Empty)");
-            return NULL;
+            return Py_NewRef(Py_None);
         default:
             esdm_error(esdm_err_argument, "esdm VOL: not a valid dataspace");
             return NULL;
