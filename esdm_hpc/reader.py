@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -96,34 +98,64 @@ def read_region(
         return out
     # The pieces tile the region: each element is written once, the fill value
     # only where no fragment is.
-    piece_offsets, piece_counts, sources = view.plan(offset, count)
-    _prefetch(meta, view, piece_offsets, piece_counts, sources, backends)
-    for piece_offset, piece_count, source in zip(piece_offsets, piece_counts, sources, strict=True):
-        target = tuple(
-            slice(po - o, po - o + c)
-            for po, o, c in zip(piece_offset, offset, piece_count, strict=True)
-        )
-        if source < 0:
-            out[target] = meta.fillvalue
+    parts = [
+        _part(meta, view, offset, tuple(po.tolist()), tuple(pc.tolist()), int(source))
+        for po, pc, source in zip(*view.plan(offset, count), strict=True)
+    ]
+    _prefetch(parts, backends)
+    for part in parts:
+        if part.fragment is None:
+            out[part.target] = meta.fillvalue
             continue
-        part = out[target]  # a view: a whole fragment is read straight into it
-        fragment = view.fragments[source]
+        into = out[part.target]  # a view: a whole fragment is read straight into it
         read = read_fragment_part(
-            meta, fragment, tuple(piece_offset), tuple(piece_count), backends, into=part
+            meta, part.fragment, part.offset, part.count, backends, into, part.runs
         )
-        if read is not part:
-            part[...] = read
+        if read is not into:
+            into[...] = read
     return out
 
 
-def _prefetch(
+class _Runs(NamedTuple):
+    """What a part of a C-ordered fragment needs of it."""
+
+    starts: np.ndarray  # the first element of each contiguous run, in the fragment
+    length: int  # elements per run
+    blocks: list[tuple[int, int]]  # the checksum blocks (start, stop) the runs touch
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """A piece of a read: where it lands in the output, the fragment providing it
+    (None: the fill value) and, for a part of a C-ordered fragment, its runs."""
+
+    target: tuple[slice, ...]
+    fragment: Fragment | None
+    offset: tuple[int, ...]
+    count: tuple[int, ...]
+    runs: _Runs | None
+
+
+def _part(
     meta: DatasetMeta,
     view: FragmentView,
-    piece_offsets: np.ndarray,
-    piece_counts: np.ndarray,
-    sources: np.ndarray,
-    backends: Mapping[str, Backend],
-) -> None:
+    region: tuple[int, ...],
+    offset: tuple[int, ...],
+    count: tuple[int, ...],
+    source: int,
+) -> _Part:
+    target = tuple(slice(o - r, o - r + c) for o, r, c in zip(offset, region, count, strict=True))
+    if source < 0:
+        return _Part(target, None, offset, count, None)
+    fragment = view.fragments[source]
+    runs = None
+    whole = offset == fragment.offset and count == fragment.count
+    if not whole and fragment.serialisation == "C":  # only parts in C order have runs
+        runs = _runs_of(meta, fragment, offset, count)
+    return _Part(target, fragment, offset, count, runs)
+
+
+def _prefetch(parts: list[_Part], backends: Mapping[str, Backend]) -> None:
     """Announce the blocks that parts of fragments will need, all before the first read.
 
     Whole fragments are left out: they are long sequential reads, which the
@@ -131,20 +163,16 @@ def _prefetch(
     """
     wanted: dict[tuple[str, str], list[tuple[int, int]]] = {}
     budget = PREFETCH_BYTES
-    for piece_offset, piece_count, source in zip(piece_offsets, piece_counts, sources, strict=True):
-        if source < 0:
-            continue
-        fragment = view.fragments[source]
-        offset, count = tuple(piece_offset.tolist()), tuple(piece_count.tolist())
-        if (offset == fragment.offset and count == fragment.count) or fragment.serialisation != "C":
+    for part in parts:
+        fragment = part.fragment
+        if part.runs is None or fragment is None:
             continue
         replicas = _cheapest_first(fragment.replicas, backends)
         if not replicas:
             continue
         replica, block = replicas[0], fragment.block_size
-        _, _, block_ranges = _needed(meta, fragment, offset, count)
         ranges = wanted.setdefault((replica.backend, replica.location), [])
-        for a, b in block_ranges:
+        for a, b in part.runs.blocks:
             length = min(b * block, fragment.nbytes) - a * block
             ranges.append((replica.byte_offset + a * block, length))
             budget -= length
@@ -165,10 +193,12 @@ def read_fragment_part(
     count: tuple[int, ...],
     backends: Mapping[str, Backend],
     into: np.ndarray | None = None,
+    runs: _Runs | None = None,
 ) -> np.ndarray:
     """The part (offset, count), inside the fragment, from the first replica that
     verifies. A whole C-ordered fragment is read straight into ``into`` (C
-    contiguous, of its shape) and that is returned; else a new array or view."""
+    contiguous, of its shape) and that is returned; else a new array or view.
+    ``runs``: what the part needs of a C-ordered fragment, if known already."""
     whole = offset == fragment.offset and count == fragment.count
     direct = (
         into is not None and whole and fragment.serialisation == "C" and into.flags.c_contiguous
@@ -179,7 +209,7 @@ def read_fragment_part(
         try:
             if direct:
                 return _read_whole_into(meta, fragment, replica, backend, into)
-            return _read_from(meta, fragment, replica, offset, count, backend)
+            return _read_from(meta, fragment, replica, offset, count, backend, runs)
         except (CorruptDataError, BackendError) as error:
             errors.append(error)
     raise (
@@ -217,6 +247,7 @@ def _read_from(
     offset: tuple[int, ...],
     count: tuple[int, ...],
     backend: Backend,
+    runs: _Runs | None = None,
 ) -> np.ndarray:
     rel = tuple(o - fo for o, fo in zip(offset, fragment.offset, strict=True))
     if fragment.serialisation != "C":  # not an array in C order: decoded whole
@@ -227,7 +258,9 @@ def _read_from(
             block = hilbert.deserialise(whole.view(meta.dtype), fragment.count)
         return block[tuple(slice(r, r + c) for r, c in zip(rel, count, strict=True))]
     itemsize = meta.dtype.itemsize
-    starts, run, block_ranges = _needed(meta, fragment, offset, count)
+    if runs is None:
+        runs = _runs_of(meta, fragment, offset, count)
+    starts, run, block_ranges = runs
     data, range_starts, packed_starts = _read_blocks(meta, fragment, replica, backend, block_ranges)
     if len(block_ranges) == 1:  # no gaps: the region is a strided view of the bytes read
         strides = np.empty(fragment.count, dtype=meta.dtype).strides if fragment.count else ()
@@ -260,15 +293,14 @@ def _gather(data: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
-def _needed(
+def _runs_of(
     meta: DatasetMeta, fragment: Fragment, offset: tuple[int, ...], count: tuple[int, ...]
-) -> tuple[np.ndarray, int, list[tuple[int, int]]]:
-    """For the part (offset, count) of a C-ordered fragment: the start element of
-    each contiguous run in it, the run length, and the checksum blocks they touch."""
+) -> _Runs:
+    """What the part (offset, count) of a C-ordered fragment needs of it."""
     itemsize = meta.dtype.itemsize
     rel = tuple(o - fo for o, fo in zip(offset, fragment.offset, strict=True))
     starts, run = _runs(fragment.count, rel, count)
-    return starts, run, _touched_blocks(starts * itemsize, run * itemsize, fragment)
+    return _Runs(starts, run, _touched_blocks(starts * itemsize, run * itemsize, fragment))
 
 
 def _runs(shape: tuple[int, ...], rel: tuple[int, ...], count: tuple[int, ...]):

@@ -50,7 +50,7 @@ def checked(values: np.ndarray, what: str) -> np.ndarray:
 
 def encode(values: np.ndarray) -> np.ndarray:
     """The fragment bytes (uint8) of an array of strings."""
-    items = [_utf8(value) for value in values.reshape(-1)]
+    items = [utf8(value) for value in values.reshape(-1)]
     ends = np.cumsum([len(item) for item in items], dtype=np.uint64).astype(_END)
     header = ends.view(np.uint8)
     payload = np.empty(header.nbytes + int(ends[-1] if len(ends) else 0), dtype=np.uint8)
@@ -64,16 +64,22 @@ def decode(payload: Any, shape: tuple[int, ...]) -> np.ndarray:
     raw = memoryview(payload).cast("B")
     n = int(np.prod(shape, dtype=np.int64))
     ends = np.frombuffer(raw, dtype=_END, count=n).tolist()
-    text = bytes(raw[n * _END.itemsize :])
+    data = bytes(raw[n * _END.itemsize :])
     values = np.empty(n, dtype=STRING)
     start = 0
     for i, end in enumerate(ends):
-        values[i] = text[start:end].decode("utf-8", "surrogateescape")
+        values[i] = text(data[start:end])
         start = end
     return values.reshape(shape)
 
 
-def _utf8(value: Any) -> bytes:
+def utf8(value: Any) -> bytes:
+    """A string as UTF-8 bytes (bytes as they are); undecodable input survives."""
     if isinstance(value, bytes):
         return value
     return str(value).encode("utf-8", "surrogateescape")
+
+
+def text(value: bytes | None) -> str:
+    """UTF-8 bytes (None: a C null pointer) as a string, the inverse of `utf8`."""
+    return "" if value is None else value.decode("utf-8", "surrogateescape")

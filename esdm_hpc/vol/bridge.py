@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 import esdm_hpc
+from esdm_hpc import strings
 from esdm_hpc.config import SiteConfig, load_config
 from esdm_hpc.container import Container
 from esdm_hpc.copying import CopyOptions
@@ -478,7 +479,8 @@ def dataset_create(
     path = _new_path(location, name)
     options: dict[str, Any] = {"maxshape": tuple(None if m < 0 else m for m in maxshape)}
     if fill is not None:
-        options["fillvalue"] = _text(fill) if dtype is STRING else np.frombuffer(fill, dtype)[0]
+        value = strings.text(fill) if dtype is STRING else np.frombuffer(fill, dtype)[0]
+        options["fillvalue"] = value
     if chunks is not None:
         options["hints"] = {"chunks": list(chunks)}
     location.file.container.create_dataset(path, shape=shape, dtype=dtype, **options)
@@ -492,7 +494,7 @@ def dataset_describe(
     UTF-8), the chunk shape it was created with or None)."""
     dataset = handle.dataset()
     if is_string(dataset.dtype):
-        fill = _utf8(dataset.fillvalue)
+        fill = strings.utf8(dataset.fillvalue)
     else:
         fill = np.asarray(dataset.fillvalue, dtype=dataset.dtype).tobytes()
     chunks = dataset.hints.get("chunks")
@@ -534,7 +536,7 @@ def dataset_write_strings(
     """H5Dwrite of variable-length strings (UTF-8, None for a null pointer): each
     block of ``values`` into its box (independent)."""
     dataset = handle.dataset()
-    text = np.array([_text(v) for v in values], dtype=STRING)
+    text = np.array([strings.text(v) for v in values], dtype=STRING)
     for offset, count, start, stop in _blocks(boxes, nblocks, dataset.ndim):
         dataset.write_box(offset, text[start:stop].reshape(count))
 
@@ -545,7 +547,7 @@ def dataset_read_strings(handle: NodeHandle, nblocks: int, boxes: memoryview) ->
     dataset = handle.dataset()
     values: list[bytes] = []
     for offset, count, _, _ in _blocks(boxes, nblocks, dataset.ndim):
-        values += [_utf8(s) for s in dataset.read_box(offset, count).reshape(-1)]
+        values += [strings.utf8(s) for s in dataset.read_box(offset, count).reshape(-1)]
     return values
 
 
@@ -630,7 +632,7 @@ def attribute_write(handle: AttributeHandle, data: memoryview) -> None:
 def attribute_write_strings(handle: AttributeHandle, values: list[bytes | None]) -> None:
     """H5Awrite of variable-length strings, UTF-8 (None for a null pointer) (collective)."""
     stored = handle.stored()
-    text = [_text(v) for v in values]
+    text = [strings.text(v) for v in values]
     _store_attribute(handle, np.array(text, dtype="U").reshape(stored.shape))
 
 
@@ -642,7 +644,7 @@ def attribute_read(handle: AttributeHandle, out: memoryview) -> None:
 
 def attribute_read_strings(handle: AttributeHandle) -> list[bytes]:
     """H5Aread of variable-length strings: each element, UTF-8 encoded."""
-    return [_utf8(s) for s in handle.stored().reshape(-1)]
+    return [strings.utf8(s) for s in handle.stored().reshape(-1)]
 
 
 def attribute_write_values(handle: AttributeHandle, trees: list[values.Tree]) -> None:
@@ -749,12 +751,3 @@ def _store_attribute(handle: AttributeHandle, value: np.ndarray) -> None:
         container._set_attribute(handle.owner, handle.name, value)
     else:
         container[handle.owner].attrs[handle.name] = value
-
-
-def _text(value: bytes | None) -> str:
-    """A C string from the application as text (a null pointer as the empty string)."""
-    return "" if value is None else value.decode("utf-8", "surrogateescape")
-
-
-def _utf8(text: str | bytes) -> bytes:
-    return text if isinstance(text, bytes) else str(text).encode("utf-8", "surrogateescape")

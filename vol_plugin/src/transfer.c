@@ -10,8 +10,9 @@
  *   write: memory --H5Dgather--> packed --H5Tconvert--> file type -> core
  *   read:  core -> packed (file type) --H5Tconvert--> --H5Dscatter--> memory
  *
- * Compound conversions take a background buffer: on a write the stored
- * values, so that members the memory type lacks keep theirs (as in HDF5).
+ * Compound conversions take a background buffer, so that members the
+ * source type lacks keep their values (as in HDF5): on a write the stored
+ * values, on a read the application's buffer.
  *
  * The common case needs neither: a whole contiguous buffer in the file's
  * type goes to the core as it is, without a copy. Box after box is the
@@ -518,60 +519,36 @@ scratch_buffer(const transfer_t *t)
     return scratch;
 }
 
-/* Convert the packed values (selection order) to the dataset's type. As in
- * HDF5, compound members the memory type lacks keep their stored values:
- * those are the conversion's background. */
+/* Convert the packed values (selection order) from src_type to dst_type. As
+ * in HDF5, compound members the source type lacks keep their values: the
+ * conversion's background, on a write the stored values, on a read what the
+ * application's buffer holds (buf, given for a read only). */
 static herr_t
-convert_for_write(const transfer_t *t, hid_t mem_type_id, char *packed, hid_t dxpl_id)
+convert(const transfer_t *t, hid_t src_type_id, hid_t dst_type_id, char *packed, const void *buf,
+        hid_t dxpl_id)
 {
     size_t n        = (size_t)t->boxes.npoints;
-    htri_t compound = H5Tdetect_class(t->dset->type_id, H5T_COMPOUND);
-    char  *stored   = NULL;
+    size_t bytes    = n * H5Tget_size(dst_type_id);
+    htri_t compound = H5Tdetect_class(dst_type_id, H5T_COMPOUND);
+    char  *kept     = NULL;
     herr_t status   = -1;
 
     if (compound < 0)
         return -1;
     if (compound) {
-        if (!(stored = malloc(n * H5Tget_size(t->dset->type_id) + 1))) {
+        if (!(kept = malloc(bytes + 1))) {
             esdm_error(esdm_err_argument, "esdm VOL: out of memory converting %zu elements", n);
             return -1;
         }
-        if (call_core(t, "dataset_read", stored, true) < 0 ||
-            (!t->boxes.ordered && reorder(&t->boxes, t->file_space, t->dset->type_id, stored, false) < 0))
+        if (buf ? H5Dgather(t->mem_space, buf, dst_type_id, bytes, kept, NULL, NULL) < 0
+                : call_core(t, "dataset_read", kept, true) < 0 ||
+                      (!t->boxes.ordered &&
+                       reorder(&t->boxes, t->file_space, dst_type_id, kept, false) < 0))
             goto done;
     }
-    status = esdm_type_convert(mem_type_id, t->dset->type_id, n, packed, stored, dxpl_id);
+    status = esdm_type_convert(src_type_id, dst_type_id, n, packed, kept, dxpl_id);
 done:
-    free(stored);
-    return status;
-}
-
-/* Convert the values read (selection order) to the memory type. As in HDF5,
- * compound members the file type lacks keep what the buffer holds: those
- * are the conversion's background. */
-static herr_t
-convert_for_read(const transfer_t *t, hid_t mem_type_id, const void *buf, char *packed,
-                 hid_t dxpl_id)
-{
-    size_t n        = (size_t)t->boxes.npoints;
-    htri_t compound = H5Tdetect_class(mem_type_id, H5T_COMPOUND);
-    char  *held     = NULL;
-    herr_t status   = -1;
-
-    if (compound < 0)
-        return -1;
-    if (compound) {
-        size_t bytes = n * H5Tget_size(mem_type_id);
-        if (!(held = malloc(bytes + 1))) {
-            esdm_error(esdm_err_argument, "esdm VOL: out of memory converting %zu elements", n);
-            return -1;
-        }
-        if (H5Dgather(t->mem_space, buf, mem_type_id, bytes, held, NULL, NULL) < 0)
-            goto done;
-    }
-    status = esdm_type_convert(t->dset->type_id, mem_type_id, n, packed, held, dxpl_id);
-done:
-    free(held);
+    free(kept);
     return status;
 }
 
@@ -604,7 +581,7 @@ write_one(esdm_obj_t *dset, hid_t mem_type_id, hid_t mem_space_id, hid_t file_sp
     }
     if (!(scratch = scratch_buffer(&t)) ||
         H5Dgather(t.mem_space, buf, mem_type_id, n * H5Tget_size(mem_type_id), scratch, NULL, NULL) < 0 ||
-        (!t.same_type && convert_for_write(&t, mem_type_id, scratch, dxpl_id) < 0) ||
+        (!t.same_type && convert(&t, mem_type_id, dset->type_id, scratch, NULL, dxpl_id) < 0) ||
         (!t.boxes.ordered && reorder(&t.boxes, t.file_space, dset->type_id, scratch, true) < 0))
         goto done;
     status = call_core(&t, "dataset_write", scratch, false);
@@ -632,7 +609,7 @@ read_one(esdm_obj_t *dset, hid_t mem_type_id, hid_t mem_space_id, hid_t file_spa
     }
     if (!(scratch = scratch_buffer(&t)) || call_core(&t, "dataset_read", scratch, true) < 0 ||
         (!t.boxes.ordered && reorder(&t.boxes, t.file_space, dset->type_id, scratch, false) < 0) ||
-        (!t.same_type && convert_for_read(&t, mem_type_id, buf, scratch, dxpl_id) < 0))
+        (!t.same_type && convert(&t, dset->type_id, mem_type_id, scratch, buf, dxpl_id) < 0))
         goto done;
     void *source[2] = {scratch, &(size_t){n * H5Tget_size(mem_type_id)}};
     status          = H5Dscatter(hand_over, source, mem_type_id, t.mem_space, buf);
