@@ -114,13 +114,17 @@ class _Copier:
         generations = _generations(meta.shrinks, shared)
         order = sorted(range(len(shared)), key=lambda i: _age(shared[i], generations[i]))
         # the copy's fragments are rank 0's newest writes: its shrinks cover the
-        # ones written before each original shrink, a prefix in this order
-        first = container.comm.bcast(len(writer.fragments))
-        marks = [0] * container.comm.size
-        shrinks = []
-        for number, shrink in enumerate(meta.shrinks):
-            marks[0] = first + sum(1 for g in generations if g <= number)
-            shrinks.append(Shrink(shrink.shape, writer.epoch, tuple(marks)))
+        # ones written before each original shrink, a prefix in this order; rank
+        # 0 counts them, every rank records the same
+        first = len(writer.fragments)
+        ends = container.comm.bcast(
+            [first + sum(1 for g in generations if g <= n) for n in range(len(meta.shrinks))]
+        )
+        rest = (0,) * (container.comm.size - 1)
+        shrinks = [
+            Shrink(shrink.shape, writer.epoch, (end, *rest))
+            for shrink, end in zip(meta.shrinks, ends, strict=True)
+        ]
         copy = replace(meta, path=name, created_epoch=container._head.epoch, shrinks=tuple(shrinks))
         container._namespace.datasets[name] = copy
         writer.share(copy, [shared[i] for i in order])

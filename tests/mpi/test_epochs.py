@@ -138,3 +138,23 @@ def test_every_rank_writes_strings_of_its_own() -> None:
         x[comm.rank] = [f"rank {comm.rank}", "é" * comm.rank]
     with esdm_hpc.open("esdm://strings", comm=comm, config=config) as c:
         assert c["station"][...].tolist() == [[f"rank {r}", "é" * r] for r in range(comm.size)]
+
+
+@pytest.mark.mpi(min_size=2)
+def test_a_copy_made_after_a_shrink_reads_the_same_and_is_recorded_alike_on_every_rank() -> None:
+    comm = MPI.COMM_WORLD
+    config = shared_config()
+    with esdm_hpc.open("esdm://copyshrink", "w", comm=comm, config=config) as c:
+        x = c.create_dataset(
+            "x", shape=(comm.size, 2), maxshape=(None, 2), dtype="i4", fillvalue=-1
+        )
+        x[comm.rank] = comm.rank
+        c.commit()
+        x.resize((1, 2))
+        c.copy("x", "y")
+        records = comm.allgather(c._namespace.datasets["/y"].shrinks)
+        assert all(r == records[0] for r in records)
+        c["y"].resize((comm.size, 2))
+    with esdm_hpc.open("esdm://copyshrink", comm=comm, config=config) as c:
+        expected = [[0, 0]] + [[-1, -1]] * (comm.size - 1)
+        assert c["y"][...].tolist() == expected
