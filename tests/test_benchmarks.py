@@ -56,4 +56,17 @@ def test_vol_benchmark_runs_both_connectors_and_reports_ratios(tmp_path: Path) -
     for ranks in record["ranks"].values():
         assert {"native", "esdm"} == set(ranks["runs"])
         assert ranks["summary"]["call_time"] > 0
+        assert ranks["summary"]["warm_read"] > 0
     assert list(tmp_path.iterdir()) == [results], "the data directory was not removed"
+
+
+def test_page_alignment_benchmark_reports_every_distance(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "benchmarks/page_alignment.py", "--mib", "1", "--dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-4000:]
+    rows = [line.split() for line in run.stdout.splitlines()[2:]]
+    assert [int(r[0]) for r in rows] == [0, 1, 16, 32, 33, 64, 512, 2064, 4080]
+    assert all(float(r[1]) > 0 for r in rows)
+    assert list(tmp_path.iterdir()) == []

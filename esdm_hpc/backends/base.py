@@ -105,7 +105,9 @@ class LogWriter(_ClosedOnExit, ABC):
 
     @abstractmethod
     def append(self, data: Buffer) -> int:
-        """Append ``data`` (without copying it first) and return the offset where it starts."""
+        """Append ``data`` (without copying it first) and return the offset where it
+        starts: at the end of the log, or a little past it where the backend
+        places data for faster reads."""
 
     @abstractmethod
     def sync(self) -> None:

@@ -80,6 +80,24 @@ WRITE_BEHIND_BYTES = 8 << 20
 SMALL_APPEND_BYTES = 16 << 10
 BUFFER_BYTES = 1 << 20
 _SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback, do not wait
+# Appends of at least PLACED_APPEND_BYTES start PAYLOAD_PAGE_OFFSET bytes into a
+# page (the gap before them is a hole). The kernel copies a read from the page
+# cache at a quarter of its speed when the destination lies 1-31 bytes past
+# the source's position in a page (rep movsb on AMD Zen: 2.6 against 10 GB/s
+# measured), and malloc'd buffers, numpy's and HDF5's included, start 16
+# bytes past a page boundary: payloads at page offset 0 hit exactly that. Half
+# a page in, no common buffer alignment comes near; HDF5's own raw data starts
+# there too. At most 1/16 of a placed append is padding.
+PLACED_APPEND_BYTES = 64 << 10
+PAYLOAD_PAGE_OFFSET = 2048
+PAGE_BYTES = 4096
+# The buffer of a read is the application's, at any address. A read of at
+# least BOUNCE_BYTES whose buffer lies within SHORT_DISTANCE bytes past its
+# source's page position goes through a bounce buffer half a page away from
+# both: two fast copies (6 GB/s measured) instead of one slow one (2.5 GB/s).
+# glibc's memcpy avoids the same distances for the same reason.
+BOUNCE_BYTES = 1 << 20
+SHORT_DISTANCE = 64
 
 
 def _load_sync_file_range() -> Any:
@@ -107,6 +125,16 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
         if _sync_file_range is not None and view.nbytes > WRITE_BEHIND_BYTES:
             _sync_file_range(fd, offset + done, written, _SYNC_FILE_RANGE_WRITE)
         done += written
+
+
+def _address(view: memoryview) -> int:
+    return ctypes.addressof(ctypes.c_char.from_buffer(view))
+
+
+def _short_distance(view: memoryview, offset: int) -> bool:
+    """Whether the kernel's copy of file ``offset`` into ``view`` is a slow one (see
+    PAYLOAD_PAGE_OFFSET): the buffer lies 1 to SHORT_DISTANCE-1 bytes past the source."""
+    return 0 < (_address(view) - offset) % PAGE_BYTES < SHORT_DISTANCE
 
 
 def _fsync_dir(directory: str) -> None:
@@ -230,12 +258,27 @@ class PosixBackend(Backend):
             check_range(offset, view.nbytes)
         with self._opened(name) as fd:  # one open for all: reads touch many small ranges
             for offset, view in views:
-                got = 0
-                while got < view.nbytes:
-                    n = os.preadv(fd, [view[got:]], offset + got)
-                    if n == 0:
-                        raise self.short_read(name, offset, view.nbytes, got)
-                    got += n
+                if view.nbytes >= BOUNCE_BYTES and _short_distance(view, offset):
+                    self._read_bounced(fd, name, view, offset)
+                else:
+                    self._read_exact(fd, name, view, offset)
+
+    def _read_exact(self, fd: int, name: str, view: memoryview, offset: int) -> None:
+        got = 0
+        while got < view.nbytes:
+            n = os.preadv(fd, [view[got:]], offset + got)
+            if n == 0:
+                raise self.short_read(name, offset, view.nbytes, got)
+            got += n
+
+    def _read_bounced(self, fd: int, name: str, view: memoryview, offset: int) -> None:
+        raw = bytearray(BOUNCE_BYTES + PAGE_BYTES)
+        skip = (PAYLOAD_PAGE_OFFSET + offset - _address(memoryview(raw))) % PAGE_BYTES
+        bounce = memoryview(raw)[skip : skip + BOUNCE_BYTES]
+        for start in range(0, view.nbytes, BOUNCE_BYTES):  # keeps bounce's page distance
+            piece = view[start : start + BOUNCE_BYTES]
+            self._read_exact(fd, name, bounce[: piece.nbytes], offset + start)
+            piece[:] = bounce[: piece.nbytes]
 
     def prefetch(self, name: str, ranges: Sequence[tuple[int, int]]) -> None:
         # The kernel queues every range at once and the disk serves them in
@@ -361,17 +404,24 @@ class PosixLogWriter(LogWriter):
         view = byte_view(data)
         with self._lock:
             fd = self._open_fd()
-            start = self._nbytes
             small = view.nbytes < SMALL_APPEND_BYTES
             if not small or len(self._buffer) + view.nbytes > BUFFER_BYTES:
                 self._write_buffer()
+            start = self._placed(self._nbytes, view.nbytes)
             if small:
                 self._buffer += view
             else:
                 with _os_errors(self._backend, self.name, "append"):
                     _pwrite_all(fd, view, start)
-            self._nbytes += view.nbytes
+            self._nbytes = start + view.nbytes
             return start
+
+    @staticmethod
+    def _placed(end: int, nbytes: int) -> int:
+        """Where an append of ``nbytes`` to a log of ``end`` bytes starts."""
+        if nbytes < PLACED_APPEND_BYTES:
+            return end
+        return end + (PAYLOAD_PAGE_OFFSET - end) % PAGE_BYTES
 
     def sync(self) -> None:
         with self._lock:

@@ -330,6 +330,50 @@ def test_posix_partial_writes_are_continued(
     assert posix.read(LOG, 95, 10) == b"xxxxxyyyyy"
 
 
+def test_posix_places_large_payloads_half_a_page_in(posix: PosixBackend) -> None:
+    small = b"s" * 1000
+    large = np.arange(posix_module.PLACED_APPEND_BYTES // 8, dtype="<i8")
+    with posix.create_log(LOG) as log:
+        assert log.append(small) == 0
+        first = log.append(large)
+        assert first % posix_module.PAGE_BYTES == posix_module.PAYLOAD_PAGE_OFFSET
+        assert log.append(small) == first + large.nbytes  # small appends stay packed
+        second = log.append(large)
+        assert second % posix_module.PAGE_BYTES == posix_module.PAYLOAD_PAGE_OFFSET
+        assert second - (first + large.nbytes + len(small)) < posix_module.PAGE_BYTES
+        assert log.nbytes == second + large.nbytes
+    assert posix.size(LOG) == second + large.nbytes
+    assert posix.read(LOG, 0, len(small)) == small
+    assert posix.read(LOG, first + large.nbytes, len(small)) == small
+    for start in (first, second):
+        back = np.empty_like(large)
+        posix.readinto(LOG, start, back)
+        np.testing.assert_array_equal(back, large)
+
+
+@pytest.mark.parametrize("distance", [0, 1, 16, 63, 64, 2048])
+@pytest.mark.parametrize("offset", [0, 5, 4096])
+def test_posix_reads_at_any_buffer_distance(
+    posix: PosixBackend, monkeypatch: pytest.MonkeyPatch, distance: int, offset: int
+) -> None:
+    monkeypatch.setattr(posix_module, "BOUNCE_BYTES", 3 * 4096)  # several pieces, a short last
+    bounced = []
+    real = PosixBackend._read_bounced
+    monkeypatch.setattr(
+        PosixBackend, "_read_bounced", lambda self, *args: bounced.append(1) or real(self, *args)
+    )
+    data = np.random.default_rng(distance).bytes(offset + 10 * 4096 + 123)
+    with posix.create_log(LOG) as log:
+        log.append(data)
+    raw = np.zeros(len(data) + 2 * 4096, np.uint8)
+    skip = (distance + offset - raw.ctypes.data) % 4096
+    into = raw[skip : skip + len(data) - offset]
+    posix.readinto(LOG, offset, into)
+    assert into.tobytes() == data[offset:]
+    assert not raw[:skip].any() and not raw[skip + into.size :].any()  # nothing else touched
+    assert bool(bounced) == (0 < distance < 64)
+
+
 def test_posix_temp_files_do_not_linger(posix: PosixBackend) -> None:
     posix.write_atomic("c/HEAD", b"1")
     posix.write_atomic("c/HEAD", b"2")
