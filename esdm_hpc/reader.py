@@ -9,7 +9,6 @@ rounded out to whole checksum blocks, and verifies those blocks.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
@@ -23,10 +22,8 @@ from esdm_hpc.fragment import Fragment, Replica, fragment_boxes, write_order
 from esdm_hpc.kernels import checksum, hilbert
 from esdm_hpc.kernels.boxindex import BoxIndex, plan_cover
 from esdm_hpc.namespace import DatasetMeta, Shrink
+from esdm_hpc.readplan import BlockPlan, PartRead
 from esdm_hpc.selection import Hyperslab
-
-GATHER_LOOP_BYTES = 4096  # runs at least this long are copied one by one
-PREFETCH_BYTES = 256 << 20  # announced ahead by one read at most
 
 
 class FragmentView:
@@ -99,91 +96,138 @@ def read_region(
     # The pieces tile the region: each element is written once, the fill value
     # only where no fragment is.
     parts = [
-        _part(meta, view, offset, tuple(po.tolist()), tuple(pc.tolist()), int(source))
-        for po, pc, source in zip(*view.plan(offset, count), strict=True)
+        _part(offset, tuple(po.tolist()), tuple(pc.tolist()), view.fragments[s] if s >= 0 else None)
+        for po, pc, s in zip(*view.plan(offset, count), strict=True)
     ]
-    _prefetch(parts, backends)
+    _read_planned(meta, [p for p in parts if p.planned], backends, out)
     for part in parts:
         if part.fragment is None:
             out[part.target] = meta.fillvalue
-            continue
-        into = out[part.target]  # a view: a whole fragment is read straight into it
-        read = read_fragment_part(
-            meta, part.fragment, part.offset, part.count, backends, into, part.runs
-        )
-        if read is not into:
-            into[...] = read
+        elif not part.planned:
+            into = out[part.target]  # a view: a whole fragment is read straight into it
+            read = read_fragment_part(meta, part.fragment, part.offset, part.count, backends, into)
+            if read is not into:
+                into[...] = read
     return out
-
-
-class _Runs(NamedTuple):
-    """What a part of a C-ordered fragment needs of it."""
-
-    starts: np.ndarray  # the first element of each contiguous run, in the fragment
-    length: int  # elements per run
-    blocks: list[tuple[int, int]]  # the checksum blocks (start, stop) the runs touch
 
 
 @dataclass(frozen=True, slots=True)
 class _Part:
-    """A piece of a read: where it lands in the output, the fragment providing it
-    (None: the fill value) and, for a part of a C-ordered fragment, its runs."""
+    """A piece of a read: where it lands in the output and the fragment providing it
+    (None: the fill value)."""
 
     target: tuple[slice, ...]
     fragment: Fragment | None
     offset: tuple[int, ...]
     count: tuple[int, ...]
-    runs: _Runs | None
+
+    @property
+    def planned(self) -> bool:
+        """A part of a C-ordered fragment: read with the others through a BlockPlan."""
+        fragment = self.fragment
+        whole = fragment is not None and (self.offset, self.count) == (
+            fragment.offset,
+            fragment.count,
+        )
+        return fragment is not None and fragment.serialisation == "C" and not whole
+
+    def read(self) -> PartRead:
+        assert self.fragment is not None
+        rel = tuple(o - fo for o, fo in zip(self.offset, self.fragment.offset, strict=True))
+        return PartRead(self.fragment, rel, self.count)
 
 
 def _part(
-    meta: DatasetMeta,
-    view: FragmentView,
     region: tuple[int, ...],
     offset: tuple[int, ...],
     count: tuple[int, ...],
-    source: int,
+    fragment: Fragment | None,
 ) -> _Part:
     target = tuple(slice(o - r, o - r + c) for o, r, c in zip(offset, region, count, strict=True))
-    if source < 0:
-        return _Part(target, None, offset, count, None)
-    fragment = view.fragments[source]
-    runs = None
-    whole = offset == fragment.offset and count == fragment.count
-    if not whole and fragment.serialisation == "C":  # only parts in C order have runs
-        runs = _runs_of(meta, fragment, offset, count)
-    return _Part(target, fragment, offset, count, runs)
+    return _Part(target, fragment, offset, count)
 
 
-def _prefetch(parts: list[_Part], backends: Mapping[str, Backend]) -> None:
-    """Announce the blocks that parts of fragments will need, all before the first read.
+def _read_planned(
+    meta: DatasetMeta, parts: list[_Part], backends: Mapping[str, Backend], out: np.ndarray
+) -> None:
+    """The parts of C-ordered fragments, each from the first of its replicas that
+    verifies: all planned and read together, then part by part where that failed."""
+    if not parts:
+        return
+    reads = [part.read() for part in parts]
+    replicas = [_cheapest_first(read.fragment.replicas, backends) for read in reads]
+    plan = BlockPlan(reads, meta.dtype)
+    buffer, failed = _read_plan(meta, plan, [r[0] if r else None for r in replicas], backends)
+    for i, values in plan.gather(buffer):
+        if i not in failed:
+            out[parts[i].target] = values
+    for i, error in failed.items():
+        out[parts[i].target] = _read_elsewhere(meta, reads[i], replicas[i][1:], backends, error)
 
-    Whole fragments are left out: they are long sequential reads, which the
-    backends read ahead anyway, and would only crowd the cache.
-    """
-    wanted: dict[tuple[str, str], list[tuple[int, int]]] = {}
-    budget = PREFETCH_BYTES
-    for part in parts:
-        fragment = part.fragment
-        if part.runs is None or fragment is None:
+
+def _read_elsewhere(
+    meta: DatasetMeta,
+    part: PartRead,
+    replicas: Sequence[Replica],
+    backends: Mapping[str, Backend],
+    error: Exception,
+) -> np.ndarray:
+    """A part from the other replicas of its fragment, after ``error`` on the first."""
+    plan = BlockPlan([part], meta.dtype)
+    for replica in replicas:
+        buffer, failed = _read_plan(meta, plan, [replica], backends)
+        if not failed:
+            return next(plan.gather(buffer))[1]
+    raise error
+
+
+class _Range(NamedTuple):
+    """One block range of a plan, as read: its row in the plan, the replica it is
+    read from, where it starts in the replica's object, its place in the buffer."""
+
+    row: int
+    replica: Replica
+    offset: int
+    view: np.ndarray
+
+
+def _read_plan(
+    meta: DatasetMeta,
+    plan: BlockPlan,
+    replicas: Sequence[Replica | None],
+    backends: Mapping[str, Backend],
+) -> tuple[np.ndarray, dict[int, Exception]]:
+    """The plan's blocks, each part's from ``replicas[part]``, verified and packed into
+    one buffer; and the parts that failed, with their error."""
+    buffer = np.empty(plan.size, dtype=np.uint8)
+    failed: dict[int, Exception] = {}
+    part, start, first = plan.part.tolist(), plan.start.tolist(), plan.first.tolist()
+    places = zip(plan.packed.tolist(), plan.nbytes.tolist(), strict=True)
+    objects: dict[str, dict[str, list[_Range]]] = {}  # by backend and object
+    for row, (packed, nbytes) in enumerate(places):
+        replica = replicas[part[row]]
+        if replica is None:
+            fragment = plan.parts[part[row]].fragment
+            failed[part[row]] = CorruptDataError(
+                f"{meta.path}: fragment {fragment.id} has no replica"
+            )
             continue
-        replicas = _cheapest_first(fragment.replicas, backends)
-        if not replicas:
-            continue
-        replica, block = replicas[0], fragment.block_size
-        ranges = wanted.setdefault((replica.backend, replica.location), [])
-        for a, b in part.runs.blocks:
-            length = min(b * block, fragment.nbytes) - a * block
-            ranges.append((replica.byte_offset + a * block, length))
-            budget -= length
-        if budget < 0:
-            break
-    if sum(len(r) for r in wanted.values()) < 2:
-        return  # one range: nothing to overlap
-    for (backend, location), ranges in wanted.items():
-        # only a hint: the read itself reports a problem, or fails over
-        with suppress(BackendError):
-            backends[backend].prefetch(location, ranges)
+        where = replica.byte_offset + start[row]
+        ranges = objects.setdefault(replica.backend, {}).setdefault(replica.location, [])
+        ranges.append(_Range(row, replica, where, buffer[packed : packed + nbytes]))
+    for backend, by_object in objects.items():
+        reads = {name: [(r.offset, r.view) for r in ranges] for name, ranges in by_object.items()}
+        errors = backends[backend].readinto_objects(reads)
+        for name, ranges in by_object.items():
+            for r in ranges:
+                i = part[r.row]
+                if name in errors:
+                    failed.setdefault(i, errors[name])
+                elif i not in failed:
+                    error = _mismatch(meta, plan.parts[i].fragment, r.replica, r.view, first[r.row])
+                    if error is not None:
+                        failed[i] = error
+    return buffer, failed
 
 
 def read_fragment_part(
@@ -193,30 +237,46 @@ def read_fragment_part(
     count: tuple[int, ...],
     backends: Mapping[str, Backend],
     into: np.ndarray | None = None,
-    runs: _Runs | None = None,
 ) -> np.ndarray:
-    """The part (offset, count), inside the fragment, from the first replica that
-    verifies. A whole C-ordered fragment is read straight into ``into`` (C
-    contiguous, of its shape) and that is returned; else a new array or view.
-    ``runs``: what the part needs of a C-ordered fragment, if known already."""
+    """The part (offset, count) of a fragment, read whole from the first replica that
+    verifies (parts of C-ordered fragments are read through a BlockPlan instead).
+    A whole C-ordered fragment is read straight into ``into`` (C contiguous, of its
+    shape) and that is returned; else a new array or view."""
     whole = offset == fragment.offset and count == fragment.count
-    direct = (
-        into is not None and whole and fragment.serialisation == "C" and into.flags.c_contiguous
-    )
+    plain = whole and fragment.serialisation == "C"
+    direct = into if into is not None and plain and into.flags.c_contiguous else None
     errors: list[Exception] = []
     for replica in _cheapest_first(fragment.replicas, backends):
         backend = backends[replica.backend]
+        into_bytes = (
+            np.empty(fragment.nbytes, np.uint8)
+            if direct is None
+            else direct.reshape(-1).view(np.uint8)
+        )
         try:
-            if direct:
-                return _read_whole_into(meta, fragment, replica, backend, into)
-            return _read_from(meta, fragment, replica, offset, count, backend, runs)
+            data = _read_whole(meta, fragment, replica, backend, into_bytes)
         except (CorruptDataError, BackendError) as error:
             errors.append(error)
+            continue
+        if direct is not None:
+            return direct
+        rel = tuple(o - fo for o, fo in zip(offset, fragment.offset, strict=True))
+        part = tuple(slice(r, r + c) for r, c in zip(rel, count, strict=True))
+        return _decoded(meta, fragment, data)[part]
     raise (
         errors[0]
         if errors
         else CorruptDataError(f"{meta.path}: fragment {fragment.id} has no replica")
     )
+
+
+def _decoded(meta: DatasetMeta, fragment: Fragment, data: np.ndarray) -> np.ndarray:
+    """A fragment's values, of its shape, from its bytes as stored."""
+    if fragment.serialisation == strings.SERIALISATION:
+        return strings.decode(data, fragment.count)
+    if fragment.serialisation == "hilbert":
+        return hilbert.deserialise(data.view(meta.dtype), fragment.count)
+    return data.view(meta.dtype).reshape(fragment.count)
 
 
 def _cheapest_first(replicas: Sequence[Replica], backends: Mapping[str, Backend]) -> list[Replica]:
@@ -230,154 +290,31 @@ def _cheapest_first(replicas: Sequence[Replica], backends: Mapping[str, Backend]
     return sorted((r for r in replicas if r.backend in backends), key=cost)
 
 
-def _read_whole_into(
-    meta: DatasetMeta, fragment: Fragment, replica: Replica, backend: Backend, into: np.ndarray
+def _read_whole(
+    meta: DatasetMeta, fragment: Fragment, replica: Replica, backend: Backend, data: np.ndarray
 ) -> np.ndarray:
-    """The whole fragment, read into ``into`` and verified there: no buffer, no copy."""
-    data = into.reshape(-1).view(np.uint8)
+    """All bytes of the fragment, read into ``data`` and verified there."""
     backend.readinto_ranges(replica.location, [(replica.byte_offset, data)])
-    _verify(meta, fragment, replica, data, 0)
-    return into
+    error = _mismatch(meta, fragment, replica, data, 0)
+    if error is not None:
+        raise error
+    return data
 
 
-def _read_from(
-    meta: DatasetMeta,
-    fragment: Fragment,
-    replica: Replica,
-    offset: tuple[int, ...],
-    count: tuple[int, ...],
-    backend: Backend,
-    runs: _Runs | None = None,
-) -> np.ndarray:
-    rel = tuple(o - fo for o, fo in zip(offset, fragment.offset, strict=True))
-    if fragment.serialisation != "C":  # not an array in C order: decoded whole
-        whole, _, _ = _read_blocks(meta, fragment, replica, backend, [(0, fragment.nblocks)])
-        if fragment.serialisation == strings.SERIALISATION:
-            block = strings.decode(whole, fragment.count)
-        else:
-            block = hilbert.deserialise(whole.view(meta.dtype), fragment.count)
-        return block[tuple(slice(r, r + c) for r, c in zip(rel, count, strict=True))]
-    itemsize = meta.dtype.itemsize
-    if runs is None:
-        runs = _runs_of(meta, fragment, offset, count)
-    starts, run, block_ranges = runs
-    data, range_starts, packed_starts = _read_blocks(meta, fragment, replica, backend, block_ranges)
-    if len(block_ranges) == 1:  # no gaps: the region is a strided view of the bytes read
-        strides = np.empty(fragment.count, dtype=meta.dtype).strides if fragment.count else ()
-        origin = int(np.ravel_multi_index(rel, fragment.count)) if fragment.count else 0
-        # a byte offset: blocks need not hold whole elements
-        region = np.ndarray(
-            count, meta.dtype, data, origin * itemsize - int(range_starts[0]), strides
-        )
-        region.flags.writeable = False
-        return region
-    # where each run landed in the packed buffer: runs never straddle two ranges
-    byte_starts = starts * itemsize
-    which = np.searchsorted(range_starts, byte_starts, side="right") - 1
-    packed = byte_starts - range_starts[which] + packed_starts[which]
-    return _gather(data, packed, run * itemsize).view(meta.dtype).reshape(count)
-
-
-def _gather(data: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
-    """The byte runs data[s : s + length] for each s, one after another."""
-    out = np.empty((len(starts), length), dtype=np.uint8)
-    if length >= GATHER_LOOP_BYTES:  # few long runs: slice copies beat an index
-        for row, start in zip(out, starts.tolist(), strict=True):
-            row[:] = data[start : start + length]
-        return out
-    # many short runs: one fancy index, in the widest unit that divides them all
-    unit = next(u for u in (8, 4, 2, 1) if length % u == 0 and not (starts % u).any())
-    words = data[: len(data) // unit * unit].view(f"u{unit}")
-    index = (starts // unit)[:, None] + np.arange(length // unit)
-    out.view(f"u{unit}")[...] = words[index]
-    return out
-
-
-def _runs_of(
-    meta: DatasetMeta, fragment: Fragment, offset: tuple[int, ...], count: tuple[int, ...]
-) -> _Runs:
-    """What the part (offset, count) of a C-ordered fragment needs of it."""
-    itemsize = meta.dtype.itemsize
-    rel = tuple(o - fo for o, fo in zip(offset, fragment.offset, strict=True))
-    starts, run = _runs(fragment.count, rel, count)
-    return _Runs(starts, run, _touched_blocks(starts * itemsize, run * itemsize, fragment))
-
-
-def _runs(shape: tuple[int, ...], rel: tuple[int, ...], count: tuple[int, ...]):
-    """The contiguous runs (C order) a sub-box of an array covers: start elements, run length.
-
-    Trailing axes read whole merge into longer runs, so a piece of whole rows
-    is one run per leading index, and a whole fragment a single run.
-    """
-    if not shape:
-        return np.zeros(1, dtype=np.int64), 1
-    strides = np.cumprod((1, *shape[:0:-1]), dtype=np.int64)[::-1]  # in elements
-    axis, run = len(shape) - 1, 1
-    while axis > 0 and rel[axis] == 0 and count[axis] == shape[axis]:
-        run *= shape[axis]
-        axis -= 1
-    run *= count[axis]
-    starts = np.array([rel[axis] * strides[axis]], dtype=np.int64)
-    for i in reversed(range(axis)):  # outer sums, axis 0 slowest
-        rows = np.arange(rel[i], rel[i] + count[i], dtype=np.int64) * strides[i]
-        starts = (rows[:, None] + starts[None, :]).ravel()
-    return starts, run
-
-
-def _touched_blocks(starts: np.ndarray, length: int, fragment: Fragment) -> list[tuple[int, int]]:
-    """Checksum blocks (start, stop) the byte runs touch, merged where adjacent."""
-    block = fragment.block_size
-    nblocks = fragment.nblocks
-    first, last = starts // block, (starts + length - 1) // block
-    # a difference array marks every block between first and last of each run
-    marks = np.bincount(first, minlength=nblocks + 1) - np.bincount(last + 1, minlength=nblocks + 1)
-    touched = np.concatenate(([False], np.cumsum(marks[:nblocks]) > 0, [False]))
-    edges = np.flatnonzero(touched[1:] != touched[:-1])
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
-
-
-def _read_blocks(
-    meta: DatasetMeta,
-    fragment: Fragment,
-    replica: Replica,
-    backend: Backend,
-    block_ranges: list[tuple[int, int]],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The blocks of the ranges, verified, packed one range after another; with the
-    byte offset of each range in the fragment and in the packed buffer.
-
-    Packed, not laid out as in the fragment: a buffer spanning the gaps costs
-    page faults (and huge-page zeroing) for memory that is never read.
-    """
-    block = fragment.block_size
-    range_starts = np.array([a * block for a, _ in block_ranges], dtype=np.int64)
-    sizes = np.array(
-        [min(b * block, fragment.nbytes) - a * block for a, b in block_ranges], dtype=np.int64
-    )
-    packed_starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
-    buffer = np.empty(int(sizes.sum()), dtype=np.uint8)
-    views = [
-        (replica.byte_offset + int(start), buffer[int(p) : int(p + size)])
-        for start, p, size in zip(range_starts, packed_starts, sizes, strict=True)
-    ]
-    backend.readinto_ranges(replica.location, views)
-    for (a, _), (_, view) in zip(block_ranges, views, strict=True):
-        _verify(meta, fragment, replica, view, a)
-    return buffer, range_starts, packed_starts
-
-
-def _verify(
+def _mismatch(
     meta: DatasetMeta, fragment: Fragment, replica: Replica, data: np.ndarray, first_block: int
-) -> None:
+) -> CorruptDataError | None:
+    """The error naming the corrupt blocks of ``data`` (the fragment's blocks from
+    ``first_block`` on), or None if every block verifies."""
     block = fragment.block_size
     digests = checksum.block_checksums(data, block)
     expected = fragment.digests(first_block, first_block + len(digests))
     bad = np.nonzero(digests != expected)[0]
     if len(bad) == 0:
-        return
+        return None
     blocks = [first_block + int(b) for b in bad]
     start = replica.byte_offset + first_block * block
-    raise CorruptDataError(
+    return CorruptDataError(
         f"{meta.path}{block_region(fragment, blocks[0], meta.dtype.itemsize)}: corrupt data "
         f"(checksum mismatch in block(s) {blocks} of fragment {fragment.id}, "
         f"{replica.backend}:{replica.location} bytes {start}-{start + len(data)})"

@@ -70,3 +70,18 @@ def test_page_alignment_benchmark_reports_every_distance(tmp_path: Path) -> None
     assert [int(r[0]) for r in rows] == [0, 1, 16, 32, 33, 64, 512, 2064, 4080]
     assert all(float(r[1]) > 0 for r in rows)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_timeseries_benchmark_reads_both_and_reports_ratios(tmp_path: Path) -> None:
+    results = tmp_path / "timeseries.json"
+    run = subprocess.run(
+        [sys.executable, "benchmarks/timeseries.py", "--quick", "--dir", str(tmp_path),
+         "--json", str(results)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-4000:]
+    for line in ("point cold", "point warm", "box cold", "box warm"):
+        assert line in run.stdout, run.stdout
+    record = json.loads(results.read_text())
+    assert record["esdm"]["box_warm_ms"] > 0 and record["hdf5"]["box_warm_ms"] > 0
+    assert list(tmp_path.iterdir()) == [results], "the data directory was not removed"

@@ -13,7 +13,7 @@ Names are relative, ``/``-separated paths such as
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -153,12 +153,23 @@ class Backend(_ClosedOnExit, ABC):
         for offset, buffer in ranges:
             self.readinto(name, offset, buffer)
 
-    def prefetch(self, name: str, ranges: Sequence[tuple[int, int]]) -> None:
-        """A hint: the (offset, length) ranges of ``name`` will be read soon.
+    def readinto_objects(
+        self, reads: Mapping[str, Sequence[tuple[int, Buffer]]]
+    ) -> dict[str, BackendError]:
+        """``readinto_ranges`` for several objects; the errors by object (the other
+        objects are read).
 
-        A read of many ranges announces them all first, so a backend that can
-        fetch in parallel (the kernel's readahead, concurrent requests) does.
+        One read of many ranges (a time series touches a block of thousands of
+        logs): a backend that can fetch in parallel (the kernel's readahead,
+        concurrent requests) announces them all before it reads any.
         """
+        errors = {}
+        for name, ranges in reads.items():
+            try:
+                self.readinto_ranges(name, ranges)
+            except BackendError as error:
+                errors[name] = error
+        return errors
 
     # --- objects ----------------------------------------------------------------------
 

@@ -98,6 +98,10 @@ PAGE_BYTES = 4096
 # glibc's memcpy avoids the same distances for the same reason.
 BOUNCE_BYTES = 1 << 20
 SHORT_DISTANCE = 64
+# A read of ranges of many objects holds at most OPEN_AT_ONCE of them open,
+# and announces at most PREFETCH_BYTES of each such batch before reading it.
+OPEN_AT_ONCE = 256
+PREFETCH_BYTES = 256 << 20
 
 
 def _load_sync_file_range() -> Any:
@@ -253,15 +257,65 @@ class PosixBackend(Backend):
         self.readinto_ranges(name, [(offset, buffer)])
 
     def readinto_ranges(self, name: str, ranges: Sequence[tuple[int, Buffer]]) -> None:
+        with self._opened(name) as fd:  # one open for all: reads touch many small ranges
+            self._readinto_fd(fd, name, ranges)
+
+    def readinto_objects(
+        self, reads: Mapping[str, Sequence[tuple[int, Buffer]]]
+    ) -> dict[str, BackendError]:
+        errors: dict[str, BackendError] = {}
+        announce = sum(len(ranges) for ranges in reads.values()) > 1
+        names = list(reads)
+        for first in range(0, len(names), OPEN_AT_ONCE):
+            batch = {name: reads[name] for name in names[first : first + OPEN_AT_ONCE]}
+            fds = self._open_all(batch, errors, announce)
+            try:
+                for name, fd in fds.items():
+                    try:
+                        with _os_errors(self, name, "read"):
+                            self._readinto_fd(fd, name, batch[name])
+                    except BackendError as error:
+                        errors[name] = error
+            finally:
+                for fd in fds.values():
+                    os.close(fd)
+        return errors
+
+    def _open_all(
+        self,
+        reads: Mapping[str, Sequence[tuple[int, Buffer]]],
+        errors: dict[str, BackendError],
+        announce: bool,
+    ) -> dict[str, int]:
+        """Open every object of ``reads`` (the failures go to ``errors``) and, if
+        ``announce``, tell the kernel about their ranges (up to PREFETCH_BYTES):
+        it queues them all at once and the disk serves them in parallel, where
+        reads one after another wait a round trip each."""
+        fds: dict[str, int] = {}
+        budget = PREFETCH_BYTES if announce else 0
+        for name, ranges in reads.items():
+            try:
+                with _os_errors(self, name, "read"):
+                    fd = fds[name] = os.open(self._path(name), os.O_RDONLY | os.O_CLOEXEC)
+            except BackendError as error:
+                errors[name] = error
+                continue
+            for offset, buffer in ranges if budget > 0 else ():
+                length = memoryview(buffer).nbytes
+                with suppress(OSError):  # only a hint
+                    os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+                budget -= length
+        return fds
+
+    def _readinto_fd(self, fd: int, name: str, ranges: Sequence[tuple[int, Buffer]]) -> None:
         views = [(offset, byte_view(buffer, writable=True)) for offset, buffer in ranges]
         for offset, view in views:
             check_range(offset, view.nbytes)
-        with self._opened(name) as fd:  # one open for all: reads touch many small ranges
-            for offset, view in views:
-                if view.nbytes >= BOUNCE_BYTES and _short_distance(view, offset):
-                    self._read_bounced(fd, name, view, offset)
-                else:
-                    self._read_exact(fd, name, view, offset)
+        for offset, view in views:
+            if view.nbytes >= BOUNCE_BYTES and _short_distance(view, offset):
+                self._read_bounced(fd, name, view, offset)
+            else:
+                self._read_exact(fd, name, view, offset)
 
     def _read_exact(self, fd: int, name: str, view: memoryview, offset: int) -> None:
         got = 0
@@ -279,13 +333,6 @@ class PosixBackend(Backend):
             piece = view[start : start + BOUNCE_BYTES]
             self._read_exact(fd, name, bounce[: piece.nbytes], offset + start)
             piece[:] = bounce[: piece.nbytes]
-
-    def prefetch(self, name: str, ranges: Sequence[tuple[int, int]]) -> None:
-        # The kernel queues every range at once and the disk serves them in
-        # parallel, where reads one after another wait a round trip each.
-        with self._opened(name) as fd:
-            for offset, length in ranges:
-                os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
 
     @contextmanager
     def _opened(self, name: str) -> Iterator[int]:

@@ -66,6 +66,29 @@ def test_append_returns_offsets_and_reads_back(backend: Backend) -> None:
     other.readinto(LOG, 17, bytearray())
 
 
+def test_readinto_objects_reads_every_object_and_names_the_failures(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(posix_module, "OPEN_AT_ONCE", 2)  # several batches
+    names = [f"containers/demo/data/e000000001/r{i:06d}.log" for i in range(5)]
+    for i, name in enumerate(names):
+        with backend.create_log(name) as log:
+            log.append(bytes([i]) * 100)
+    missing = "containers/demo/data/e000000001/gone.log"
+    reads: dict[str, list[tuple[int, bytearray]]] = {
+        name: [(10, bytearray(5)), (90, bytearray(10))] for name in names
+    }
+    reads[missing] = [(0, bytearray(1))]
+    reads[names[3]].append((95, bytearray(10)))  # past the end
+    errors = backend.readinto_objects(reads)
+    assert sorted(errors) == sorted([missing, names[3]])
+    assert isinstance(errors[missing], ObjectNotFoundError)
+    assert "short read of bytes [95, 105)" in str(errors[names[3]])
+    for i, name in enumerate(names):
+        if name != names[3]:
+            assert [bytes(b) for _, b in reads[name]] == [bytes([i]) * 5, bytes([i]) * 10]
+
+
 def test_numpy_arrays_round_trip(backend: Backend) -> None:
     field = np.arange(24, dtype="<f8").reshape(4, 6)
     with backend.create_log(LOG) as log:

@@ -169,3 +169,49 @@ def test_sparse_reads_return_exactly_the_region(
             assert c["x"][region].tobytes() == field[region].tobytes(), region
         column = (slice(None), slice(2, 4), slice(0, 3))
         assert c["x"][column].tobytes() == field[column].tobytes()
+
+
+def two_replicas(root: Path) -> dict:
+    backends = [{"id": name, "type": "posix", "target": str(root / name)} for name in ("a", "b")]
+    config = {"backends": backends, "replicas": 2, "block_size": 1024}
+    with esdm_hpc.open("esdm://f", "w", config=config) as c:
+        c.create_dataset("x", data=FIELD)
+    return config
+
+
+def flip(log: Path, at: int) -> None:
+    with log.open("r+b") as f:
+        f.seek(at)
+        byte = f.read(1)
+        f.seek(at)
+        f.write(bytes([byte[0] ^ 0x01]))
+
+
+@pytest.mark.parametrize("damage", ["flip", "delete"])
+def test_a_damaged_replica_is_read_from_the_other(tmp_path: Path, damage: str) -> None:
+    config = two_replicas(tmp_path)
+    for backend in ("a", "b"):  # each in turn: whichever the reader tries first
+        (log,) = (tmp_path / backend).rglob("*.log")
+        saved = log.read_bytes()
+        if damage == "flip":
+            flip(log, 21 * 256 + 8)
+        else:
+            log.unlink()
+        with esdm_hpc.open("esdm://f", config=config) as c:
+            np.testing.assert_array_equal(c["x"][...], FIELD)  # whole fragment
+            np.testing.assert_array_equal(c["x"][18:30, 3:9], FIELD[18:30, 3:9])  # a part
+            np.testing.assert_array_equal(c["x"][:, 5], FIELD[:, 5])
+        log.write_bytes(saved)
+
+
+def test_both_replicas_damaged_fails_with_the_region(tmp_path: Path) -> None:
+    config = two_replicas(tmp_path)
+    for backend in ("a", "b"):
+        (log,) = (tmp_path / backend).rglob("*.log")
+        flip(log, 21 * 256 + 8)
+    with esdm_hpc.open("esdm://f", config=config) as c:
+        with pytest.raises(CorruptDataError, match=r"/x\[20:24, 0:32\]: corrupt data"):
+            c["x"][18:30, 3:9]
+        with pytest.raises(CorruptDataError, match=r"/x\[20:24, 0:32\]: corrupt data"):
+            c["x"][...]
+        np.testing.assert_array_equal(c["x"][30:40, 3:9], FIELD[30:40, 3:9])
