@@ -139,12 +139,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     store = _store(args)
-    history = History.load(store)
-    manifests = history.manifests if args.epoch is None else history.manifests[: args.epoch + 1]
-    if args.epoch is not None and not 0 <= args.epoch <= history.head.epoch:
-        raise ValueError(f"{args.uri} has epochs 0..{history.head.epoch}")
-    last = manifests[-1]
-    fragments = [f for m in manifests for f in m.fragments]
+    history = History.load(store, args.epoch)
+    last = history.last
+    fragments = history.fragments()
     print(f"{args.uri}  epoch {last.epoch} of {history.head.epoch}  committed {last.created}")
     datasets = last.namespace["datasets"]
     # a recreated dataset's predecessor's fragments are stored but not its own
@@ -161,7 +158,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     for fragment in fragments:
         for replica in fragment.replicas:
             per_backend[replica.backend] += replica.length
-    print(f"  epochs: {len(manifests)}  fragments: {len(fragments)}")
+    print(f"  epochs: {last.epoch + 1}  fragments: {len(fragments)}")
     for backend, nbytes in sorted(per_backend.items()):
         print(f"  {backend}: {_size(nbytes)}")
     return 0

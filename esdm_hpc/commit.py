@@ -17,7 +17,7 @@ import os
 import socket
 import sys
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from esdm_hpc import lease as leases
@@ -26,7 +26,14 @@ from esdm_hpc.errors import EsdmError, OverlappingWritesError
 from esdm_hpc.fragment import fragment_boxes
 from esdm_hpc.kernels.region import find_overlaps
 from esdm_hpc.lease import Lease
-from esdm_hpc.manifest import CorruptMetadataError, Head, Manifest, encode_fragments
+from esdm_hpc.manifest import (
+    PACK_EPOCHS,
+    CorruptMetadataError,
+    Head,
+    Manifest,
+    Pack,
+    encode_fragments,
+)
 from esdm_hpc.namespace import Namespace
 from esdm_hpc.selection import Hyperslab
 from esdm_hpc.store import ContainerStore
@@ -46,11 +53,14 @@ def commit(
     namespace: Namespace,
     writer: EpochWriter,
     head: Head,
+    loaded: Sequence[Manifest],
     lease: Lease | None = None,
     local_error: Exception | None = None,
 ) -> Committed:
-    """``local_error``: this rank's data cannot be committed (a failed write); it
-    travels with the records, so every rank raises it instead of waiting."""
+    """``loaded``: the committed manifests the container has read, HEAD's last
+    (rank 0 packs those after the last pack). ``local_error``: this rank's data
+    cannot be committed (a failed write); it travels with the records, so every
+    rank raises it instead of waiting."""
     if local_error is None:
         try:
             writer.sync()
@@ -67,7 +77,7 @@ def commit(
             if failed:
                 raise failed[0]
             encoded = [text for text, _ in gathered]
-            new_head, data = _publish(store, namespace, head, comm.size, encoded)
+            new_head, data = _publish(store, namespace, head, loaded, comm.size, encoded)
             # renewed here, so the commit needs no collective round of its own for it
             outcome = (new_head, data, leases.renew(store, lease) if lease else None)
         except (EsdmError, CorruptMetadataError, OSError) as error:
@@ -82,7 +92,12 @@ def commit(
 
 
 def _publish(
-    store: ContainerStore, namespace: Namespace, head: Head, nranks: int, encoded: list[str]
+    store: ContainerStore,
+    namespace: Namespace,
+    head: Head,
+    loaded: Sequence[Manifest],
+    nranks: int,
+    encoded: list[str],
 ) -> tuple[Head, bytes]:
     epoch = head.epoch + 1
     check_overlaps(epoch, [record for text in encoded for record in json.loads(text)])
@@ -92,9 +107,20 @@ def _publish(
         created=datetime.datetime.now(datetime.UTC).isoformat(),
         writer=writer_record(nranks),
         namespace=namespace.to_json(),
+        packs=_packs(store, loaded),
     )
     data = manifest.encode(fragments_json=encoded)
     return store.publish_encoded(epoch, data, parent=head), data
+
+
+def _packs(store: ContainerStore, loaded: Sequence[Manifest]) -> list[Pack]:
+    """The packs the next manifest lists: HEAD's, and a new one of the epochs since
+    its last once there are PACK_EPOCHS of them (written before the manifest)."""
+    packs = list(loaded[-1].packs)
+    unpacked = [m for m in loaded if m.epoch > loaded[-1].packed]
+    if len(unpacked) >= PACK_EPOCHS:
+        packs.append(store.write_pack(unpacked))
+    return packs
 
 
 def check_overlaps(epoch: int, records: Iterable[dict]) -> None:

@@ -41,6 +41,7 @@ class _Opened:
     """What rank 0 finds at open and every rank receives."""
 
     head: Head
+    packed: list[dict[str, Any]]  # the fragment records of the packs before the manifests
     manifests: list[Manifest]
     lease: leases.Lease | None
     fresh: bool  # "w" with overwrite: the namespace starts empty
@@ -98,18 +99,16 @@ def _open_on_root(
         if mode == "w" and not exists:
             store.publish(Manifest(0, None, _now(), {}, Namespace().to_json()))
         head = store.head()
-        manifests = store.chain(head)
+        if epoch is not None and not 0 <= epoch <= head.epoch:
+            raise ValueError(
+                f"esdm://{store.name} has epochs 0..{head.epoch}; epoch {epoch} does not exist"
+            )
+        packed, manifests = store.load(head, epoch)
     except BaseException:
         if lease is not None:
             leases.release(store, lease)
         raise
-    if epoch is not None:
-        if not 0 <= epoch <= head.epoch:
-            raise ValueError(
-                f"esdm://{store.name} has epochs 0..{head.epoch}; epoch {epoch} does not exist"
-            )
-        manifests = manifests[: epoch + 1]
-    return _Opened(head, manifests, lease, fresh=mode == "w" and exists)
+    return _Opened(head, packed, manifests, lease, fresh=mode == "w" and exists)
 
 
 # the names anonymous objects have until a link names them (`Container._anonymous_name`)
@@ -150,6 +149,7 @@ class Container(Group):
         self._records: dict[str, list[dict[str, Any]]] = defaultdict(list)  # per dataset
         self._views: dict[str, FragmentView] = {}
         self._head = opened.head
+        self._absorb_records(opened.packed)
         self._absorb(opened.manifests)
         committed = Namespace.from_json(self._manifests[-1].namespace)
         self._namespace = Namespace() if opened.fresh else committed
@@ -203,8 +203,8 @@ class Container(Group):
         writer = self._require_writable("commit")
         try:
             done = commit(
-                self.comm, self._store, self._namespace, writer, self._head, self._lease,
-                local_error=self._finish_requests(),
+                self.comm, self._store, self._namespace, writer, self._head, self._manifests,
+                self._lease, local_error=self._finish_requests(),
             )  # fmt: skip
         except BaseException:
             writer.close()  # its logs are orphans now, for gc
@@ -215,6 +215,8 @@ class Container(Group):
         writer.close()
         self._head = done.head
         self._absorb([done.manifest])
+        # the manifests packed by this commit: their records are kept, they are not
+        self._manifests = [m for m in self._manifests if m.epoch > done.manifest.packed]
         self._namespace = Namespace.from_json(done.manifest.namespace)
         self._dirty = False
         self._writer = self._new_writer()
@@ -281,9 +283,12 @@ class Container(Group):
     def _absorb(self, manifests: list[Manifest]) -> None:
         for manifest in manifests:
             self._manifests.append(manifest)
-            for record in manifest.records:
-                self._records[record["dataset"]].append(record)
-                self._views.pop(record["dataset"], None)
+            self._absorb_records(manifest.records)
+
+    def _absorb_records(self, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            self._records[record["dataset"]].append(record)
+            self._views.pop(record["dataset"], None)
 
     def _new_writer(self) -> EpochWriter:
         # A refused commit leaves its logs (orphans for gc) under the same epoch

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from esdm_hpc.fragment import Fragment
-from esdm_hpc.manifest import Head, Manifest, manifest_name
+from esdm_hpc.manifest import Head, Manifest, decode_fragment, manifest_name
 from esdm_hpc.namespace import Namespace
 from esdm_hpc.store import ContainerStore
 
@@ -13,24 +14,37 @@ from esdm_hpc.store import ContainerStore
 @dataclass(frozen=True, slots=True)
 class History:
     head: Head
-    manifests: list[Manifest]
+    packed: list[dict[str, Any]]  # the fragment records of the packs before the manifests
+    manifests: list[Manifest]  # up to the epoch loaded, oldest first
 
     @classmethod
-    def load(cls, store: ContainerStore) -> History:
+    def load(cls, store: ContainerStore, epoch: int | None = None) -> History:
+        """The history up to ``epoch`` (default: HEAD's)."""
         head = store.head()
-        return cls(head, store.chain(head))
+        if epoch is not None and not 0 <= epoch <= head.epoch:
+            raise ValueError(f"esdm://{store.name} has epochs 0..{head.epoch}")
+        return cls(head, *store.load(head, epoch))
+
+    @property
+    def last(self) -> Manifest:
+        return self.manifests[-1]
 
     @property
     def namespace(self) -> Namespace:
-        return Namespace.from_json(self.manifests[-1].namespace)
+        return Namespace.from_json(self.last.namespace)
 
     def fragments(self) -> list[Fragment]:
         """Every fragment of every committed epoch (older epochs stay readable)."""
-        return [f for m in self.manifests for f in m.fragments]
+        packed = [decode_fragment(r, f"pack before epoch {self.manifests[0].epoch}")
+                  for r in self.packed]  # fmt: skip
+        return packed + [f for m in self.manifests for f in m.fragments]
 
     def referenced(self, store: ContainerStore) -> set[tuple[str, str]]:
         """(backend, object) pairs committed metadata refers to: what gc must keep."""
-        keep = {(store.meta.id, store.prefix + "HEAD")}
-        keep |= {(store.meta.id, store.prefix + manifest_name(m.epoch)) for m in self.manifests}
+        meta = store.meta.id
+        keep = {(meta, store.prefix + "HEAD")}
+        # every epoch's manifest, read or not: each is an epoch to travel back to
+        keep |= {(meta, store.prefix + manifest_name(e)) for e in range(self.last.epoch + 1)}
+        keep |= {(meta, store.prefix + pack.name) for pack in self.last.packs}
         keep |= {(r.backend, r.location) for f in self.fragments() for r in f.replicas}
         return keep

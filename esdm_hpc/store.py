@@ -8,7 +8,15 @@ from esdm_hpc.backends import Backend
 from esdm_hpc.errors import ContainerNotFoundError, CorruptMetadataError
 from esdm_hpc.faults import crash_point
 from esdm_hpc.kernels.checksum import checksum
-from esdm_hpc.manifest import Head, Manifest, manifest_name
+from esdm_hpc.manifest import (
+    Head,
+    Manifest,
+    Pack,
+    decode_pack,
+    encode_pack,
+    manifest_name,
+    pack_name,
+)
 
 
 class ContainerStore:
@@ -49,6 +57,42 @@ class ContainerStore:
         if manifest.epoch != epoch:
             raise CorruptMetadataError(f"{where}: holds epoch {manifest.epoch}, not {epoch}")
         return manifest
+
+    def load(self, head: Head, epoch: int | None = None) -> tuple[list[dict], list[Manifest]]:
+        """What a reader of ``epoch`` (default: HEAD's) needs: the fragment records of
+        the packs its manifest lists, and the manifests after them up to ``epoch``,
+        oldest first. The manifests from HEAD down are verified each by its child."""
+        epoch = head.epoch if epoch is None else epoch
+        walked: list[Manifest] = []
+        lowest, expected = 0, head.checksum
+        for e in range(head.epoch, -1, -1):
+            if e < lowest:
+                break
+            manifest = self.read_manifest(e, expected)
+            expected = manifest.parent_checksum
+            if e == epoch and manifest.packs:
+                lowest = manifest.packed + 1
+            if e <= epoch:
+                walked.append(manifest)
+        walked.reverse()
+        packed = [r for pack in walked[-1].packs for r in self.read_pack(pack)]
+        return packed, walked
+
+    def write_pack(self, manifests: list[Manifest]) -> Pack:
+        """Pack the records of the consecutive ``manifests`` into one object."""
+        data = encode_pack(manifests)
+        pack = Pack(pack_name(manifests[0].epoch, manifests[-1].epoch), manifests[0].epoch,
+                    manifests[-1].epoch, checksum(data))  # fmt: skip
+        # deterministic for a history: a crashed commit's pack is replaced whole
+        self.meta.write_atomic(self.prefix + pack.name, data)
+        crash_point("publish.pack-written")
+        return pack
+
+    def read_pack(self, pack: Pack) -> list[dict]:
+        where = f"esdm://{self.name} {pack.name}"
+        if not self.meta.exists(self.prefix + pack.name):
+            raise CorruptMetadataError(f"{where}: missing (a manifest lists it)")
+        return decode_pack(self.meta.read_small(self.prefix + pack.name), pack, where)
 
     def chain(
         self, head: Head, since: int = -1, since_checksum: int | None = None

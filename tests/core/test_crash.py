@@ -36,15 +36,26 @@ CRASH_POINTS = [
 ]
 
 
+# With a pack every 2 epochs, the commits of epochs 3 and 5 write one (of the
+# records of epochs 1-2 and 3-4) before their manifest: two more atomic writes.
+PACK_EPOCHS = 2
+PACKED_CRASH_POINTS = [
+    *(("publish.pack-written", n) for n in (1, 2)),
+    *(("atomic.temp-written", n) for n in range(1, ATOMIC_WRITES + 3)),
+    *(("atomic.renamed", n) for n in range(1, ATOMIC_WRITES + 3)),
+]
+
+
 def test_there_are_at_least_fifty_crash_points() -> None:
     assert len(CRASH_POINTS) >= 50
 
 
-def run_writer(root: Path, crash: str) -> subprocess.CompletedProcess[str]:
+def run_writer(root: Path, crash: str, pack_epochs: int | None) -> subprocess.CompletedProcess[str]:
     env = {**mpi_env(), "ESDM_CRASH": crash}
     program = ROOT / "tests" / "programs" / "crash_writer.py"
+    packing = [] if pack_epochs is None else [str(pack_epochs)]
     return subprocess.run(
-        [sys.executable, str(program), str(root), "c", str(EPOCHS)],
+        [sys.executable, str(program), str(root), "c", str(EPOCHS), *packing],
         capture_output=True, text=True, timeout=120, env=env, cwd=ROOT,
     )  # fmt: skip
 
@@ -55,8 +66,19 @@ def objects(root: Path) -> set[str]:
 
 @pytest.mark.parametrize(("point", "nth"), CRASH_POINTS, ids=lambda p: str(p))
 def test_killed_writer_leaves_last_epoch_intact(tmp_path: Path, point: str, nth: int) -> None:
+    check_killed_writer(tmp_path, point, nth, pack_epochs=None)
+
+
+@pytest.mark.parametrize(("point", "nth"), PACKED_CRASH_POINTS, ids=lambda p: str(p))
+def test_killed_packing_writer_leaves_last_epoch_intact(
+    tmp_path: Path, point: str, nth: int
+) -> None:
+    check_killed_writer(tmp_path, point, nth, pack_epochs=PACK_EPOCHS)
+
+
+def check_killed_writer(tmp_path: Path, point: str, nth: int, pack_epochs: int | None) -> None:
     root = tmp_path / "disk"
-    result = run_writer(root, f"{point}:{nth}")
+    result = run_writer(root, f"{point}:{nth}", pack_epochs)
     assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
     printed = [int(line.split()[1]) for line in result.stdout.splitlines()]
     last_seen = printed[-1] if printed else 0

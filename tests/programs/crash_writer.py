@@ -1,6 +1,6 @@
 """A writer for the crash tests: deterministic epochs, one line per commit.
 
-    python crash_writer.py ROOT NAME EPOCHS
+    python crash_writer.py ROOT NAME EPOCHS [PACK_EPOCHS]
 
 Epoch e writes WRITES_PER_EPOCH slabs of /x whose content depends only on
 (e, i), so the test can rebuild the expected state of any epoch.
@@ -11,6 +11,7 @@ import sys
 import numpy as np
 
 import esdm_hpc
+from esdm_hpc import commit
 
 SHAPE = (48, 40)
 WRITES_PER_EPOCH = 4
@@ -47,6 +48,8 @@ def config(root: str) -> dict:
 
 def main() -> None:
     root, name, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if len(sys.argv) > 4:  # pack every few epochs (64 by default): packs are crashed in too
+        commit.PACK_EPOCHS = int(sys.argv[4])
     with esdm_hpc.open(f"esdm://{name}", "w", config=config(root)) as c:
         x = c.create_dataset("x", shape=SHAPE, dtype="i4", fillvalue=-1)
         c.commit()
