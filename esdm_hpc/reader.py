@@ -123,13 +123,13 @@ class _Part:
 
     @property
     def planned(self) -> bool:
-        """A part of a C-ordered fragment: read with the others through a BlockPlan."""
-        fragment = self.fragment
-        whole = fragment is not None and (self.offset, self.count) == (
-            fragment.offset,
-            fragment.count,
+        """Less than a whole C-ordered fragment: read with the others through a BlockPlan."""
+        f = self.fragment
+        return (
+            f is not None
+            and f.serialisation == "C"
+            and (self.offset, self.count) != (f.offset, f.count)
         )
-        return fragment is not None and fragment.serialisation == "C" and not whole
 
     def read(self) -> PartRead:
         assert self.fragment is not None

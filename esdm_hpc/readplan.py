@@ -39,8 +39,10 @@ class _Group:
 
     members: np.ndarray  # the parts, as indices into BlockPlan.parts
     count: tuple[int, ...]
+    strides: tuple[int, ...]  # in bytes, of the fragments
     run_bytes: int
-    run_offsets: np.ndarray  # (len(members) * R,) where each run is in the packed buffer
+    run_offsets: np.ndarray  # (len(members), R): where each run is in the packed buffer
+    run_ranges: np.ndarray  # (len(members), R): the range each run is in
 
 
 class BlockPlan:
@@ -68,7 +70,8 @@ class BlockPlan:
             run_bytes = run * dtype.itemsize
             part, first, stop, range_of_run = _block_ranges(byte_starts, run_bytes, block)
             columns.append((index[part], first, stop, np.full(len(first), block, np.int64)))
-            runs.append((index, count, run_bytes, range_of_run + nranges, byte_starts.ravel()))
+            strides = tuple(int(n) * dtype.itemsize for n in _strides(shape))
+            runs.append((index, count, strides, run_bytes, range_of_run + nranges, byte_starts))
             nranges += len(first)
         if columns:
             stacked = [np.concatenate(column) for column in zip(*columns, strict=True)]
@@ -81,17 +84,26 @@ class BlockPlan:
         ends = np.cumsum(self.nbytes)
         self.packed = ends - self.nbytes
         self.size = int(ends[-1]) if len(ends) else 0
-        self._groups = [
-            _Group(index, count, run_bytes, self.packed[ranges] + starts - self.start[ranges])
-            for index, count, run_bytes, ranges, starts in runs
-        ]
+        self._groups = []
+        for index, count, strides, run_bytes, ranges, starts in runs:
+            ranges = ranges.reshape(starts.shape)
+            offsets = self.packed[ranges] + starts - self.start[ranges]
+            self._groups.append(_Group(index, count, strides, run_bytes, offsets, ranges))
 
     def gather(self, buffer: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        """(part, its values) for every part, from the packed ``buffer`` of blocks read."""
+        """(part, its values) for every part, from the packed ``buffer`` of blocks read:
+        a view of it where the part's bytes were read in one range, else a copy."""
         for group in self._groups:
-            values = _gather(buffer, group.run_offsets, group.run_bytes)
-            shaped = values.view(self.dtype).reshape(len(group.members), *group.count)
-            yield from zip(group.members.tolist(), shaped, strict=True)
+            one_range = group.run_ranges[:, 0] == group.run_ranges[:, -1]
+            members = group.members[one_range].tolist()
+            firsts = group.run_offsets[one_range, 0].tolist()
+            for member, first in zip(members, firsts, strict=True):
+                yield member, np.ndarray(group.count, self.dtype, buffer, first, group.strides)
+            split = ~one_range
+            if split.any():
+                values = _gather(buffer, group.run_offsets[split].ravel(), group.run_bytes)
+                shaped = values.view(self.dtype).reshape(int(split.sum()), *group.count)
+                yield from zip(group.members[split].tolist(), shaped, strict=True)
 
 
 def _strides(shape: tuple[int, ...]) -> np.ndarray:
