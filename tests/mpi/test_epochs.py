@@ -8,6 +8,7 @@ import pytest
 from mpi4py import MPI
 
 import esdm_hpc
+from esdm_hpc import commit
 from esdm_hpc.errors import CollectiveMismatchError, OverlappingWritesError
 from esdm_hpc.kernels.decomposition import decompose
 
@@ -30,7 +31,11 @@ def random_subslab(rng: np.random.Generator, offset: np.ndarray, count: np.ndarr
 
 
 @pytest.mark.mpi(min_size=2)
-def test_random_hyperslabs_over_epochs_match_a_numpy_model() -> None:
+@pytest.mark.parametrize("pack_epochs", [commit.PACK_EPOCHS, 2])
+def test_random_hyperslabs_over_epochs_match_a_numpy_model(
+    pack_epochs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commit, "PACK_EPOCHS", pack_epochs)  # 2: packs every other commit
     comm = MPI.COMM_WORLD
     config = shared_config()
     offsets, counts = decompose(SHAPE, comm.size)
@@ -52,6 +57,13 @@ def test_random_hyperslabs_over_epochs_match_a_numpy_model() -> None:
     with esdm_hpc.open("esdm://model", comm=comm, config=config) as c:
         np.testing.assert_array_equal(c["x"][...], model)
         np.testing.assert_array_equal(c["x"][:, 3, 2], model[:, 3, 2])
+    with esdm_hpc.open("esdm://model", "a", comm=comm, config=config) as c:
+        if comm.rank == 0:  # a second writer goes on from the packs
+            c["x"][0, 0, 0] = 7.0
+        model[0, 0, 0] = 7.0
+    with esdm_hpc.open("esdm://model", comm=comm, config=config) as c:
+        assert c.epoch == 6
+        np.testing.assert_array_equal(c["x"][...], model)
 
 
 @pytest.mark.mpi(min_size=2)
