@@ -25,7 +25,7 @@ from esdm_hpc.group import Group
 from esdm_hpc.manifest import Head, Manifest, decode_fragment
 from esdm_hpc.namespace import DatasetMeta, Link, Namespace, Shrink
 from esdm_hpc.reader import FragmentView, read_region
-from esdm_hpc.store import ContainerStore
+from esdm_hpc.store import ContainerStore, Stored
 from esdm_hpc.strings import STRING, names_string
 from esdm_hpc.uri import container_name
 from esdm_hpc.writer import EpochWriter
@@ -41,8 +41,7 @@ class _Opened:
     """What rank 0 finds at open and every rank receives."""
 
     head: Head
-    packed: list[dict[str, Any]]  # the fragment records of the packs before the manifests
-    manifests: list[Manifest]
+    stored: Stored  # the packs and manifests to load, as stored: each rank decodes them
     lease: leases.Lease | None
     fresh: bool  # "w" with overwrite: the namespace starts empty
 
@@ -103,12 +102,12 @@ def _open_on_root(
             raise ValueError(
                 f"esdm://{store.name} has epochs 0..{head.epoch}; epoch {epoch} does not exist"
             )
-        packed, manifests = store.load(head, epoch)
+        stored = store.load(head, epoch)
     except BaseException:
         if lease is not None:
             leases.release(store, lease)
         raise
-    return _Opened(head, packed, manifests, lease, fresh=mode == "w" and exists)
+    return _Opened(head, stored, lease, fresh=mode == "w" and exists)
 
 
 # the names anonymous objects have until a link names them (`Container._anonymous_name`)
@@ -149,8 +148,9 @@ class Container(Group):
         self._records: dict[str, list[dict[str, Any]]] = defaultdict(list)  # per dataset
         self._views: dict[str, FragmentView] = {}
         self._head = opened.head
-        self._absorb_records(opened.packed)
-        self._absorb(opened.manifests)
+        packed, manifests = opened.stored.decode()
+        self._absorb_records(packed)
+        self._absorb(manifests)
         committed = Namespace.from_json(self._manifests[-1].namespace)
         self._namespace = Namespace() if opened.fresh else committed
         self._dirty = opened.fresh

@@ -23,7 +23,7 @@ class History:
         head = store.head()
         if epoch is not None and not 0 <= epoch <= head.epoch:
             raise ValueError(f"esdm://{store.name} has epochs 0..{head.epoch}")
-        return cls(head, *store.load(head, epoch))
+        return cls(head, *store.load(head, epoch).decode())
 
     @property
     def last(self) -> Manifest:

@@ -91,12 +91,17 @@ def encode_pack(manifests: Sequence[Manifest]) -> bytes:
     return _dumps(record).encode()
 
 
-def decode_pack(data: bytes, pack: Pack, where: str) -> list[dict[str, Any]]:
-    """The fragment records of ``pack``, checked against its entry in a manifest."""
+def verify_pack(data: bytes, pack: Pack, where: str) -> None:
+    """Raise unless ``data`` is what ``pack`` (an entry in a manifest) names."""
     if checksum(data) != pack.checksum:
         raise CorruptMetadataError(
             f"{where}: checksum mismatch (truncated or modified after commit)"
         )
+
+
+def decode_pack(data: bytes, pack: Pack, where: str) -> list[dict[str, Any]]:
+    """The fragment records of ``pack``, checked against its entry in a manifest."""
+    verify_pack(data, pack, where)
     record = _load_json(data, where)
     if record.get("format") != PACK_FORMAT or (record.get("first"), record.get("last")) != (
         pack.first,

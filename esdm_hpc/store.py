@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from esdm_hpc.backends import Backend
 from esdm_hpc.errors import ContainerNotFoundError, CorruptMetadataError
@@ -16,7 +18,36 @@ from esdm_hpc.manifest import (
     encode_pack,
     manifest_name,
     pack_name,
+    verify_pack,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A container's metadata up to an epoch, as stored: the packs and the manifests
+    after them, oldest first, each with what verifies it. Bytes are cheap to
+    broadcast; every rank decodes its own copy (pickling the decoded records
+    cost more than parsing them: 1.2 s for 80,000)."""
+
+    name: str
+    packs: list[tuple[Pack, bytes]]
+    manifests: list[tuple[int, int, bytes]]  # epoch, checksum, data
+
+    def decode(self) -> tuple[list[dict[str, Any]], list[Manifest]]:
+        """The fragment records of the packs, and the manifests."""
+        packed = []
+        for pack, data in self.packs:
+            packed += decode_pack(data, pack, f"esdm://{self.name} {pack.name}")
+        manifests = [_decode_manifest(self.name, e, c, data) for e, c, data in self.manifests]
+        return packed, manifests
+
+
+def _decode_manifest(container: str, epoch: int, expected_checksum: int, data: bytes) -> Manifest:
+    where = f"esdm://{container} {manifest_name(epoch)}"
+    manifest = Manifest.decode(data, expected_checksum, where)
+    if manifest.epoch != epoch:
+        raise CorruptMetadataError(f"{where}: holds epoch {manifest.epoch}, not {epoch}")
+    return manifest
 
 
 class ContainerStore:
@@ -47,36 +78,38 @@ class ContainerStore:
         return Head.decode(self.meta.read_small(self.prefix + "HEAD"), where)
 
     def read_manifest(self, epoch: int, expected_checksum: int) -> Manifest:
-        name = manifest_name(epoch)
-        where = f"esdm://{self.name} {name}"
-        if not self.meta.exists(self.prefix + name):
-            raise CorruptMetadataError(f"{where}: missing (the epoch chain is broken)")
-        manifest = Manifest.decode(
-            self.meta.read_small(self.prefix + name), expected_checksum, where
-        )
-        if manifest.epoch != epoch:
-            raise CorruptMetadataError(f"{where}: holds epoch {manifest.epoch}, not {epoch}")
-        return manifest
+        return _decode_manifest(self.name, epoch, expected_checksum, self._manifest_bytes(epoch))
 
-    def load(self, head: Head, epoch: int | None = None) -> tuple[list[dict], list[Manifest]]:
-        """What a reader of ``epoch`` (default: HEAD's) needs: the fragment records of
-        the packs its manifest lists, and the manifests after them up to ``epoch``,
-        oldest first. The manifests from HEAD down are verified each by its child."""
+    def _manifest_bytes(self, epoch: int) -> bytes:
+        name = manifest_name(epoch)
+        if not self.meta.exists(self.prefix + name):
+            raise CorruptMetadataError(
+                f"esdm://{self.name} {name}: missing (the epoch chain is broken)"
+            )
+        return self.meta.read_small(self.prefix + name)
+
+    def load(self, head: Head, epoch: int | None = None) -> Stored:
+        """What a reader of ``epoch`` (default: HEAD's) needs, as stored: the packs its
+        manifest lists and the manifests after them up to ``epoch``. The manifests
+        from HEAD down are verified each by its child, the packs by their entries."""
         epoch = head.epoch if epoch is None else epoch
-        walked: list[Manifest] = []
-        lowest, expected = 0, head.checksum
+        walked: list[tuple[int, int, bytes]] = []
+        lowest, expected, packs = 0, head.checksum, []
         for e in range(head.epoch, -1, -1):
             if e < lowest:
                 break
-            manifest = self.read_manifest(e, expected)
-            expected = manifest.parent_checksum
-            if e == epoch and manifest.packs:
-                lowest = manifest.packed + 1
+            data = self._manifest_bytes(e)
+            manifest = _decode_manifest(self.name, e, expected, data)
+            if e == epoch:
+                packs = manifest.packs
+                lowest = manifest.packed + 1 if packs else 0
             if e <= epoch:
-                walked.append(manifest)
-        walked.reverse()
-        packed = [r for pack in walked[-1].packs for r in self.read_pack(pack)]
-        return packed, walked
+                walked.append((e, expected, data))
+            expected = manifest.parent_checksum
+        stored = Stored(self.name, [(pack, self._pack_bytes(pack)) for pack in packs], walked[::-1])
+        for pack, data in stored.packs:  # here too: one error, raised where it was read
+            verify_pack(data, pack, f"esdm://{self.name} {pack.name}")
+        return stored
 
     def write_pack(self, manifests: list[Manifest]) -> Pack:
         """Pack the records of the consecutive ``manifests`` into one object."""
@@ -88,11 +121,12 @@ class ContainerStore:
         crash_point("publish.pack-written")
         return pack
 
-    def read_pack(self, pack: Pack) -> list[dict]:
-        where = f"esdm://{self.name} {pack.name}"
+    def _pack_bytes(self, pack: Pack) -> bytes:
         if not self.meta.exists(self.prefix + pack.name):
-            raise CorruptMetadataError(f"{where}: missing (a manifest lists it)")
-        return decode_pack(self.meta.read_small(self.prefix + pack.name), pack, where)
+            raise CorruptMetadataError(
+                f"esdm://{self.name} {pack.name}: missing (a manifest lists it)"
+            )
+        return self.meta.read_small(self.prefix + pack.name)
 
     def chain(
         self, head: Head, since: int = -1, since_checksum: int | None = None
