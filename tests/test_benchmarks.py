@@ -85,3 +85,13 @@ def test_timeseries_benchmark_reads_both_and_reports_ratios(tmp_path: Path) -> N
     record = json.loads(results.read_text())
     assert record["esdm"]["box_warm_ms"] > 0 and record["hdf5"]["box_warm_ms"] > 0
     assert list(tmp_path.iterdir()) == [results], "the data directory was not removed"
+
+
+def test_open_benchmark_opens_on_every_rank_count(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "benchmarks/open.py", "--quick", "--dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "open on 1 rank(s):" in run.stdout and "open on 2 rank(s):" in run.stdout
+    assert list(tmp_path.iterdir()) == [], "the data directory was not removed"
