@@ -22,7 +22,7 @@ from esdm_hpc.copying import CopyOptions, copy_object
 from esdm_hpc.empty import Empty
 from esdm_hpc.errors import ContainerExistsError
 from esdm_hpc.group import Group
-from esdm_hpc.manifest import Head, Manifest, decode_fragment
+from esdm_hpc.manifest import Head, Manifest
 from esdm_hpc.namespace import DatasetMeta, Link, Namespace, Shrink
 from esdm_hpc.reader import FragmentView, read_region
 from esdm_hpc.store import ContainerStore, Stored
@@ -320,12 +320,12 @@ class Container(Group):
     def _view(self, meta: DatasetMeta) -> FragmentView:
         view = self._views.get(meta.path)
         if view is None or view.shrinks != meta.shrinks:
-            fragments = [
-                decode_fragment(r, f"{self.uri} {meta.path}")
-                for r in self._records.get(meta.path, ())
-                if r["epoch"] > meta.created_epoch
+            records = [
+                r for r in self._records.get(meta.path, ()) if r["epoch"] > meta.created_epoch
             ]
-            view = self._views[meta.path] = FragmentView(fragments, len(meta.shape), meta.shrinks)
+            where = f"{self.uri} {meta.path}"
+            view = FragmentView(records, len(meta.shape), meta.shrinks, where)
+            self._views[meta.path] = view
         return view
 
     def _read(

@@ -1,10 +1,13 @@
-"""BlockPlan against a plain model: the blocks each part touches and the values gathered."""
+"""Planning reads: BlockPlan against a plain model (the blocks each part touches, the
+values gathered), and the fragment view planning from records."""
 
 import numpy as np
 import pytest
 
+from esdm_hpc.errors import CorruptMetadataError
 from esdm_hpc.fragment import Fragment, encode_digests
 from esdm_hpc.kernels import checksum
+from esdm_hpc.reader import FragmentView
 from esdm_hpc.readplan import BlockPlan, PartRead
 
 
@@ -72,3 +75,17 @@ def test_an_empty_plan_reads_nothing() -> None:
     plan = BlockPlan([], np.dtype("f4"))
     assert plan.size == 0 and len(plan.part) == 0
     assert list(plan.gather(np.empty(0, np.uint8))) == []
+
+
+def test_a_view_decodes_only_the_fragments_a_read_needs_and_names_bad_records() -> None:
+    records = [fragment((4, 6), 8, 16, f"f{i}").to_json() for i in range(3)]
+    for i, record in enumerate(records):
+        record.update(offset=[4 * i, 0], epoch=i + 1)
+    view = FragmentView(records, 2, where="esdm://c /x")
+    _, _, sources = view.plan((4, 0), (4, 6))
+    assert sources.tolist() == [1] and len(view._decoded) == 0  # planned from the records
+    assert view.fragment(1).id == "f1" and list(view._decoded) == [1]
+    assert view.newest().id == "f2"
+    del records[0]["count"]
+    with pytest.raises(CorruptMetadataError, match=r"esdm://c /x: malformed fragment record"):
+        FragmentView(records, 2, where="esdm://c /x").plan((0, 0), (12, 6))
