@@ -23,7 +23,7 @@ from esdm_hpc.kernels import checksum, hilbert
 from esdm_hpc.kernels.boxindex import BoxIndex, plan_cover
 from esdm_hpc.manifest import CorruptMetadataError, decode_fragment
 from esdm_hpc.namespace import DatasetMeta, Shrink
-from esdm_hpc.readplan import BlockPlan, PartRead
+from esdm_hpc.readplan import BlockPlan, PartRead, contiguous_run
 from esdm_hpc.selection import Hyperslab
 
 
@@ -106,8 +106,9 @@ class FragmentView:
         epochs, _, seqs = self._write_order
         return np.lexsort((-seqs, -epochs))
 
-    def newest(self) -> Fragment | None:
-        return self.fragment(int(self._priority[0])) if len(self) else None
+    def newest(self) -> Fragment:
+        """The fragment written last (the view must not be empty)."""
+        return self.fragment(int(self._priority[0]))
 
     def plan(self, offset: tuple[int, ...], count: tuple[int, ...]):
         """(piece offsets, piece counts, fragment index or -1) tiling the region."""
@@ -129,7 +130,13 @@ def read_region(
 ) -> np.ndarray:
     """The committed content of the hyperslab (offset, count) of a dataset, in ``out``
     (of shape ``count`` and the dataset's dtype: the VOL connector passes the
-    application's buffer) or a new array."""
+    application's buffer) or a new array.
+
+    Each part of a fragment is read one of three ways: a run of whole checksum
+    blocks that lands in contiguous output (a whole fragment, a slice of one)
+    straight into the output, other parts of C-ordered fragments through one
+    BlockPlan, and fragments in another order whole, then decoded.
+    """
     if out is None:
         out = np.empty(count, dtype=meta.dtype)
     if out.size == 0:
@@ -138,60 +145,72 @@ def read_region(
         out[...] = meta.fillvalue
         return out
     if not count:  # a scalar: every fragment holds it, the newest wins
-        out[()] = read_fragment_part(meta, view.newest(), (), (), backends)
+        out[()] = read_fragment(meta, view.newest(), backends)
         return out
     # The pieces tile the region: each element is written once, the fill value
     # only where no fragment is.
-    parts = [
-        _part(offset, tuple(po.tolist()), tuple(pc.tolist()), view.fragment(s) if s >= 0 else None)
-        for po, pc, s in zip(*view.plan(offset, count), strict=True)
-    ]
-    _read_planned(meta, [p for p in parts if p.planned], backends, out)
-    for part in parts:
-        if part.fragment is None:
-            out[part.target] = meta.fillvalue
-        elif not part.planned:
-            into = out[part.target]  # a view: a whole fragment is read straight into it
-            read = read_fragment_part(meta, part.fragment, part.offset, part.count, backends, into)
-            if read is not into:
-                into[...] = read
+    planned: list[_Part] = []
+    for po, pc, source in zip(*view.plan(offset, count), strict=True):
+        part = _part(offset, tuple(po.tolist()), tuple(pc.tolist()), view, int(source))
+        if part is None:
+            continue
+        if isinstance(part, tuple):  # the fill value
+            out[part] = meta.fillvalue
+            continue
+        into, fragment = out[part.target], part.read.fragment  # into: a view
+        if fragment.serialisation != "C":
+            into[...] = _cut(read_fragment(meta, fragment, backends), part.read)
+            continue
+        start = _span(part.read, meta.dtype.itemsize) if into.flags.c_contiguous else None
+        if start is None:
+            planned.append(part)
+        else:
+            _read_span(meta, fragment, start, backends, into.reshape(-1).view(np.uint8))
+    _read_planned(meta, planned, backends, out)
     return out
 
 
 @dataclass(frozen=True, slots=True)
 class _Part:
-    """A piece of a read: where it lands in the output and the fragment providing it
-    (None: the fill value)."""
+    """A piece of a read: where it lands in the output, and the part of a fragment
+    providing it."""
 
     target: tuple[slice, ...]
-    fragment: Fragment | None
-    offset: tuple[int, ...]
-    count: tuple[int, ...]
-
-    @property
-    def planned(self) -> bool:
-        """Less than a whole C-ordered fragment: read with the others through a BlockPlan."""
-        f = self.fragment
-        return (
-            f is not None
-            and f.serialisation == "C"
-            and (self.offset, self.count) != (f.offset, f.count)
-        )
-
-    def read(self) -> PartRead:
-        assert self.fragment is not None
-        rel = tuple(o - fo for o, fo in zip(self.offset, self.fragment.offset, strict=True))
-        return PartRead(self.fragment, rel, self.count)
+    read: PartRead
 
 
 def _part(
     region: tuple[int, ...],
     offset: tuple[int, ...],
     count: tuple[int, ...],
-    fragment: Fragment | None,
-) -> _Part:
+    view: FragmentView,
+    source: int,
+) -> _Part | tuple[slice, ...]:
+    """The piece (offset, count) of a read of ``region`` from fragment ``source`` of
+    the view, or where it lands if no fragment holds it (``source`` -1)."""
     target = tuple(slice(o - r, o - r + c) for o, r, c in zip(offset, region, count, strict=True))
-    return _Part(target, fragment, offset, count)
+    if source < 0:
+        return target
+    fragment = view.fragment(source)
+    rel = tuple(o - fo for o, fo in zip(offset, fragment.offset, strict=True))
+    return _Part(target, PartRead(fragment, rel, count))
+
+
+def _span(part: PartRead, itemsize: int) -> int | None:
+    """Where the part's bytes start in its C-ordered fragment, when they are one run
+    of whole checksum blocks (the last may be the fragment's short one)."""
+    run = contiguous_run(part.fragment.count, part.rel, part.count)
+    if run is None:
+        return None
+    start, end = run[0] * itemsize, (run[0] + run[1]) * itemsize
+    block = part.fragment.block_size
+    if start % block or (end % block and end != part.fragment.nbytes):
+        return None
+    return start
+
+
+def _cut(values: np.ndarray, part: PartRead) -> np.ndarray:
+    return values[tuple(slice(r, r + c) for r, c in zip(part.rel, part.count, strict=True))]
 
 
 def _read_planned(
@@ -201,7 +220,7 @@ def _read_planned(
     verifies: all planned and read together, then part by part where that failed."""
     if not parts:
         return
-    reads = [part.read() for part in parts]
+    reads = [part.read for part in parts]
     replicas = [_cheapest_first(read.fragment.replicas, backends) for read in reads]
     plan = BlockPlan(reads, meta.dtype)
     buffer, failed = _read_plan(meta, plan, [r[0] if r else None for r in replicas], backends)
@@ -277,39 +296,36 @@ def _read_plan(
     return buffer, failed
 
 
-def read_fragment_part(
+def read_fragment(
+    meta: DatasetMeta, fragment: Fragment, backends: Mapping[str, Backend]
+) -> np.ndarray:
+    """A whole fragment's values, of its shape, from the first replica that verifies."""
+    data = np.empty(fragment.nbytes, np.uint8)
+    _read_span(meta, fragment, 0, backends, data)
+    return _decoded(meta, fragment, data)
+
+
+def _read_span(
     meta: DatasetMeta,
     fragment: Fragment,
-    offset: tuple[int, ...],
-    count: tuple[int, ...],
+    start: int,
     backends: Mapping[str, Backend],
-    into: np.ndarray | None = None,
-) -> np.ndarray:
-    """The part (offset, count) of a fragment, read whole from the first replica that
-    verifies (parts of C-ordered fragments are read through a BlockPlan instead).
-    A whole C-ordered fragment is read straight into ``into`` (C contiguous, of its
-    shape) and that is returned; else a new array or view."""
-    whole = offset == fragment.offset and count == fragment.count
-    plain = whole and fragment.serialisation == "C"
-    direct = into if into is not None and plain and into.flags.c_contiguous else None
+    into: np.ndarray,
+) -> None:
+    """The fragment's bytes from ``start`` on (whole checksum blocks) read into the
+    bytes ``into`` and verified there, from the first replica that verifies."""
     errors: list[Exception] = []
     for replica in _cheapest_first(fragment.replicas, backends):
-        backend = backends[replica.backend]
-        into_bytes = (
-            np.empty(fragment.nbytes, np.uint8)
-            if direct is None
-            else direct.reshape(-1).view(np.uint8)
-        )
         try:
-            data = _read_whole(meta, fragment, replica, backend, into_bytes)
-        except (CorruptDataError, BackendError) as error:
-            errors.append(error)
-            continue
-        if direct is not None:
-            return direct
-        rel = tuple(o - fo for o, fo in zip(offset, fragment.offset, strict=True))
-        part = tuple(slice(r, r + c) for r, c in zip(rel, count, strict=True))
-        return _decoded(meta, fragment, data)[part]
+            backends[replica.backend].readinto_ranges(
+                replica.location, [(replica.byte_offset + start, into)]
+            )
+            error = _mismatch(meta, fragment, replica, into, start // fragment.block_size)
+        except BackendError as failure:
+            error = failure
+        if error is None:
+            return
+        errors.append(error)
     raise (
         errors[0]
         if errors
@@ -335,17 +351,6 @@ def _cheapest_first(replicas: Sequence[Replica], backends: Mapping[str, Backend]
         return model.latency_s + replica.length / model.read_bandwidth
 
     return sorted((r for r in replicas if r.backend in backends), key=cost)
-
-
-def _read_whole(
-    meta: DatasetMeta, fragment: Fragment, replica: Replica, backend: Backend, data: np.ndarray
-) -> np.ndarray:
-    """All bytes of the fragment, read into ``data`` and verified there."""
-    backend.readinto_ranges(replica.location, [(replica.byte_offset, data)])
-    error = _mismatch(meta, fragment, replica, data, 0)
-    if error is not None:
-        raise error
-    return data
 
 
 def _mismatch(

@@ -131,6 +131,19 @@ def _runs(shape: tuple[int, ...], count: tuple[int, ...]) -> tuple[np.ndarray, i
     return starts, run
 
 
+def contiguous_run(
+    shape: tuple[int, ...], rel: tuple[int, ...], count: tuple[int, ...]
+) -> tuple[int, int] | None:
+    """The sub-box (rel, count) of a C-ordered array of ``shape`` as one run of
+    elements, (first, length), or None if it is not contiguous."""
+    if not shape:
+        return 0, 1
+    starts, run = _runs(shape, count)
+    if len(starts) != 1:
+        return None
+    return int(np.dot(rel, _strides(shape))), run
+
+
 def _block_ranges(
     byte_starts: np.ndarray, run_bytes: int, block: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

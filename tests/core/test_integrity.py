@@ -199,6 +199,7 @@ def test_a_damaged_replica_is_read_from_the_other(tmp_path: Path, damage: str) -
             log.unlink()
         with esdm_hpc.open("esdm://f", config=config) as c:
             np.testing.assert_array_equal(c["x"][...], FIELD)  # whole fragment
+            np.testing.assert_array_equal(c["x"][20:28], FIELD[20:28])  # whole blocks
             np.testing.assert_array_equal(c["x"][18:30, 3:9], FIELD[18:30, 3:9])  # a part
             np.testing.assert_array_equal(c["x"][:, 5], FIELD[:, 5])
         log.write_bytes(saved)
@@ -214,4 +215,7 @@ def test_both_replicas_damaged_fails_with_the_region(tmp_path: Path) -> None:
             c["x"][18:30, 3:9]
         with pytest.raises(CorruptDataError, match=r"/x\[20:24, 0:32\]: corrupt data"):
             c["x"][...]
+        with pytest.raises(CorruptDataError, match=r"/x\[20:24, 0:32\]: corrupt data"):
+            c["x"][20:28]
         np.testing.assert_array_equal(c["x"][30:40, 3:9], FIELD[30:40, 3:9])
+        np.testing.assert_array_equal(c["x"][24:32], FIELD[24:32])
