@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from esdm_hpc import strings
-from esdm_hpc.backends import Backend, BackendError
+from esdm_hpc.backends import Backend
 from esdm_hpc.errors import CorruptDataError
 from esdm_hpc.fragment import Fragment, Replica, fragment_boxes
 from esdm_hpc.kernels import checksum, hilbert
@@ -150,10 +150,9 @@ def read_region(
     # The pieces tile the region: each element is written once, the fill value
     # only where no fragment is.
     planned: list[_Part] = []
+    direct: list[tuple[_Part, int]] = []  # with where its bytes start in the fragment
     for po, pc, source in zip(*view.plan(offset, count), strict=True):
         part = _part(offset, tuple(po.tolist()), tuple(pc.tolist()), view, int(source))
-        if part is None:
-            continue
         if isinstance(part, tuple):  # the fill value
             out[part] = meta.fillvalue
             continue
@@ -165,8 +164,8 @@ def read_region(
         if start is None:
             planned.append(part)
         else:
-            _read_span(meta, fragment, start, backends, into.reshape(-1).view(np.uint8))
-    _read_planned(meta, planned, backends, out)
+            direct.append((part, start))
+    _read_parts(meta, planned, direct, backends, out)
     return out
 
 
@@ -213,22 +212,48 @@ def _cut(values: np.ndarray, part: PartRead) -> np.ndarray:
     return values[tuple(slice(r, r + c) for r, c in zip(part.rel, part.count, strict=True))]
 
 
-def _read_planned(
-    meta: DatasetMeta, parts: list[_Part], backends: Mapping[str, Backend], out: np.ndarray
+def _read_parts(
+    meta: DatasetMeta,
+    planned: list[_Part],
+    direct: list[tuple[_Part, int]],
+    backends: Mapping[str, Backend],
+    out: np.ndarray,
 ) -> None:
-    """The parts of C-ordered fragments, each from the first of its replicas that
-    verifies: all planned and read together, then part by part where that failed."""
-    if not parts:
-        return
-    reads = [part.read for part in parts]
+    """Parts of C-ordered fragments, each from the first of its replicas that
+    verifies: the ``direct`` ones straight into ``out`` from where their bytes
+    start, the ``planned`` ones through a BlockPlan. All are read at once (every
+    range announced first), then part by part on the next replica where that
+    failed."""
+    reads = [part.read for part in planned] + [part.read for part, _ in direct]
     replicas = [_cheapest_first(read.fragment.replicas, backends) for read in reads]
-    plan = BlockPlan(reads, meta.dtype)
-    buffer, failed = _read_plan(meta, plan, [r[0] if r else None for r in replicas], backends)
+    plan = BlockPlan(reads[: len(planned)], meta.dtype)
+    buffer = np.empty(plan.size, dtype=np.uint8)
+    ranges = _planned_ranges(plan, buffer, replicas)
+    for i, (part, start) in enumerate(direct, len(planned)):
+        if replicas[i]:
+            replica, block = replicas[i][0], start // part.read.fragment.block_size
+            where, into = replica.byte_offset + start, _bytes(out[part.target])
+            ranges.append(_Range(i, part.read.fragment, replica, where, into, block))
+    failed = _fetch(meta, ranges, backends)
+    for i, read in enumerate(reads):
+        if not replicas[i]:
+            failed[i] = CorruptDataError(f"{meta.path}: fragment {read.fragment.id} has no replica")
     for i, values in plan.gather(buffer):
         if i not in failed:
-            out[parts[i].target] = values
+            out[planned[i].target] = values
     for i, error in failed.items():
-        out[parts[i].target] = _read_elsewhere(meta, reads[i], replicas[i][1:], backends, error)
+        others = replicas[i][1:]
+        if i < len(planned):
+            out[planned[i].target] = _read_elsewhere(meta, reads[i], others, backends, error)
+        else:
+            part, start = direct[i - len(planned)]
+            into = _bytes(out[part.target])
+            _read_span(meta, part.read.fragment, start, others, backends, into, error)
+
+
+def _bytes(into: np.ndarray) -> np.ndarray:
+    """The bytes of a C-contiguous array, as a view."""
+    return into.reshape(-1).view(np.uint8)
 
 
 def _read_elsewhere(
@@ -241,59 +266,62 @@ def _read_elsewhere(
     """A part from the other replicas of its fragment, after ``error`` on the first."""
     plan = BlockPlan([part], meta.dtype)
     for replica in replicas:
-        buffer, failed = _read_plan(meta, plan, [replica], backends)
-        if not failed:
+        buffer = np.empty(plan.size, dtype=np.uint8)
+        if not _fetch(meta, _planned_ranges(plan, buffer, [[replica]]), backends):
             return next(plan.gather(buffer))[1]
     raise error
 
 
 class _Range(NamedTuple):
-    """One block range of a plan, as read: its row in the plan, the replica it is
-    read from, where it starts in the replica's object, its place in the buffer."""
+    """One range of whole checksum blocks to read: the part it serves, the fragment
+    and replica it is read from, where it starts in the replica's object, the bytes
+    it goes to and the fragment's block it starts with."""
 
-    row: int
+    part: int
+    fragment: Fragment
     replica: Replica
     offset: int
     view: np.ndarray
+    first_block: int
 
 
-def _read_plan(
-    meta: DatasetMeta,
-    plan: BlockPlan,
-    replicas: Sequence[Replica | None],
-    backends: Mapping[str, Backend],
-) -> tuple[np.ndarray, dict[int, Exception]]:
-    """The plan's blocks, each part's from ``replicas[part]``, verified and packed into
-    one buffer; and the parts that failed, with their error."""
-    buffer = np.empty(plan.size, dtype=np.uint8)
-    failed: dict[int, Exception] = {}
-    part, start, first = plan.part.tolist(), plan.start.tolist(), plan.first.tolist()
-    places = zip(plan.packed.tolist(), plan.nbytes.tolist(), strict=True)
+def _planned_ranges(
+    plan: BlockPlan, buffer: np.ndarray, replicas: Sequence[Sequence[Replica]]
+) -> list[_Range]:
+    """The plan's ranges, into their places in ``buffer``, each from the first of
+    its part's ``replicas`` (parts with none are left out)."""
+    columns = (plan.part, plan.start, plan.nbytes, plan.packed, plan.first)
+    ranges = []
+    for i, start, nbytes, packed, first in zip(*(c.tolist() for c in columns), strict=True):
+        if replicas[i]:
+            replica = replicas[i][0]
+            view = buffer[packed : packed + nbytes]
+            fragment = plan.parts[i].fragment
+            ranges.append(_Range(i, fragment, replica, replica.byte_offset + start, view, first))
+    return ranges
+
+
+def _fetch(
+    meta: DatasetMeta, ranges: Sequence[_Range], backends: Mapping[str, Backend]
+) -> dict[int, Exception]:
+    """Read and verify every range, all announced before any is read; the parts
+    that failed, with their first error."""
     objects: dict[str, dict[str, list[_Range]]] = {}  # by backend and object
-    for row, (packed, nbytes) in enumerate(places):
-        replica = replicas[part[row]]
-        if replica is None:
-            fragment = plan.parts[part[row]].fragment
-            failed[part[row]] = CorruptDataError(
-                f"{meta.path}: fragment {fragment.id} has no replica"
-            )
-            continue
-        where = replica.byte_offset + start[row]
-        ranges = objects.setdefault(replica.backend, {}).setdefault(replica.location, [])
-        ranges.append(_Range(row, replica, where, buffer[packed : packed + nbytes]))
+    for r in ranges:
+        objects.setdefault(r.replica.backend, {}).setdefault(r.replica.location, []).append(r)
+    failed: dict[int, Exception] = {}
     for backend, by_object in objects.items():
-        reads = {name: [(r.offset, r.view) for r in ranges] for name, ranges in by_object.items()}
+        reads = {name: [(r.offset, r.view) for r in rs] for name, rs in by_object.items()}
         errors = backends[backend].readinto_objects(reads)
-        for name, ranges in by_object.items():
-            for r in ranges:
-                i = part[r.row]
+        for name, rs in by_object.items():
+            for r in rs:
                 if name in errors:
-                    failed.setdefault(i, errors[name])
-                elif i not in failed:
-                    error = _mismatch(meta, plan.parts[i].fragment, r.replica, r.view, first[r.row])
+                    failed.setdefault(r.part, errors[name])
+                elif r.part not in failed:
+                    error = _mismatch(meta, r.fragment, r.replica, r.view, r.first_block)
                     if error is not None:
-                        failed[i] = error
-    return buffer, failed
+                        failed[r.part] = error
+    return failed
 
 
 def read_fragment(
@@ -301,7 +329,7 @@ def read_fragment(
 ) -> np.ndarray:
     """A whole fragment's values, of its shape, from the first replica that verifies."""
     data = np.empty(fragment.nbytes, np.uint8)
-    _read_span(meta, fragment, 0, backends, data)
+    _read_span(meta, fragment, 0, _cheapest_first(fragment.replicas, backends), backends, data)
     return _decoded(meta, fragment, data)
 
 
@@ -309,28 +337,22 @@ def _read_span(
     meta: DatasetMeta,
     fragment: Fragment,
     start: int,
+    replicas: Sequence[Replica],
     backends: Mapping[str, Backend],
     into: np.ndarray,
+    error: Exception | None = None,
 ) -> None:
-    """The fragment's bytes from ``start`` on (whole checksum blocks) read into the
-    bytes ``into`` and verified there, from the first replica that verifies."""
-    errors: list[Exception] = []
-    for replica in _cheapest_first(fragment.replicas, backends):
-        try:
-            backends[replica.backend].readinto_ranges(
-                replica.location, [(replica.byte_offset + start, into)]
-            )
-            error = _mismatch(meta, fragment, replica, into, start // fragment.block_size)
-        except BackendError as failure:
-            error = failure
-        if error is None:
+    """The fragment's bytes from ``start`` on (whole checksum blocks) into the bytes
+    ``into``, verified there, from the first of ``replicas`` that verifies. If none
+    does: the first error (``error``, if an earlier replica gave one)."""
+    for replica in replicas:
+        block = start // fragment.block_size
+        read = _Range(0, fragment, replica, replica.byte_offset + start, into, block)
+        failed = _fetch(meta, [read], backends)
+        if not failed:
             return
-        errors.append(error)
-    raise (
-        errors[0]
-        if errors
-        else CorruptDataError(f"{meta.path}: fragment {fragment.id} has no replica")
-    )
+        error = error or failed[0]
+    raise error or CorruptDataError(f"{meta.path}: fragment {fragment.id} has no replica")
 
 
 def _decoded(meta: DatasetMeta, fragment: Fragment, data: np.ndarray) -> np.ndarray:
