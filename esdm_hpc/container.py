@@ -21,10 +21,11 @@ from esdm_hpc.config import SiteConfig, load_config
 from esdm_hpc.copying import CopyOptions, copy_object
 from esdm_hpc.empty import Empty
 from esdm_hpc.errors import ContainerExistsError
+from esdm_hpc.fragmentview import FragmentView
 from esdm_hpc.group import Group
 from esdm_hpc.manifest import Head, Manifest
 from esdm_hpc.namespace import DatasetMeta, Link, Namespace, Shrink
-from esdm_hpc.reader import FragmentView, read_region
+from esdm_hpc.reader import read_region
 from esdm_hpc.store import ContainerStore, Stored
 from esdm_hpc.strings import STRING, names_string
 from esdm_hpc.uri import container_name

@@ -6,8 +6,8 @@ import pytest
 
 from esdm_hpc.errors import CorruptMetadataError
 from esdm_hpc.fragment import Fragment, encode_digests
+from esdm_hpc.fragmentview import FragmentView
 from esdm_hpc.kernels import checksum
-from esdm_hpc.reader import FragmentView
 from esdm_hpc.readplan import BlockPlan, PartRead
 
 
