@@ -135,13 +135,18 @@ def contiguous_run(
     shape: tuple[int, ...], rel: tuple[int, ...], count: tuple[int, ...]
 ) -> tuple[int, int] | None:
     """The sub-box (rel, count) of a C-ordered array of ``shape`` as one run of
-    elements, (first, length), or None if it is not contiguous."""
-    if not shape:
-        return 0, 1
-    starts, run = _runs(shape, count)
-    if len(starts) != 1:
+    elements, (first, length), or None if it is not contiguous. Plain integers:
+    a read asks it of every part, thousands for a time series."""
+    axis, run = len(shape) - 1, 1
+    while axis > 0 and count[axis] == shape[axis]:  # trailing axes read whole
+        run *= shape[axis]
+        axis -= 1
+    if any(c != 1 for c in count[:axis]):
         return None
-    return int(np.dot(rel, _strides(shape))), run
+    first = 0
+    for r, n in zip(rel, shape, strict=True):  # the C-order index of the corner
+        first = first * n + r
+    return first, run * (count[axis] if shape else 1)
 
 
 def _block_ranges(

@@ -8,7 +8,7 @@ from esdm_hpc.errors import CorruptMetadataError
 from esdm_hpc.fragment import Fragment, encode_digests
 from esdm_hpc.fragmentview import FragmentView
 from esdm_hpc.kernels import checksum
-from esdm_hpc.readplan import BlockPlan, PartRead
+from esdm_hpc.readplan import BlockPlan, PartRead, contiguous_run
 
 
 def fragment(shape: tuple[int, ...], itemsize: int, block: int, name: str) -> Fragment:
@@ -89,3 +89,18 @@ def test_a_view_decodes_only_the_fragments_a_read_needs_and_names_bad_records() 
     del records[0]["count"]
     with pytest.raises(CorruptMetadataError, match=r"esdm://c /x: malformed fragment record"):
         FragmentView(records, 2, where="esdm://c /x").plan((0, 0), (12, 6))
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_contiguous_run_matches_the_elements_of_the_box(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(n) for n in rng.integers(1, 5, int(rng.integers(0, 4))))
+    rel = tuple(int(rng.integers(0, n)) for n in shape)
+    count = tuple(int(rng.integers(1, n - r + 1)) for n, r in zip(shape, rel, strict=True))
+    elements = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
+    inside = elements[tuple(slice(r, r + c) for r, c in zip(rel, count, strict=True))].ravel()
+    run = contiguous_run(shape, rel, count)
+    contiguous = bool((np.diff(inside) == 1).all())
+    assert (run is not None) == contiguous
+    if run is not None:
+        assert run == (int(inside[0]), inside.size)
