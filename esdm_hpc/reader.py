@@ -8,7 +8,7 @@ blocks, and verifies those blocks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -57,11 +57,17 @@ def read_region(
     planned: list[_Part] = []
     direct: list[tuple[_Part, int]] = []  # with where its bytes start in the fragment
     for po, pc, source in zip(*view.plan(offset, count), strict=True):
-        part = _part(offset, tuple(po.tolist()), tuple(pc.tolist()), view, int(source))
-        if isinstance(part, tuple):  # the fill value
-            out[part] = meta.fillvalue
+        piece, shape = tuple(po.tolist()), tuple(pc.tolist())
+        target = tuple(
+            slice(p - o, p - o + c) for p, o, c in zip(piece, offset, shape, strict=True)
+        )
+        if source < 0:  # no fragment holds it
+            out[target] = meta.fillvalue
             continue
-        into, fragment = out[part.target], part.read.fragment  # into: a view
+        fragment = view.fragment(int(source))
+        rel = tuple(p - fo for p, fo in zip(piece, fragment.offset, strict=True))
+        part = _Part(target, PartRead(fragment, rel, shape))
+        into = out[target]  # a view
         if fragment.serialisation != "C":
             into[...] = _cut(read_fragment(meta, fragment, backends), part.read)
             continue
@@ -81,23 +87,6 @@ class _Part:
 
     target: tuple[slice, ...]
     read: PartRead
-
-
-def _part(
-    region: tuple[int, ...],
-    offset: tuple[int, ...],
-    count: tuple[int, ...],
-    view: FragmentView,
-    source: int,
-) -> _Part | tuple[slice, ...]:
-    """The piece (offset, count) of a read of ``region`` from fragment ``source`` of
-    the view, or where it lands if no fragment holds it (``source`` -1)."""
-    target = tuple(slice(o - r, o - r + c) for o, r, c in zip(offset, region, count, strict=True))
-    if source < 0:
-        return target
-    fragment = view.fragment(source)
-    rel = tuple(o - fo for o, fo in zip(offset, fragment.offset, strict=True))
-    return _Part(target, PartRead(fragment, rel, count))
 
 
 def _span(part: PartRead, itemsize: int) -> int | None:
@@ -139,14 +128,12 @@ def _read_parts(
             replica, block = replicas[i][0], start // part.read.fragment.block_size
             where, into = replica.byte_offset + start, _bytes(out[part.target])
             ranges.append(_Range(i, part.read.fragment, replica, where, into, block))
-    failed = _fetch(meta, ranges, backends)
-    for i, read in enumerate(reads):
-        if not replicas[i]:
-            failed[i] = CorruptDataError(f"{meta.path}: fragment {read.fragment.id} has no replica")
+    failed: dict[int, Exception | None] = {i: None for i, r in enumerate(replicas) if not r}
+    failed.update(_fetch(meta, ranges, backends))
     for i, values in plan.gather(buffer):
         if i not in failed:
             out[planned[i].target] = values
-    for i, error in failed.items():
+    for i, error in failed.items():  # part by part, from the other replicas
         others = replicas[i][1:]
         if i < len(planned):
             out[planned[i].target] = _read_elsewhere(meta, reads[i], others, backends, error)
@@ -166,15 +153,36 @@ def _read_elsewhere(
     part: PartRead,
     replicas: Sequence[Replica],
     backends: Mapping[str, Backend],
-    error: Exception,
+    error: Exception | None,
 ) -> np.ndarray:
-    """A part from the other replicas of its fragment, after ``error`` on the first."""
+    """A part through a BlockPlan of its own, from the first of ``replicas`` that
+    verifies (``error``: what an earlier replica gave)."""
     plan = BlockPlan([part], meta.dtype)
+    buffer = np.empty(plan.size, dtype=np.uint8)
+    _first_verified(
+        meta, part.fragment, replicas, backends, error,
+        lambda replica: _planned_ranges(plan, buffer, [[replica]]),
+    )  # fmt: skip
+    return next(plan.gather(buffer))[1]
+
+
+def _first_verified(
+    meta: DatasetMeta,
+    fragment: Fragment,
+    replicas: Sequence[Replica],
+    backends: Mapping[str, Backend],
+    error: Exception | None,
+    ranges: Callable[[Replica], list[_Range]],
+) -> None:
+    """Fetch ``ranges(replica)`` from each of a fragment's ``replicas`` in turn until
+    all of them verify. If none does: the first error (``error``, if an earlier
+    replica gave one)."""
     for replica in replicas:
-        buffer = np.empty(plan.size, dtype=np.uint8)
-        if not _fetch(meta, _planned_ranges(plan, buffer, [[replica]]), backends):
-            return next(plan.gather(buffer))[1]
-    raise error
+        failed = _fetch(meta, ranges(replica), backends)
+        if not failed:
+            return
+        error = error or next(iter(failed.values()))
+    raise error or CorruptDataError(f"{meta.path}: fragment {fragment.id} has no replica")
 
 
 class _Range(NamedTuple):
@@ -248,16 +256,12 @@ def _read_span(
     error: Exception | None = None,
 ) -> None:
     """The fragment's bytes from ``start`` on (whole checksum blocks) into the bytes
-    ``into``, verified there, from the first of ``replicas`` that verifies. If none
-    does: the first error (``error``, if an earlier replica gave one)."""
-    for replica in replicas:
-        block = start // fragment.block_size
-        read = _Range(0, fragment, replica, replica.byte_offset + start, into, block)
-        failed = _fetch(meta, [read], backends)
-        if not failed:
-            return
-        error = error or failed[0]
-    raise error or CorruptDataError(f"{meta.path}: fragment {fragment.id} has no replica")
+    ``into``, verified there, from the first of ``replicas`` that verifies."""
+    block = start // fragment.block_size
+    _first_verified(
+        meta, fragment, replicas, backends, error,
+        lambda replica: [_Range(0, fragment, replica, replica.byte_offset + start, into, block)],
+    )  # fmt: skip
 
 
 def _decoded(meta: DatasetMeta, fragment: Fragment, data: np.ndarray) -> np.ndarray:

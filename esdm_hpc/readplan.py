@@ -119,11 +119,7 @@ def _runs(shape: tuple[int, ...], count: tuple[int, ...]) -> tuple[np.ndarray, i
     is one run per leading index, and a whole fragment a single run.
     """
     strides = _strides(shape)
-    axis, run = len(shape) - 1, 1
-    while axis > 0 and count[axis] == shape[axis]:
-        run *= shape[axis]
-        axis -= 1
-    run *= count[axis]
+    axis, run = _merged(shape, count)
     starts = np.zeros(1, dtype=np.int64)
     for i in reversed(range(axis)):  # outer sums, axis 0 slowest
         rows = np.arange(count[i], dtype=np.int64) * strides[i]
@@ -137,16 +133,25 @@ def contiguous_run(
     """The sub-box (rel, count) of a C-ordered array of ``shape`` as one run of
     elements, (first, length), or None if it is not contiguous. Plain integers:
     a read asks it of every part, thousands for a time series."""
-    axis, run = len(shape) - 1, 1
-    while axis > 0 and count[axis] == shape[axis]:  # trailing axes read whole
-        run *= shape[axis]
-        axis -= 1
+    if not shape:
+        return 0, 1
+    axis, run = _merged(shape, count)
     if any(c != 1 for c in count[:axis]):
         return None
     first = 0
     for r, n in zip(rel, shape, strict=True):  # the C-order index of the corner
         first = first * n + r
-    return first, run * (count[axis] if shape else 1)
+    return first, run
+
+
+def _merged(shape: tuple[int, ...], count: tuple[int, ...]) -> tuple[int, int]:
+    """Trailing axes read whole merge into one run: the axis the runs of a sub-box
+    of ``count`` step along, and their length in elements (plain integers)."""
+    axis, run = len(shape) - 1, 1
+    while axis > 0 and count[axis] == shape[axis]:
+        run *= shape[axis]
+        axis -= 1
+    return axis, run * count[axis]
 
 
 def _block_ranges(

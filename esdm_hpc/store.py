@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,15 +77,20 @@ class ContainerStore:
             raise ContainerNotFoundError(f"esdm://{self.name}: no such container")
         return Head.decode(self.meta.read_small(self.prefix + "HEAD"), where)
 
-    def read_manifest(self, epoch: int, expected_checksum: int) -> Manifest:
-        return _decode_manifest(self.name, epoch, expected_checksum, self._manifest_bytes(epoch))
+    def _walk(self, head: Head) -> Iterator[tuple[Manifest, int, bytes]]:
+        """The manifests from HEAD's down to epoch 0, each verified by its child (HEAD
+        for the first): with that checksum and the manifest's bytes. Reads one
+        manifest per step: a caller stops when it has what it needs."""
+        expected = head.checksum
+        for epoch in range(head.epoch, -1, -1):
+            data = self._metadata(manifest_name(epoch), "the epoch chain is broken")
+            manifest = _decode_manifest(self.name, epoch, expected, data)
+            yield manifest, expected, data
+            expected = manifest.parent_checksum
 
-    def _manifest_bytes(self, epoch: int) -> bytes:
-        name = manifest_name(epoch)
+    def _metadata(self, name: str, missing: str) -> bytes:
         if not self.meta.exists(self.prefix + name):
-            raise CorruptMetadataError(
-                f"esdm://{self.name} {name}: missing (the epoch chain is broken)"
-            )
+            raise CorruptMetadataError(f"esdm://{self.name} {name}: missing ({missing})")
         return self.meta.read_small(self.prefix + name)
 
     def load(self, head: Head, epoch: int | None = None) -> Stored:
@@ -94,19 +99,20 @@ class ContainerStore:
         from HEAD down are verified each by its child, the packs by their entries."""
         epoch = head.epoch if epoch is None else epoch
         walked: list[tuple[int, int, bytes]] = []
-        lowest, expected, packs = 0, head.checksum, []
-        for e in range(head.epoch, -1, -1):
-            if e < lowest:
-                break
-            data = self._manifest_bytes(e)
-            manifest = _decode_manifest(self.name, e, expected, data)
-            if e == epoch:
+        lowest, packs = 0, []
+        for manifest, verified_by, data in self._walk(head):
+            if manifest.epoch == epoch:
                 packs = manifest.packs
                 lowest = manifest.packed + 1 if packs else 0
-            if e <= epoch:
-                walked.append((e, expected, data))
-            expected = manifest.parent_checksum
-        stored = Stored(self.name, [(pack, self._pack_bytes(pack)) for pack in packs], walked[::-1])
+            if manifest.epoch <= epoch:
+                walked.append((manifest.epoch, verified_by, data))
+            if manifest.epoch <= lowest:
+                break
+        stored = Stored(
+            self.name,
+            [(pack, self._metadata(pack.name, "a manifest lists it")) for pack in packs],
+            walked[::-1],
+        )
         for pack, data in stored.packs:  # here too: one error, raised where it was read
             verify_pack(data, pack, f"esdm://{self.name} {pack.name}")
         return stored
@@ -121,13 +127,6 @@ class ContainerStore:
         crash_point("publish.pack-written")
         return pack
 
-    def _pack_bytes(self, pack: Pack) -> bytes:
-        if not self.meta.exists(self.prefix + pack.name):
-            raise CorruptMetadataError(
-                f"esdm://{self.name} {pack.name}: missing (a manifest lists it)"
-            )
-        return self.meta.read_small(self.prefix + pack.name)
-
     def chain(
         self, head: Head, since: int = -1, since_checksum: int | None = None
     ) -> list[Manifest]:
@@ -137,12 +136,13 @@ class ContainerStore:
         ``since``; the new part of the chain must lead back to it.
         """
         manifests: list[Manifest] = []
-        expected = head.checksum
-        for epoch in range(head.epoch, since, -1):
-            manifest = self.read_manifest(epoch, expected)
-            manifests.append(manifest)
-            expected = manifest.parent_checksum
-        if since >= 0 and expected != since_checksum:
+        if head.epoch > since:
+            for manifest, _, _ in self._walk(head):
+                manifests.append(manifest)
+                if manifest.epoch == since + 1:
+                    break
+        leads_to = manifests[-1].parent_checksum if manifests else head.checksum
+        if since >= 0 and leads_to != since_checksum:
             raise CorruptMetadataError(
                 f"esdm://{self.name}: epoch {since} was replaced since it was loaded"
             )

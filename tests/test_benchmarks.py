@@ -8,6 +8,18 @@ from pathlib import Path
 from tests.mpirun import ROOT, mpirun
 
 
+def benchmark(script: str, *args: object, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``benchmarks/<script>`` run by this Python (a driver, not under mpirun)."""
+    return subprocess.run(
+        [sys.executable, f"benchmarks/{script}", *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+    )  # fmt: skip
+
+
+def report(run: subprocess.CompletedProcess[str]) -> str:
+    return f"--- stdout\n{run.stdout[-6000:]}\n--- stderr\n{run.stderr[-4000:]}"
+
+
 def test_write_read_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
     run = mpirun(
@@ -15,14 +27,13 @@ def test_write_read_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
         "benchmarks/write_read.py", "--quick", "--dir", str(tmp_path), "--json", str(results),
         timeout=120,
     )  # fmt: skip
-    report = f"--- stdout\n{run.stdout[-6000:]}\n--- stderr\n{run.stderr[-4000:]}"
-    assert run.returncode == 0, report
+    assert run.returncode == 0, report(run)
     for line in (
         "ratio ESDM/raw-posix write:",
         "ratio ESDM/h5py-collective write:",
         "commit overhead beyond data flush, 2 ranks x 100 fragments:",
     ):
-        assert line in run.stdout, report
+        assert line in run.stdout, report(run)
     record = json.loads(results.read_text())
     assert record["nprocs"] == 2
     assert {"posix", "esdm"} <= set(record["write"])
@@ -31,10 +42,7 @@ def test_write_read_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
 
 def test_kernel_benchmark_runs_and_reports_every_kernel(tmp_path: Path) -> None:
     results = tmp_path / "kernels.json"
-    run = subprocess.run(
-        [sys.executable, "benchmarks/kernels.py", "--quick", "--json", str(results)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )  # fmt: skip
+    run = benchmark("kernels.py", "--quick", "--json", results, timeout=300)
     assert run.returncode == 0, run.stderr[-4000:]
     kernels = {r["kernel"].split()[0] for r in json.loads(results.read_text())["results"]}
     assert kernels == {"hilbert", "checksum", "find_overlaps", "subtract", "box", "decompose"}
@@ -43,14 +51,9 @@ def test_kernel_benchmark_runs_and_reports_every_kernel(tmp_path: Path) -> None:
 
 def test_vol_benchmark_runs_both_connectors_and_reports_ratios(tmp_path: Path) -> None:
     results = tmp_path / "vol.json"
-    run = subprocess.run(
-        [sys.executable, "benchmarks/vol.py", "--quick", "--dir", str(tmp_path),
-         "--json", str(results)],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
-    )  # fmt: skip
-    report = f"--- stdout\n{run.stdout[-6000:]}\n--- stderr\n{run.stderr[-4000:]}"
-    assert run.returncode == 0, report
-    assert run.stdout.count("ratio esdm/native: write") == 2, report
+    run = benchmark("vol.py", "--quick", "--dir", tmp_path, "--json", results, timeout=600)
+    assert run.returncode == 0, report(run)
+    assert run.stdout.count("ratio esdm/native: write") == 2, report(run)
     record = json.loads(results.read_text())
     assert set(record["ranks"]) == {"1", "2"}
     for ranks in record["ranks"].values():
@@ -61,10 +64,7 @@ def test_vol_benchmark_runs_both_connectors_and_reports_ratios(tmp_path: Path) -
 
 
 def test_page_alignment_benchmark_reports_every_distance(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "benchmarks/page_alignment.py", "--mib", "1", "--dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-    )  # fmt: skip
+    run = benchmark("page_alignment.py", "--mib", 1, "--dir", tmp_path, timeout=120)
     assert run.returncode == 0, run.stderr[-4000:]
     rows = [line.split() for line in run.stdout.splitlines()[2:]]
     assert [int(r[0]) for r in rows] == [0, 1, 16, 32, 33, 64, 512, 2064, 4080]
@@ -74,11 +74,7 @@ def test_page_alignment_benchmark_reports_every_distance(tmp_path: Path) -> None
 
 def test_timeseries_benchmark_reads_both_and_reports_ratios(tmp_path: Path) -> None:
     results = tmp_path / "timeseries.json"
-    run = subprocess.run(
-        [sys.executable, "benchmarks/timeseries.py", "--quick", "--dir", str(tmp_path),
-         "--json", str(results)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )  # fmt: skip
+    run = benchmark("timeseries.py", "--quick", "--dir", tmp_path, "--json", results, timeout=300)
     assert run.returncode == 0, run.stderr[-4000:]
     for line in ("point cold", "point warm", "box cold", "box warm"):
         assert line in run.stdout, run.stdout
@@ -88,10 +84,7 @@ def test_timeseries_benchmark_reads_both_and_reports_ratios(tmp_path: Path) -> N
 
 
 def test_open_benchmark_opens_on_every_rank_count(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "benchmarks/open.py", "--quick", "--dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )  # fmt: skip
+    run = benchmark("open.py", "--quick", "--dir", tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr[-4000:]
     assert "open on 1 rank(s):" in run.stdout and "open on 2 rank(s):" in run.stdout
     assert list(tmp_path.iterdir()) == [], "the data directory was not removed"

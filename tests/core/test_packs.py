@@ -52,10 +52,14 @@ def test_every_epoch_reads_back_across_packs(tmp_path: Path, monkeypatch) -> Non
     expected = [(1, 3), (4, 6), (7, 9), (10, 12), (13, 15), (16, 18)]
     assert packs_on_disk(tmp_path) == [f"e{a:09d}-e{b:09d}.json" for a, b in expected]
     read = []
-    real = ContainerStore._manifest_bytes
-    monkeypatch.setattr(
-        ContainerStore, "_manifest_bytes", lambda self, e: read.append(e) or real(self, e)
-    )
+    real = ContainerStore._metadata
+
+    def spy(self: ContainerStore, name: str, missing: str) -> bytes:
+        if name.startswith("manifests/"):
+            read.append(int(name.removeprefix("manifests/e").removesuffix(".json")))
+        return real(self, name, missing)
+
+    monkeypatch.setattr(ContainerStore, "_metadata", spy)
     with esdm_hpc.open("esdm://p", config=config) as c:
         np.testing.assert_array_equal(c["x"][...], states[EPOCHS])
     assert read == [20, 19]  # the manifests after the last pack, and no others
