@@ -1,7 +1,7 @@
 """Opening a container of many fragments, collectively, on 1, 2 and 4 ranks.
 
     python benchmarks/open.py [--epochs 200] [--fragments 400] [--ranks 1,2,4]
-        [--repeat 3] [--dir DIR] [--quick]
+        [--repeat 3] [--dir DIR] [--travel] [--quick]
 
 The driver (this script, without MPI) writes one container: EPOCHS commits
 of FRAGMENTS small fragments each (one row of a (EPOCHS, FRAGMENTS, 64)
@@ -9,6 +9,10 @@ float32 dataset per fragment). Then, per rank count P, it runs
 ``mpirun -n P`` on this script's program, which opens the container
 collectively (rank 0 reads the metadata, every rank decodes it) REPEAT times
 and prints the median time from a barrier to the barrier after the open.
+
+With ``--travel`` it times time travel instead, in this process: opens of
+epoch 3, of the middle epoch and of the newest (e.g. ``--travel --epochs
+5000 --fragments 1``: a run that commits every step).
 """
 
 from __future__ import annotations
@@ -63,6 +67,17 @@ def program(directory: Path, repeat: int) -> int:
     return 0
 
 
+def travel(directory: Path, epochs: int, repeat: int) -> None:
+    """Print the median time of an open of old epochs and of the newest."""
+    for epoch in (3, epochs // 2, epochs):
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            esdm_hpc.open("esdm://many", config=config(directory), epoch=epoch).close()
+            times.append(time.perf_counter() - start)
+        print(f"open of epoch {epoch} of {epochs}: {statistics.median(times):.3f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=200, help="commits (default 200)")
@@ -70,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ranks", default="1,2,4", help="rank counts (default 1,2,4)")
     parser.add_argument("--repeat", type=int, default=3, help="opens per rank count; median")
     parser.add_argument("--dir", type=Path, default=None, help="where to write (default: tmp)")
+    parser.add_argument("--travel", action="store_true", help="time travel, in this process")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -81,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.epochs} epochs x {args.fragments} fragments "
               f"({args.epochs * args.fragments} records) written in "
               f"{time.perf_counter() - start:.1f} s under {directory}")  # fmt: skip
+        if args.travel:
+            travel(directory, args.epochs, args.repeat)
+            return 0
         from tests.mpirun import mpi_env
 
         for ranks in (int(r) for r in args.ranks.split(",")):

@@ -12,7 +12,9 @@
 
 size_t esdm_checksum_nblocks(size_t nbytes, size_t block_size)
 {
-    return block_size == 0 ? 0 : (nbytes + block_size - 1) / block_size;
+    /* not (nbytes + block_size - 1) / block_size: that wraps for block sizes
+     * near SIZE_MAX and would leave a buffer without any digest */
+    return block_size == 0 ? 0 : nbytes / block_size + (nbytes % block_size != 0);
 }
 
 int esdm_block_checksums(const void *buf, size_t nbytes, size_t block_size, uint64_t *out)

@@ -18,7 +18,6 @@ import argparse
 import os
 import socket
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -188,7 +187,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     report = verify(_store(args), progress=_progress("verify", args.quiet))
     for damage in report.damage:
         print(damage)
-    print(f"{args.uri}: {report.fragments} fragments, {report.replicas} replicas, "
+    print(f"{args.uri}: {report.manifests} manifests, {report.packs} packs, "
+          f"{report.fragments} fragments, {report.replicas} replicas, "
           f"{_size(report.bytes_checked)} checked, {len(report.damage)} damaged")  # fmt: skip
     return EXIT_DAMAGE if report.damage else 0
 
@@ -207,31 +207,46 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 def cmd_unlock(args: argparse.Namespace) -> int:
     store = _store(args)
-    holder = leases.current(store)
+    try:
+        holder = leases.current(store)
+    except CorruptMetadataError as error:
+        # as good as expired: a writer opening now would replace it too
+        leases.break_lease(store, None)
+        print(f"{args.uri}: removed a damaged lease ({error})")
+        return 0
     if holder is None:
         if not store.exists():
             raise ContainerNotFoundError(f"{args.uri}: no such container")
         print(f"{args.uri} is not locked")
         return 0
     dead = holder.host == socket.gethostname() and not _pid_alive(holder.pid)
-    abandoned = dead or holder.expires <= time.time()
-    if not (args.force or abandoned):
+    if not (args.force or dead or holder.expired):
         print(f"esdm unlock: {args.uri} is held by {holder.describe()}, which may still be "
               "writing; use --force if you are sure it is gone", file=sys.stderr)  # fmt: skip
         return EXIT_ERROR
-    leases.break_lease(store)
+    if not leases.break_lease(store, holder):
+        print(f"esdm unlock: {args.uri}: the lease changed hands meanwhile; it is left as it is",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_ERROR
     print(f"{args.uri}: broke the lease of {holder.describe()}")
     return 0
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs: a zombie (exited, not yet reaped
+    by its parent) writes nothing more, so it counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rpartition(b")")[2].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc: kill(2) said it exists
+    return state not in (b"Z", b"X")
 
 
 def _progress(label: str, quiet: bool) -> Callable[[int, int], None] | None:

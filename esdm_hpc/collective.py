@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from esdm_hpc.comm import Comm
-from esdm_hpc.errors import CollectiveMismatchError
+from esdm_hpc.errors import CollectiveMismatchError, EsdmError
 
 T = TypeVar("T")
 
@@ -44,8 +45,18 @@ def on_root(comm: Comm, action: Callable[[], T]) -> T:
         try:
             outcome = action()
         except Exception as error:  # every rank re-raises it below
-            outcome = error
+            outcome = transportable(error)
     outcome = comm.bcast(outcome, root=0)
     if isinstance(outcome, Exception):
         raise outcome
     return outcome  # type: ignore[return-value]
+
+
+def transportable(error: Exception) -> Exception:
+    """``error``, or an EsdmError saying the same if it cannot be pickled: what one
+    rank sends the others must arrive, or they would wait for it forever."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return EsdmError(f"{type(error).__name__}: {error}")
+    return error

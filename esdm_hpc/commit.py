@@ -2,11 +2,15 @@
 
 1. every rank makes its data logs durable;
 2. the fragment records are gathered on rank 0;
-3. rank 0 rejects overlapping writes of different ranks, then writes the
-   immutable manifest and swaps HEAD by atomic rename;
+3. rank 0 rejects overlapping writes of different ranks, builds the
+   immutable manifest and decodes it as a reader will (nothing is published
+   that cannot be read back), then, under the container's lock and only while
+   this writer holds the lease and HEAD is the one it built on, writes the
+   manifest and swaps HEAD by atomic rename;
 4. the outcome is broadcast, so every rank returns the new epoch or raises
    the same error. A failure anywhere before step 3's rename leaves the
-   previous epoch as HEAD.
+   previous epoch as HEAD; nothing after it can fail the commit, so what a
+   writer is told is what readers see.
 """
 
 from __future__ import annotations
@@ -21,14 +25,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from esdm_hpc import lease as leases
+from esdm_hpc.collective import transportable
 from esdm_hpc.comm import Comm
-from esdm_hpc.errors import EsdmError, OverlappingWritesError
+from esdm_hpc.errors import OverlappingWritesError
 from esdm_hpc.fragment import fragment_boxes
+from esdm_hpc.kernels.checksum import checksum
 from esdm_hpc.kernels.region import find_overlaps
 from esdm_hpc.lease import Lease
 from esdm_hpc.manifest import (
     PACK_EPOCHS,
-    CorruptMetadataError,
     Head,
     Manifest,
     Pack,
@@ -36,7 +41,7 @@ from esdm_hpc.manifest import (
 )
 from esdm_hpc.namespace import Namespace
 from esdm_hpc.selection import Hyperslab
-from esdm_hpc.store import ContainerStore
+from esdm_hpc.store import ContainerStore, Guard
 from esdm_hpc.writer import EpochWriter
 
 
@@ -44,7 +49,6 @@ from esdm_hpc.writer import EpochWriter
 class Committed:
     head: Head
     manifest: Manifest
-    lease: Lease | None
 
 
 def commit(
@@ -58,37 +62,44 @@ def commit(
     local_error: Exception | None = None,
 ) -> Committed:
     """``loaded``: the committed manifests the container has read, HEAD's last
-    (rank 0 packs those after the last pack). ``local_error``: this rank's data
-    cannot be committed (a failed write); it travels with the records, so every
-    rank raises it instead of waiting."""
+    (rank 0 packs those after the last pack). ``lease``: the writer's (rank 0's),
+    checked at publication. ``local_error``: this rank's data cannot be
+    committed (a failed write); it travels with the records, so every rank
+    raises it instead of waiting."""
     if local_error is None:
         try:
             writer.sync()
-        except OSError as error:
+        except Exception as error:  # every rank raises it below
             local_error = error
     # Records travel as JSON text: cheap to pickle, and rank 0 splices them
     # into the manifest without decoding and encoding them again.
-    gathered = comm.gather((encode_fragments(writer.fragments), local_error), root=0)
-    outcome: tuple[Head, bytes, Lease | None] | Exception | None = None
+    if local_error is None:
+        sent = (encode_fragments(writer.fragments), None)
+    else:  # nothing of this epoch will be published: only the error travels
+        sent = ("[]", transportable(local_error))
+    gathered = comm.gather(sent, root=0)
+    outcome: tuple[Head, bytes] | Exception | None = None
+    decoded: Manifest | None = None  # rank 0's, decoded before publishing
     if comm.rank == 0:
         assert gathered is not None
-        failed = [error for _, error in gathered if error is not None]
+        failed = [failure for _, failure in gathered if failure is not None]
         try:
             if failed:
                 raise failed[0]
             encoded = [text for text, _ in gathered]
-            new_head, data = _publish(store, namespace, head, loaded, comm.size, encoded)
-            # renewed here, so the commit needs no collective round of its own for it
-            outcome = (new_head, data, leases.renew(store, lease) if lease else None)
-        except (EsdmError, CorruptMetadataError, OSError) as error:
-            outcome = error
+            guard = None if lease is None else lambda: leases.check(store, lease)
+            new_head, data, decoded = _publish(
+                store, namespace, head, loaded, comm.size, encoded, guard
+            )
+            outcome = (new_head, data)
+        except Exception as error:  # every rank raises it, none waits for rank 0
+            outcome = transportable(error)
     outcome = comm.bcast(outcome, root=0)
     if isinstance(outcome, Exception):
         raise outcome
     assert outcome is not None
-    new_head, data, renewed = outcome
-    where = f"esdm://{store.name} epoch {new_head.epoch}"
-    return Committed(new_head, Manifest.decode(data, new_head.checksum, where), renewed)
+    new_head, data = outcome
+    return Committed(new_head, decoded or _readable(store, new_head.epoch, data))
 
 
 def _publish(
@@ -98,7 +109,8 @@ def _publish(
     loaded: Sequence[Manifest],
     nranks: int,
     encoded: list[str],
-) -> tuple[Head, bytes]:
+    guard: Guard | None,
+) -> tuple[Head, bytes, Manifest]:
     epoch = head.epoch + 1
     check_overlaps(epoch, [record for text in encoded for record in json.loads(text)])
     manifest = Manifest(
@@ -110,7 +122,16 @@ def _publish(
         packs=_packs(store, loaded),
     )
     data = manifest.encode(fragments_json=encoded)
-    return store.publish_encoded(epoch, data, parent=head), data
+    decoded = _readable(store, epoch, data)
+    return store.publish_encoded(epoch, data, parent=head, guard=guard), data, decoded
+
+
+def _readable(store: ContainerStore, epoch: int, data: bytes) -> Manifest:
+    """The manifest ``data`` decoded as a reader decodes it: rank 0 calls this before
+    publishing, so every rank decodes what was published without an error."""
+    manifest = Manifest.decode(data, checksum(data), f"esdm://{store.name} epoch {epoch}")
+    Namespace.from_json(manifest.namespace)
+    return manifest
 
 
 def _packs(store: ContainerStore, loaded: Sequence[Manifest]) -> list[Pack]:

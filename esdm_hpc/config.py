@@ -19,11 +19,12 @@ import difflib
 import json
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
-from math import inf, isfinite
+from math import inf
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -147,42 +148,87 @@ _TIME_UNITS: dict[str, Fraction] = {
     "": Fraction(1), "s": Fraction(1), "ms": Fraction(1, 10**3),
     "us": Fraction(1, 10**6), "µs": Fraction(1, 10**6), "ns": Fraction(1, 10**9),
 }  # fmt: skip
-_QUANTITY = re.compile(r"\s*(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+)\s*(\S*?)\s*")
+_QUANTITY = re.compile(
+    r"\s*(?P<mantissa>\d+(?:\.\d*)?|\.\d+)(?:[eE](?P<exponent>[+-]?\d+))?\s*(?P<unit>\S*?)\s*"
+)
+# Longer quantity strings are no configuration value (and would make the
+# pattern above backtrack for long).
+_MAX_QUANTITY_TEXT = 100
+# A mantissa of at most _MAX_QUANTITY_TEXT characters with a decimal exponent
+# beyond this is larger than every bound, or smaller than every float, so it
+# is never computed exactly: Fraction("1e100000000") takes minutes.
+_MAX_EXPONENT = 400
+MAX_BYTES = 2**63 - 1  # what a signed 64-bit offset reaches: every size is at most this
 
 
-def _quantity(value: str | float, units: Mapping[str, Fraction | int]) -> Fraction:
-    """An exact non-negative amount in the base unit of ``units``."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if not isfinite(value) or value < 0:
-            raise ValueError(f"{value!r} is negative or not finite")
-        return Fraction(value)
-    match = _QUANTITY.fullmatch(value) if isinstance(value, str) else None
-    if match is None or match[2] not in units:
+def _quantity(value: str | float, units: Mapping[str, Fraction | int]) -> Fraction | float:
+    """An exact non-negative amount in the base unit of ``units``, or inf when it is
+    larger than any float (as ``float("1e400")`` is)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{_show(value)} is not a number")
+    if isinstance(value, int | float):
+        if value != value or value < 0:  # NaN is unequal to itself; isnan() overflows on big ints
+            raise ValueError(f"{_show(value)} is negative or not a number")
+        return value if value == inf else Fraction(value)
+    match = _QUANTITY.fullmatch(value) if len(value) <= _MAX_QUANTITY_TEXT else None
+    if match is None or match["unit"] not in units:
         accepted = ", ".join(u for u in units if u)
-        raise ValueError(f"{value!r} is not a number with one of the units {accepted}")
-    return Fraction(match[1]) * units[match[2]]
+        raise ValueError(f"{_show(value)} is not a number with one of the units {accepted}")
+    mantissa, exponent = Fraction(match["mantissa"]), int(match["exponent"] or 0)
+    if mantissa == 0 or exponent < -_MAX_EXPONENT:
+        return Fraction(0)
+    if exponent > _MAX_EXPONENT:
+        return inf
+    return mantissa * Fraction(10) ** exponent * units[match["unit"]]
 
 
-def parse_size(value: str | float) -> int:
-    """Bytes in ``4096``, ``"64 MiB"`` or ``"1.5 GB"``."""
+def _float(amount: Fraction | float) -> float:
+    return inf if amount > sys.float_info.max else float(amount)
+
+
+def _bytes(value: str | float) -> int | float:
+    """A whole number of bytes, or inf when it is larger than any float."""
     amount = _quantity(value, _SIZE_UNITS)
+    if isinstance(amount, float):
+        return amount
     if amount.denominator != 1:
-        raise ValueError(f"{value!r} is not a whole number of bytes")
+        raise ValueError(f"{_show(value)} is not a whole number of bytes")
     return int(amount)
 
 
-def parse_bandwidth(value: str | float) -> float:
-    """Bytes per second in ``1e9``, ``"2 GiB/s"`` or ``"500 MB/s"``."""
+def _rate(value: str | float) -> float:
+    """Bytes per second, or inf when larger than any float."""
     if isinstance(value, str):
         if not value.rstrip().endswith("/s"):
-            raise ValueError(f'{value!r} needs a rate unit such as "GiB/s"')
+            raise ValueError(f'{_show(value)} needs a rate unit such as "GiB/s"')
         value = value.rstrip()[:-2]
-    return float(_quantity(value, _SIZE_UNITS))
+    return _float(_quantity(value, _SIZE_UNITS))
+
+
+def _seconds(value: str | float) -> float:
+    """Seconds, or inf when larger than any float."""
+    return _float(_quantity(value, _TIME_UNITS))
+
+
+def _at_most(amount: float, high: float, value: object, most: str) -> float:
+    if amount > high:
+        raise ValueError(f"{_show(value)} is more than {most}")
+    return amount
+
+
+def parse_size(value: str | float) -> int:
+    """Bytes in ``4096``, ``"64 MiB"`` or ``"1.5 GB"``: a whole number up to `MAX_BYTES`."""
+    return int(_at_most(_bytes(value), MAX_BYTES, value, "2**63-1 bytes"))
+
+
+def parse_bandwidth(value: str | float) -> float:
+    """Bytes per second in ``1e9``, ``"2 GiB/s"`` or ``"500 MB/s"``; finite."""
+    return _at_most(_rate(value), sys.float_info.max, value, "the largest float")
 
 
 def parse_duration(value: str | float) -> float:
-    """Seconds in ``0.001``, ``"1 ms"`` or ``"50 us"``."""
-    return float(_quantity(value, _TIME_UNITS))
+    """Seconds in ``0.001``, ``"1 ms"`` or ``"50 us"``; finite."""
+    return _at_most(_seconds(value), sys.float_info.max, value, "the largest float")
 
 
 # --- schema ----------------------------------------------------------------------------
@@ -205,14 +251,38 @@ class _Key:
     default: Any = _REQUIRED
 
 
+_SHOWN = 60  # characters of a value or key quoted in a message
+# No integer key accepts anything near this: larger integers are shown by
+# their length (repr refuses more than 4300 digits) and read from JSON as it.
+_HUGE_DIGITS = 40
+_HUGE = 10**_HUGE_DIGITS
+
+
 def _show(value: object) -> str:
+    """``value`` as written in the file, shortened to fit in a message."""
     if isinstance(value, Mapping):
         return "a table"
     if isinstance(value, list | tuple):
         return "a list"
-    if isinstance(value, str | int | float | None):
-        return json.dumps(value, ensure_ascii=False)  # as written in the file
-    return repr(value)
+    if isinstance(value, int) and abs(value) >= _HUGE:
+        return f"an integer of more than {_HUGE_DIGITS} digits"
+    if isinstance(value, str):
+        shown = json.dumps(value[:_SHOWN], ensure_ascii=False)  # as written in the file
+        if len(value) > _SHOWN:
+            shown = shown[:-1] + '..."'
+        # escapes what no terminal can print (lone surrogates) rather than fail to print
+        return shown.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, int | float | None):
+        return json.dumps(value)
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."
+
+
+def _name(key: object) -> str:
+    """A key of a table as a message names it."""
+    if isinstance(key, str) and len(key) <= _SHOWN and key.isprintable():
+        return key
+    return _show(key)
 
 
 def _join(where: str, key: str) -> str:
@@ -225,11 +295,13 @@ def _table(raw: object, where: str, schema: Mapping[str, _Key]) -> dict[str, Any
         raise _Invalid(where, f"must be a table, got {_show(raw)}")
     for key in raw:
         if key not in schema:
-            close = difflib.get_close_matches(str(key), schema, n=1)
+            # a key longer than _SHOWN is close to none, and difflib indexes all of it
+            short = isinstance(key, str) and len(key) <= _SHOWN
+            close = difflib.get_close_matches(key, schema, n=1) if short else []
             hint = (
                 f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(schema)}"
             )
-            raise _Invalid(_join(where, str(key)), f"unknown key ({hint})")
+            raise _Invalid(_join(where, _name(key)), f"unknown key ({hint})")
     values = {}
     for key, spec in schema.items():
         if raw.get(key) is not None:
@@ -241,40 +313,88 @@ def _table(raw: object, where: str, schema: Mapping[str, _Key]) -> dict[str, Any
     return values
 
 
-def _unit_parser(parse: Callable[[Any], Any], expected: str, *, positive: bool) -> Parser:
+@dataclass(frozen=True)
+class _Range:
+    """The amounts a key accepts, inclusive, and how messages name the bounds."""
+
+    low: float
+    high: float
+    least: str
+    most: str
+
+
+def _measure(amount: Callable[[Any], float], expected: str, bounds: _Range) -> Parser:
+    """A key holding an amount of a unit; ``expected`` says what a valid value looks like."""
+
     def parser(value: object, where: str) -> Any:
         try:
-            amount = parse(value)
+            got = amount(value)
         except ValueError:
-            amount = None
-        if amount is None or (positive and amount <= 0):
+            got = None
+        if got is None or (got <= 0 < bounds.low):  # not even positive: what a value is like
             raise _Invalid(where, f"must be {expected}, got {_show(value)}")
-        return amount
+        if not bounds.low <= got <= bounds.high:
+            bound = f"at least {bounds.least}" if got < bounds.low else f"at most {bounds.most}"
+            raise _Invalid(where, f"must be {bound}, got {_show(value)}")
+        return got
 
     return parser
 
 
-_size = _unit_parser(parse_size, 'a positive size (bytes or a string like "64 MiB")', positive=True)
-_bandwidth = _unit_parser(
-    parse_bandwidth,
+_SIZE = 'a positive size (bytes or a string like "64 MiB")'
+_size = _measure(_bytes, _SIZE, _Range(1, MAX_BYTES, "1 byte", "2**63-1 bytes"))
+# The checksum kernels take any size_t; a block is what every read of its
+# fragment reads and verifies at least, so a sane bound is far below that.
+_block_size = _measure(
+    _bytes, _SIZE, _Range(1, GiB, "1 byte", "1 GiB (reads read and verify whole blocks)")
+)
+# Lustre keeps the stripe size in 32 bits, in units of 64 KiB.
+_STRIPE_UNIT = 64 * KiB
+_stripe_bytes = _measure(
+    _bytes, _SIZE, _Range(1, 4 * GiB - _STRIPE_UNIT, "1 byte", "4 GiB - 64 KiB (Lustre's limit)")
+)
+# From a modem to a whole machine's burst buffer: beyond either end a
+# performance model is a typo, and its cost estimates overflow or divide to nan.
+_bandwidth = _measure(
+    _rate,
     'a positive number of bytes/s or a string like "2 GiB/s"',
-    positive=True,
+    _Range(1, 10**18, "1 B/s", "1 EB/s"),
 )
-_duration = _unit_parser(
-    parse_duration, 'a non-negative duration (seconds or a string like "50 us")', positive=False
+_duration = _measure(
+    _seconds,
+    'a non-negative duration (seconds or a string like "50 us")',
+    _Range(0, 3600, "0 s", "1 hour"),
 )
+_MAX_WEIGHT = 1e6  # larger only overflows the cost estimates
 
 
 def _weight(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < inf:
+    # "not value >= 0" also refuses NaN
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
         raise _Invalid(where, f"must be a non-negative number, got {_show(value)}")
+    if value > _MAX_WEIGHT:
+        raise _Invalid(where, f"must be at most 1e6 (weights are relative), got {_show(value)}")
     return float(value)
 
 
-def _positive_int(value: object, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise _Invalid(where, f"must be a positive integer, got {_show(value)}")
-    return value
+def _integer(low: int, high: int, expected: str, most: str) -> Parser:
+    """A key holding an integer from ``low`` to ``high``."""
+
+    def parser(value: object, where: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise _Invalid(where, f"must be {expected}, got {_show(value)}")
+        if value > high:
+            raise _Invalid(where, f"must be at most {most}, got {_show(value)}")
+        return int(value)
+
+    return parser
+
+
+_threads = _integer(1, 1024, "a positive integer", "1024")
+_replicas = _integer(1, 64, "a positive integer", "64")
+_stripe_count = _integer(
+    -1, 2000, "-1 (all OSTs), 0 (file system default) or a count", "2000 (Lustre's limit)"
+)
 
 
 def _string(value: object, where: str) -> str:
@@ -303,9 +423,9 @@ def _identifier(value: object, where: str) -> str:
 
 def _choice(allowed: tuple[str, ...]) -> Parser:
     def parser(value: object, where: str) -> str:
-        if value not in allowed:
+        if not isinstance(value, str) or value not in allowed:
             raise _Invalid(where, f"must be one of {', '.join(allowed)}, got {_show(value)}")
-        return str(value)
+        return value
 
     return parser
 
@@ -320,27 +440,27 @@ def _directory(base_dir: str) -> Parser:
         def substitute(match: re.Match[str]) -> str:
             name = match[1] or match[2]
             if name not in os.environ:
-                raise _Invalid(where, f"environment variable ${name} is not set (in {value!r})")
+                raise _Invalid(
+                    where, f"environment variable ${_name(name)} is not set (in {_show(value)})"
+                )
             return os.environ[name]
 
         expanded = os.path.expanduser(_ENV_VAR.sub(substitute, _string(value, where)))
+        # what no file system takes is refused here rather than at the first write
+        if "\0" in expanded:
+            raise _Invalid(where, f"must not contain a NUL character, got {_show(value)}")
+        try:
+            os.fsencode(expanded)
+        except UnicodeEncodeError:
+            raise _Invalid(where, f"cannot be encoded as a file name, got {_show(value)}") from None
         return os.path.normpath(os.path.join(base_dir, expanded))
 
     return parser
 
 
-def _stripe_count(value: object, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
-        raise _Invalid(
-            where,
-            f"must be -1 (all OSTs), 0 (file system default) or a count, got {_show(value)}",
-        )
-    return value
-
-
 def _stripe_size(value: object, where: str) -> int:
-    size = _size(value, where)
-    if size % (64 * KiB):  # Lustre's own constraint, checked here rather than at first write
+    size = _stripe_bytes(value, where)
+    if size % _STRIPE_UNIT:  # Lustre's own constraint, checked here rather than at first write
         raise _Invalid(where, f"must be a multiple of 64 KiB, got {_show(value)}")
     return size
 
@@ -367,6 +487,9 @@ class _TypeDefaults:
     accessibility: Accessibility
     performance: PerformanceModel
     target_is_directory: bool
+    # False until its backend exists: validated like the others, then refused,
+    # so that no configuration is accepted that esdm_hpc.open cannot open
+    available: bool = True
 
 
 _TYPES: dict[str, _TypeDefaults] = {
@@ -376,9 +499,11 @@ _TYPES: dict[str, _TypeDefaults] = {
         "memory", "global", PerformanceModel(1e-6, 8.0 * GiB, 8.0 * GiB), False
     ),
     "burstbuffer": _TypeDefaults(
-        "bb", "node-local", PerformanceModel(1e-4, 4.0 * GiB, 4.0 * GiB), True
+        "bb", "node-local", PerformanceModel(1e-4, 4.0 * GiB, 4.0 * GiB), True, available=False
     ),
-    "s3": _TypeDefaults("object", "global", PerformanceModel(2e-2, 200e6, 200e6), False),
+    "s3": _TypeDefaults(
+        "object", "global", PerformanceModel(2e-2, 200e6, 200e6), False, available=False
+    ),
 }
 
 
@@ -398,7 +523,7 @@ def _performance(default: PerformanceModel) -> Parser:
 def _limits(value: object, where: str) -> Limits:
     schema = {
         "max_fragment_bytes": _Key(_size, Limits.max_fragment_bytes),
-        "threads": _Key(_positive_int, Limits.threads),
+        "threads": _Key(_threads, Limits.threads),
     }
     return Limits(**_table(value, where, schema))
 
@@ -430,7 +555,15 @@ def _backend(raw: object, where: str, base_dir: str) -> BackendConfig:
         "options": _Key(_options(kind), Options()),
         "drain_to": _Key(_identifier, None),
     }
-    return BackendConfig(**_table(raw, where, schema))
+    backend = BackendConfig(**_table(raw, where, schema))
+    if not defaults.available:
+        available = ", ".join(name for name, t in _TYPES.items() if t.available)
+        raise _Invalid(
+            f"{where}.type",
+            f"{_show(kind)} is not available yet (it arrives with the storage tiers); "
+            f"available: {available}",
+        )
+    return backend
 
 
 def _backends(base_dir: str) -> Parser:
@@ -539,9 +672,9 @@ def _site(raw: object, base_dir: str, source: str) -> SiteConfig:
         {
             "backends": _Key(_backends(base_dir), None),
             "weights": _Key(_weights, Weights()),
-            "replicas": _Key(_positive_int, 1),
+            "replicas": _Key(_replicas, 1),
             "metadata_backend": _Key(_identifier, None),
-            "block_size": _Key(_size, SiteConfig.block_size),
+            "block_size": _Key(_block_size, SiteConfig.block_size),
         },
     )
     backends = values["backends"] or (_default_backend(),)
@@ -587,9 +720,17 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     table: dict[str, Any] = {}
     for key, value in pairs:
         if key in table:
-            raise ValueError(f"duplicate key {key!r}")
+            raise ValueError(f"duplicate key {_name(key)!r}")
         table[key] = value
     return table
+
+
+def _json_integer(text: str) -> int:
+    # int() refuses more than 4300 digits; every integer key is bounded far
+    # below _HUGE, so a longer integer is read as ±_HUGE, refused wherever it is.
+    if len(text.lstrip("-")) > _HUGE_DIGITS:
+        return -_HUGE if text.startswith("-") else _HUGE
+    return int(text)
 
 
 def _read(found: _Found) -> object:
@@ -602,13 +743,28 @@ def _read(found: _Found) -> object:
         ) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    if found.path.suffix.lower() == ".toml":
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{label}: invalid TOML: {exc}") from None
+    except ValueError as exc:  # a NUL in the path, which no file system takes
+        raise ConfigError(
+            f"{label}: cannot read the configuration{found.named_by}: {exc}"
+        ) from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        if found.path.suffix.lower() == ".toml":
+            return _parse_toml(text, label)
+        return _parse_json(text, label)
+    except RecursionError:
+        raise ConfigError(f"{label}: nested too deeply to be a configuration") from None
+
+
+def _parse_toml(text: str, label: str) -> object:
+    try:
+        return tomllib.loads(text)
+    except ValueError as exc:  # TOMLDecodeError, or an integer of more than 4300 digits
+        raise ConfigError(f"{label}: invalid TOML: {exc}") from None
+
+
+def _parse_json(text: str, label: str) -> object:
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_int=_json_integer)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{label}: line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import secrets
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -144,11 +146,13 @@ class Container(Group):
         self._store = store
         self._backends = backends
         self._session = session
-        self._lease = opened.lease
         self._manifests: list[Manifest] = []
         self._records: dict[str, list[dict[str, Any]]] = defaultdict(list)  # per dataset
         self._views: dict[str, FragmentView] = {}
         self._head = opened.head
+        # of the shown epoch's manifest (HEAD's, unless travelled back): refresh
+        # checks that the newer part of the chain leads back to it
+        self._checksum = opened.stored.manifests[-1][1]
         packed, manifests = opened.stored.decode()
         self._absorb_records(packed)
         self._absorb(manifests)
@@ -163,6 +167,12 @@ class Container(Group):
         if self.writable:
             self._writer = self._new_writer()
         self._closed = False
+        # rank 0 holds the lease for all, renewed while the process lives
+        self._lease = (
+            leases.LeaseKeeper(store, opened.lease)
+            if opened.lease is not None and comm.rank == 0
+            else None
+        )
 
     # --- state ----------------------------------------------------------------
 
@@ -202,26 +212,27 @@ class Container(Group):
         since the last commit are dropped, the container shows that commit.
         """
         writer = self._require_writable("commit")
+        lease = None if self._lease is None else self._lease.lease
         try:
             done = commit(
                 self.comm, self._store, self._namespace, writer, self._head, self._manifests,
-                self._lease, local_error=self._finish_requests(),
+                lease, local_error=self._finish_requests(),
             )  # fmt: skip
         except BaseException:
-            writer.close()  # its logs are orphans now, for gc
+            writer.discard()  # its logs are orphans now, for gc
             self._namespace = Namespace.from_json(self._manifests[-1].namespace)
             self._dirty = False
             self._writer = self._new_writer()
             raise
         writer.close()
         self._head = done.head
+        self._checksum = done.head.checksum
         self._absorb([done.manifest])
         # the manifests packed by this commit: their records are kept, they are not
         self._manifests = [m for m in self._manifests if m.epoch > done.manifest.packed]
         self._namespace = Namespace.from_json(done.manifest.namespace)
         self._dirty = False
         self._writer = self._new_writer()
-        self._lease = done.lease
         return self.epoch
 
     def wait(self) -> None:
@@ -239,7 +250,7 @@ class Container(Group):
         """Move a reader on to the newest committed epoch (collective); returns it."""
         if self.writable:
             return self.epoch
-        current, checksum = self.epoch, self._head.checksum
+        current, checksum = self.epoch, self._checksum
 
         def newer() -> tuple[Head, list[Manifest]]:
             head = self._store.head()
@@ -249,35 +260,43 @@ class Container(Group):
 
         head, manifests = on_root(self.comm, newer)
         self._head = head
+        self._checksum = head.checksum
         if manifests:
             self._absorb(manifests)
             self._namespace = Namespace.from_json(manifests[-1].namespace)
         return self.epoch
 
     def close(self) -> None:
-        """Commit what is pending (collective) and release the lease."""
+        """Commit what is pending (collective) and release the lease.
+
+        A refused commit is raised after the container is closed and the lease
+        released: a next writer can open it at once."""
         if self._closed:
             return
-        if self._writer is not None:
-            pending = self._dirty or bool(self._writer.fragments) or bool(self._requests)
-            if any(self.comm.allgather(pending)):
-                self.commit()
-        self._abort()
+        try:
+            if self._writer is not None:
+                pending = self._dirty or self._writer.pending or bool(self._requests)
+                if any(self.comm.allgather(pending)):
+                    self.commit()
+        finally:
+            self._abort()
 
     def _abort(self) -> None:
         # Leaves the open epoch uncommitted: its logs become orphans for gc.
+        self._closed = True
         if self._async is not None:
             self._async.shutdown(wait=True)
             self._async = None
         if self._writer is not None:
-            self._writer.close()
+            self._writer.discard()
             self._writer = None
-        if self._lease is not None and self.comm.rank == 0:
-            leases.release(self._store, self._lease)
-        self._lease = None
-        for backend in self._backends.values():
-            backend.close()
-        self._closed = True
+        keeper, self._lease = self._lease, None
+        try:
+            if keeper is not None:
+                keeper.release()
+        finally:
+            for backend in self._backends.values():
+                backend.close()
 
     # --- internals used by Group, Dataset and Attributes ------------------------
 
@@ -340,8 +359,17 @@ class Container(Group):
             raise ValueError(f"{self.uri} is closed")
         return read_region(meta, self._view(meta), offset, count, self._backends, out)
 
+    def _settled_writer(self, what: str) -> EpochWriter:
+        """The open epoch's writer once every ``write_async`` before this call is
+        written: what comes next (a write, a shrink, a copy) takes effect after
+        them, in the order of the calls. Their errors wait for the commit."""
+        writer = self._require_writable(what)
+        if self._requests and not self._requests[-1].done():
+            wait_for(self._requests[-1:])  # one thread: the last one is done last
+        return writer
+
     def _write(self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray) -> None:
-        self._require_writable(f"writing {meta.path}").write(meta, offset, data)
+        self._settled_writer(f"writing {meta.path}").write(meta, offset, data)
 
     def _write_async(
         self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray
@@ -399,7 +427,7 @@ class Container(Group):
             # its first name becomes its identity: what lists and shows datasets
             # (esdm info, Dataset.name) shows that name, not an anonymous one
             self._namespace.rename(link.target, name)
-            self._require_writable("naming").rename(link.target, name)
+            self._settled_writer("naming").rename(link.target, name)
         else:
             self._namespace.links[name] = link
         self._dirty = True
@@ -456,6 +484,7 @@ class Container(Group):
         if origin is not None:
             arguments["origin"] = origin.uri
         self._collective("copy", arguments)
+        self._settled_writer("copying")
         name = copy_object(self, source, destination, options, origin)
         self._dirty = True
         return name
@@ -567,9 +596,7 @@ class Container(Group):
 
     def _shrink(self, shape: tuple[int, ...]) -> Shrink:
         """The record of a shrink now: which writes of this epoch came before it."""
-        writer = self._require_writable("resizing")
-        for request in self._requests:  # a write in flight came before; its error waits
-            request.exception()
+        writer = self._settled_writer("resizing")
         marks = self.comm.allgather(len(writer.fragments))
         return Shrink(shape, writer.epoch, tuple(marks))
 
@@ -591,16 +618,25 @@ def _dataset_meta(
     if not all(isinstance(s, int | np.integer) and s >= 0 for s in shape):
         raise ValueError(f"{path}: shape must be non-negative integers, not {shape}")
     shape = tuple(int(s) for s in shape)
-    if names_string(dtype):
-        dt = STRING
-    else:
-        try:
-            dt = np.dtype("f8" if dtype is None else dtype)
-        except TypeError as error:
-            raise TypeError(f"{path}: unsupported dtype {dtype!r} ({error})") from None
+    try:
+        dt = STRING if names_string(dtype) else np.dtype("f8" if dtype is None else dtype)
+    except (TypeError, ValueError, SyntaxError) as error:  # numpy's parser, for any string
+        raise TypeError(f"{path}: unsupported dtype {dtype!r} ({error})") from None
+    if dt is not STRING:
         if dt.hasobject:
             raise TypeError(
                 f"{path}: dtype {dt} holds Python objects; use str for variable-length strings"
+            )
+        if _has_kind(dt, "Mm"):
+            raise TypeError(
+                f"{path}: dtype {dt} (datetime64/timedelta64) is not supported; store times "
+                "as numbers with a units attribute, as CF and netCDF do"
+            )
+        if dt.itemsize == 0:
+            raise TypeError(f"{path}: dtype {dt} has no bytes per element; nothing could be stored")
+        if dt.subdtype is not None:
+            raise TypeError(
+                f"{path}: dtype {dt} is an array type; give its shape {dt.shape} to the dataset"
             )
     maxshape = shape if maxshape is None else tuple(maxshape)
     if len(maxshape) != len(shape) or any(
@@ -629,7 +665,7 @@ def _dataset_meta(
             raise ValueError(f"{path}: strings take no statistics or serialisation hints")
         fill = strings.checked(np.asarray("" if fillvalue is None else fillvalue), path)
     else:
-        fill = np.zeros((), dtype=dt) if fillvalue is None else np.asarray(fillvalue).astype(dt)
+        fill = np.zeros((), dtype=dt) if fillvalue is None else _fill(path, fillvalue, dt)
     return DatasetMeta(
         path=path,
         shape=shape,
@@ -640,3 +676,38 @@ def _dataset_meta(
         created_epoch=epoch,
         hints=hints,
     )
+
+
+def _has_kind(dtype: np.dtype, kinds: str) -> bool:
+    """Whether ``dtype`` or any field or element type in it is of one of ``kinds``."""
+    if dtype.fields:
+        return any(_has_kind(field[0], kinds) for field in dtype.fields.values())
+    if dtype.subdtype is not None:
+        return _has_kind(dtype.subdtype[0], kinds)
+    return dtype.kind in kinds
+
+
+def _fill(path: str, value: Any, dtype: np.dtype) -> np.ndarray:
+    """``value`` as a 0-d array of ``dtype``; ValueError unless it is one value of it
+    that converts as it is (no wrap-around, rounding to an integer, overflow to
+    infinity or lost imaginary part: numpy's casts do all of these silently)."""
+    try:  # a compound's value may be a tuple of its fields
+        fill = np.array(value, dtype=dtype) if dtype.names else np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise ValueError(
+            f"{path}: fillvalue {value!r} is not a value of {dtype} ({error})"
+        ) from None
+    if fill.size != 1:
+        raise ValueError(f"{path}: fillvalue must be one value of {dtype}, not {value!r}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # overflow, invalid value, ComplexWarning
+            converted = fill.astype(dtype)
+    except (TypeError, ValueError, OverflowError, Warning) as error:
+        raise ValueError(
+            f"{path}: fillvalue {value!r} is not a value of {dtype} ({error})"
+        ) from None
+    exact = dtype.kind in "biu" and fill.dtype.kind in "biufc"
+    if exact and converted.item() != fill.item():
+        raise ValueError(f"{path}: fillvalue {value!r} is not a value of {dtype}")
+    return converted.reshape(())

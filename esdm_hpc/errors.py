@@ -29,6 +29,19 @@ class LeaseHeldError(EsdmError, PermissionError):
     """Another application holds the container's write lease."""
 
 
+class EpochWriteError(EsdmError, OSError):
+    """A write of the open epoch failed, so its commit is refused (the epoch is discarded)."""
+
+
+class LeaseLostError(EsdmError, PermissionError):
+    """The writer no longer holds the container's lease (broken by force, or taken
+    over after it expired): nothing it wrote since its last commit is committed."""
+
+
+class PublishConflictError(EsdmError, RuntimeError):
+    """HEAD moved under a writer: another one published the epoch it built."""
+
+
 class CorruptDataError(EsdmError, OSError):
     """A block of a fragment does not match its checksum."""
 
@@ -39,7 +52,10 @@ __all__ = [
     "ContainerNotFoundError",
     "CorruptDataError",
     "CorruptMetadataError",
+    "EpochWriteError",
     "EsdmError",
     "LeaseHeldError",
+    "LeaseLostError",
     "OverlappingWritesError",
+    "PublishConflictError",
 ]

@@ -2,11 +2,14 @@
 
 A writer that dies before its commit leaves data logs (and perhaps a manifest
 that HEAD never named, or temporary files of an atomic write) behind. gc takes
-the container's lease first, so it never races a live writer's open epoch.
+the container's lease first (and keeps it renewed), so it never races a live
+writer's open epoch: a live writer's lease does not expire, and one whose lease
+gc took over can no longer publish the epoch whose logs gc removes.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -14,10 +17,10 @@ from esdm_hpc import lease as leases
 from esdm_hpc.backends import Backend
 from esdm_hpc.errors import ContainerNotFoundError
 from esdm_hpc.history import History
-from esdm_hpc.store import ContainerStore
+from esdm_hpc.store import LOCK, ContainerStore
 
-# Kept even though no manifest names them: the lease is live state.
-_LIVE = ("LEASE",)
+# Kept even though no manifest names them: the lease and the lock are live state.
+_LIVE = ("LEASE", LOCK)
 
 
 @dataclass(slots=True)
@@ -35,7 +38,7 @@ def collect_garbage(
 ) -> GcReport:
     if not store.exists():
         raise ContainerNotFoundError(f"esdm://{store.name}: no such container")
-    lease = leases.acquire(store, "gc", seconds=600)
+    keeper = leases.LeaseKeeper(store, leases.acquire(store, f"gc-{secrets.token_hex(4)}"))
     try:
         keep = History.load(store).referenced(store)
         keep |= {(store.meta.id, store.prefix + name) for name in _LIVE}
@@ -53,7 +56,7 @@ def collect_garbage(
                 progress(done, len(candidates))
         return report
     finally:
-        leases.release(store, lease)
+        keeper.release()
 
 
 def _objects(backends: Mapping[str, Backend], prefix: str):

@@ -1,9 +1,13 @@
 """The single-writer lease of a container (DESIGN 3).
 
-Taken at open for writing by creating the LEASE object exclusively; renewed at
-every commit; released at close. A second writer is refused with the holder's
-identity. A lease that expired (its writer died) is taken over; `esdm unlock`
-breaks one explicitly.
+Taken at open for writing, released at close; a second writer is refused with
+the holder's identity. While its process lives, a `LeaseKeeper` thread renews
+the lease, so a model that runs for hours between outputs keeps it. A lease
+expires only when its writer is gone (or frozen past it): then it is taken
+over, and `esdm unlock` breaks one explicitly. Every change of the LEASE
+object happens under the container's lock (`ContainerStore.locked`) as read,
+compare, write, and a commit publishes only while its writer still holds the
+lease (`check`), so a writer whose lease was taken can never publish.
 """
 
 from __future__ import annotations
@@ -13,13 +17,17 @@ import getpass
 import json
 import os
 import socket
+import threading
 import time
 from dataclasses import asdict, dataclass, replace
 
-from esdm_hpc.errors import LeaseHeldError
+from esdm_hpc.errors import CorruptMetadataError, EsdmError, LeaseHeldError, LeaseLostError
 from esdm_hpc.store import ContainerStore
 
 DEFAULT_SECONDS = 3600.0
+# A keeper renews this many times per lease period: a renewal that fails (a
+# full disk, a slow server) is tried again well before the lease runs out.
+RENEWALS_PER_PERIOD = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,17 +43,40 @@ class Lease:
         return json.dumps(asdict(self)).encode()
 
     @classmethod
-    def decode(cls, data: bytes) -> Lease:
-        return cls(**json.loads(data))
+    def decode(cls, data: bytes, where: str) -> Lease:
+        try:
+            return cls(**json.loads(data))
+        except (ValueError, TypeError) as error:
+            raise CorruptMetadataError(f"{where}: damaged lease ({error})") from None
 
     def describe(self) -> str:
         until = datetime.datetime.fromtimestamp(self.expires).isoformat(timespec="seconds")
         job = f", job {self.job}" if self.job else ""
         return f"{self.owner}@{self.host} pid {self.pid}{job} (lease expires {until})"
 
+    @property
+    def expired(self) -> bool:
+        return self.expires <= time.time()
+
 
 def lease_name(store: ContainerStore) -> str:
     return store.prefix + "LEASE"
+
+
+def current(store: ContainerStore) -> Lease | None:
+    """The lease as stored, None if there is none; CorruptMetadataError if damaged."""
+    name = lease_name(store)
+    if not store.meta.exists(name):
+        return None
+    return Lease.decode(store.meta.read_small(name), f"esdm://{store.name} LEASE")
+
+
+def _holder(store: ContainerStore) -> Lease | None:
+    """The lease that counts for taking it: a damaged one is as good as expired."""
+    try:
+        return current(store)
+    except CorruptMetadataError:
+        return None
 
 
 def acquire(store: ContainerStore, token: str, seconds: float | None = None) -> Lease:
@@ -55,54 +86,109 @@ def acquire(store: ContainerStore, token: str, seconds: float | None = None) -> 
         pid=os.getpid(),
         job=os.environ.get("SLURM_JOB_ID"),
         token=token,
-        expires=time.time() + (seconds or _default_seconds()),
+        expires=time.time() + (seconds or default_seconds()),
     )
-    name = lease_name(store)
-    for _ in range(2):
-        if store.meta.create_exclusive(name, lease.encode()):
-            return lease
-        holder = current(store)
-        if holder is not None and holder.expires > time.time():
+    with store.locked():
+        holder = _holder(store)
+        if holder is not None and not holder.expired:
             raise LeaseHeldError(
                 f"esdm://{store.name} is open for writing by {holder.describe()}; "
                 f"one writer at a time (`esdm unlock esdm://{store.name}` breaks an "
                 "abandoned lease)"
             )
-        store.meta.delete(name)  # expired: its writer is gone
-    raise LeaseHeldError(f"esdm://{store.name}: another writer took the lease just now")
+        name = lease_name(store)
+        store.meta.delete(name)  # an expired or damaged one: its writer is gone
+        if not store.meta.create_exclusive(name, lease.encode()):
+            raise LeaseHeldError(f"esdm://{store.name}: another writer took the lease just now")
+    return lease
+
+
+def check(store: ContainerStore, lease: Lease) -> None:
+    """Raise LeaseLostError unless ``lease`` is still the stored one (call it under
+    ``store.locked()``: the answer holds for as long as the lock)."""
+    holder = _holder(store)
+    if holder is None or holder.token != lease.token:
+        taken = f"it is now held by {holder.describe()}" if holder else "it was broken"
+        raise LeaseLostError(
+            f"esdm://{store.name}: this writer ({lease.describe()}) lost its lease: {taken}; "
+            "nothing written since its last commit is committed"
+        )
 
 
 def renew(store: ContainerStore, lease: Lease, seconds: float | None = None) -> Lease:
-    """Extend the lease, once half of it has run out (every commit calls this)."""
-    seconds = seconds or _default_seconds()
-    if lease.expires - time.time() > seconds / 2:
-        return lease  # saves a synchronous metadata write on most commits
-    renewed = replace(lease, expires=time.time() + seconds)
-    store.meta.write_atomic(lease_name(store), renewed.encode())
+    """The lease extended by ``seconds`` from now; LeaseLostError if it is not ours."""
+    renewed = replace(lease, expires=time.time() + (seconds or default_seconds()))
+    with store.locked():
+        check(store, lease)
+        store.meta.write_atomic(lease_name(store), renewed.encode())
     return renewed
 
 
 def release(store: ContainerStore, lease: Lease) -> None:
-    holder = current(store)
-    if holder is not None and holder.token == lease.token:
-        store.meta.delete(lease_name(store))
+    with store.locked():
+        holder = _holder(store)
+        if holder is not None and holder.token == lease.token:
+            store.meta.delete(lease_name(store))
 
 
-def current(store: ContainerStore) -> Lease | None:
-    name = lease_name(store)
-    if not store.meta.exists(name):
-        return None
+def break_lease(store: ContainerStore, holder: Lease | None) -> bool:
+    """Remove the lease of ``holder`` (None: a damaged one) if it is still the stored
+    one (`esdm unlock`); its writer can no longer commit. Whether it was removed."""
+    with store.locked():
+        try:
+            found = current(store)
+        except CorruptMetadataError:
+            stored = holder is None
+        else:
+            stored = found is not None and holder is not None and found.token == holder.token
+        if stored:
+            store.meta.delete(lease_name(store))
+    return stored
+
+
+class LeaseKeeper:
+    """A lease held for as long as the process lives: a daemon thread renews it.
+
+    A renewal that fails for a storage error is tried again at the next turn;
+    one that finds the lease taken stops the keeper (the writer's next commit
+    then fails on `check`). The thread does nothing but metadata I/O, so it
+    makes no MPI calls and is safe beside any threading level.
+    """
+
+    def __init__(self, store: ContainerStore, lease: Lease, seconds: float | None = None):
+        self.store = store
+        self.lease = lease
+        self._seconds = seconds or default_seconds()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="esdm-lease", daemon=True)
+        self._thread.start()
+
+    @property
+    def token(self) -> str:
+        return self.lease.token
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._seconds / RENEWALS_PER_PERIOD):
+            try:
+                self.lease = renew(self.store, self.lease, self._seconds)
+            except LeaseLostError:
+                return
+            except (OSError, EsdmError):
+                continue
+
+    def release(self) -> None:
+        """Stop renewing and give the lease up (if it is still ours)."""
+        self._stop.set()
+        self._thread.join()
+        release(self.store, self.lease)
+
+
+def default_seconds() -> float:
+    text = os.environ.get("ESDM_LEASE_SECONDS") or str(DEFAULT_SECONDS)
     try:
-        return Lease.decode(store.meta.read_small(name))
-    except (ValueError, TypeError, OSError):
-        return None  # half-written by a writer that died: as good as expired
-
-
-def break_lease(store: ContainerStore) -> Lease | None:
-    holder = current(store)
-    store.meta.delete(lease_name(store))
-    return holder
-
-
-def _default_seconds() -> float:
-    return float(os.environ.get("ESDM_LEASE_SECONDS", DEFAULT_SECONDS))
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < 1e9:
+        raise ValueError(f"$ESDM_LEASE_SECONDS must be a positive number of seconds, not {text!r}")
+    return seconds

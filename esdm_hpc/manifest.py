@@ -12,6 +12,12 @@ PACK_EPOCHS epochs a commit also writes a pack: the fragment records of the
 epochs since the previous pack, in one object. Each manifest lists every pack
 before it with its checksum, so a reader reads HEAD's manifest, the manifests
 after its last pack and the packs; older manifests stay for time travel.
+
+A pack also records the parent checksum of each epoch it holds, so time
+travel to epoch k need not walk the chain from HEAD down to k: the pack
+holding epoch k+1 (verified by its entry in HEAD's manifest) verifies
+manifest k, which verifies the rest of what a reader of k reads. Packs
+written before they recorded them are still read, by the walk.
 """
 
 from __future__ import annotations
@@ -84,9 +90,27 @@ def pack_name(first: int, last: int) -> str:
     return f"packs/e{first:09d}-e{last:09d}.json"
 
 
+@dataclass(frozen=True, slots=True)
+class PackContents:
+    """A pack as decoded: the fragment records of its epochs and the parent
+    checksum of each (None: a pack written before packs recorded them)."""
+
+    pack: Pack
+    fragments: list[dict[str, Any]]
+    parent_checksums: list[int | None] | None
+
+    def manifest_checksum(self, epoch: int) -> int | None:
+        """The checksum of manifest ``epoch``, as its child in this pack records it
+        (None: the pack does not hold its child, or records no checksums)."""
+        if self.parent_checksums is None or not self.pack.first <= epoch + 1 <= self.pack.last:
+            return None
+        return self.parent_checksums[epoch + 1 - self.pack.first]
+
+
 def encode_pack(manifests: Sequence[Manifest]) -> bytes:
     """The pack of the (consecutive) ``manifests``' fragment records."""
     record = {"format": PACK_FORMAT, "first": manifests[0].epoch, "last": manifests[-1].epoch,
+              "parent_checksums": [m.parent_checksum for m in manifests],
               "fragments": [r for m in manifests for r in m.records]}  # fmt: skip
     return _dumps(record).encode()
 
@@ -99,8 +123,8 @@ def verify_pack(data: bytes, pack: Pack, where: str) -> None:
         )
 
 
-def decode_pack(data: bytes, pack: Pack, where: str) -> list[dict[str, Any]]:
-    """The fragment records of ``pack``, checked against its entry in a manifest."""
+def decode_pack(data: bytes, pack: Pack, where: str) -> PackContents:
+    """``pack``'s contents, checked against its entry in a manifest."""
     verify_pack(data, pack, where)
     record = _load_json(data, where)
     if record.get("format") != PACK_FORMAT or (record.get("first"), record.get("last")) != (
@@ -108,7 +132,25 @@ def decode_pack(data: bytes, pack: Pack, where: str) -> list[dict[str, Any]]:
         pack.last,
     ):
         raise CorruptMetadataError(f"{where}: not the ESDM pack of epochs {pack.first}-{pack.last}")
-    return record["fragments"]
+    fragments, parents = record.get("fragments"), record.get("parent_checksums")
+    if not isinstance(fragments, list):
+        raise CorruptMetadataError(f"{where}: malformed pack (no list of fragments)")
+    if parents is not None and not _are_parent_checksums(parents, pack):
+        raise CorruptMetadataError(f"{where}: malformed pack (parent_checksums)")
+    return PackContents(pack, fragments, parents)
+
+
+def _are_parent_checksums(parents: Any, pack: Pack) -> bool:
+    """One checksum per epoch of ``pack``; epoch 0 alone has no parent."""
+    epochs = range(pack.first, pack.last + 1)
+    return (
+        isinstance(parents, list)
+        and len(parents) == len(epochs)
+        and all(
+            p is None if epoch == 0 else type(p) is int
+            for epoch, p in zip(epochs, parents, strict=True)
+        )
+    )
 
 
 @dataclass(slots=True)
@@ -127,6 +169,15 @@ class Manifest:
     def packed(self) -> int:
         """The last epoch whose records are in a pack (0: none are)."""
         return self.packs[-1].last if self.packs else 0
+
+    @property
+    def first_unpacked(self) -> int:
+        """The oldest epoch whose manifest a reader of this epoch reads (the rest are packed)."""
+        return self.packed + 1 if self.packs else 0
+
+    def pack_holding(self, epoch: int) -> Pack | None:
+        """The pack this manifest lists that holds epoch ``epoch``, if one does."""
+        return next((p for p in self.packs if p.first <= epoch <= p.last), None)
 
     @property
     def fragments(self) -> list[Fragment]:
@@ -161,15 +212,26 @@ class Manifest:
         record = _load_json(data, where)
         if record.get("format") != MANIFEST_FORMAT:
             raise CorruptMetadataError(f"{where}: not an ESDM manifest")
-        return cls(
-            epoch=record["epoch"],
-            parent_checksum=record["parent_checksum"],
-            created=record["created"],
-            writer=record["writer"],
-            namespace=record["namespace"],
-            records=record["fragments"],
-            packs=[Pack.from_json(p, where) for p in record.get("packs", [])],
-        )
+        try:
+            manifest = cls(
+                epoch=record["epoch"],
+                parent_checksum=record["parent_checksum"],
+                created=record["created"],
+                writer=record["writer"],
+                namespace=record["namespace"],
+                records=record["fragments"],
+                packs=[Pack.from_json(p, where) for p in record.get("packs", [])],
+            )
+        except (KeyError, TypeError) as error:  # no writer writes this
+            raise CorruptMetadataError(f"{where}: malformed manifest ({error!r})") from None
+        # the chain is verified through parent_checksum: epoch 0 alone may have none
+        parent = manifest.parent_checksum
+        if type(manifest.epoch) is not int or (
+            type(parent) is not int if manifest.epoch else parent is not None
+        ):
+            fields = f"epoch {manifest.epoch!r}, parent_checksum {parent!r}"
+            raise CorruptMetadataError(f"{where}: malformed manifest ({fields})")
+        return manifest
 
 
 def decode_fragment(record: dict[str, Any], where: str) -> Fragment:

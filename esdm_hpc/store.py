@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from esdm_hpc.backends import Backend
-from esdm_hpc.errors import ContainerNotFoundError, CorruptMetadataError
+from esdm_hpc.errors import ContainerNotFoundError, CorruptMetadataError, PublishConflictError
 from esdm_hpc.faults import crash_point
 from esdm_hpc.kernels.checksum import checksum
 from esdm_hpc.manifest import (
     Head,
     Manifest,
     Pack,
+    PackContents,
     decode_pack,
     encode_pack,
     manifest_name,
     pack_name,
     verify_pack,
 )
+
+# The container's lock object (`ContainerStore.locked`), next to HEAD.
+LOCK = "LOCK"
+# Called under the lock before a publication writes anything; raises to refuse it.
+Guard = Callable[[], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +45,7 @@ class Stored:
         """The fragment records of the packs, and the manifests."""
         packed = []
         for pack, data in self.packs:
-            packed += decode_pack(data, pack, f"esdm://{self.name} {pack.name}")
+            packed += decode_pack(data, pack, f"esdm://{self.name} {pack.name}").fragments
         manifests = [_decode_manifest(self.name, e, c, data) for e, c, data in self.manifests]
         return packed, manifests
 
@@ -77,33 +85,61 @@ class ContainerStore:
             raise ContainerNotFoundError(f"esdm://{self.name}: no such container")
         return Head.decode(self.meta.read_small(self.prefix + "HEAD"), where)
 
-    def _walk(self, head: Head) -> Iterator[tuple[Manifest, int, bytes]]:
-        """The manifests from HEAD's down to epoch 0, each verified by its child (HEAD
-        for the first): with that checksum and the manifest's bytes. Reads one
-        manifest per step: a caller stops when it has what it needs."""
-        expected = head.checksum
-        for epoch in range(head.epoch, -1, -1):
-            data = self._metadata(manifest_name(epoch), "the epoch chain is broken")
-            manifest = _decode_manifest(self.name, epoch, expected, data)
+    def _walk(self, epoch: int, expected: int) -> Iterator[tuple[Manifest, int, bytes]]:
+        """The manifests from ``epoch``'s (verified by ``expected``) down to epoch 0,
+        each verified by its child: with that checksum and the manifest's bytes.
+        Reads one manifest per step: a caller stops when it has what it needs."""
+        for below in range(epoch, -1, -1):
+            manifest, data = self.read_manifest(below, expected)
             yield manifest, expected, data
             expected = manifest.parent_checksum
+
+    def read_manifest(self, epoch: int, expected_checksum: int | None) -> tuple[Manifest, bytes]:
+        """Manifest ``epoch`` and its bytes, verified by ``expected_checksum``; None
+        checks only that it is a manifest of that epoch (``esdm verify`` reads on
+        that way below a damaged manifest, to find more damage)."""
+        data = self._metadata(manifest_name(epoch), "the epoch chain is broken")
+        expected = checksum(data) if expected_checksum is None else expected_checksum
+        return _decode_manifest(self.name, epoch, expected, data), data
+
+    def read_pack(self, pack: Pack) -> PackContents:
+        """The pack a manifest lists as ``pack``, checked against that entry."""
+        data = self._metadata(pack.name, "a manifest lists it")
+        return decode_pack(data, pack, f"esdm://{self.name} {pack.name}")
 
     def _metadata(self, name: str, missing: str) -> bytes:
         if not self.meta.exists(self.prefix + name):
             raise CorruptMetadataError(f"esdm://{self.name} {name}: missing ({missing})")
         return self.meta.read_small(self.prefix + name)
 
+    def _walk_to(self, head: Head, epoch: int) -> Iterator[tuple[Manifest, int, bytes]]:
+        """The walk down the chain a load of ``epoch`` takes: from manifest ``epoch``
+        if the pack holding epoch+1 (verified by its entry in HEAD's manifest)
+        records its checksum, else from HEAD's (epoch+1 is not packed yet, or its
+        pack is older than packs recording checksums)."""
+        if epoch == head.epoch:
+            return self._walk(head.epoch, head.checksum)
+        newest, data = self.read_manifest(head.epoch, head.checksum)
+        pack = newest.pack_holding(epoch + 1)
+        known = None if pack is None else self.read_pack(pack).manifest_checksum(epoch)
+        if known is not None:
+            return self._walk(epoch, known)
+        assert newest.parent_checksum is not None  # epoch < head.epoch: HEAD's has a parent
+        below = self._walk(head.epoch - 1, newest.parent_checksum)
+        return itertools.chain([(newest, head.checksum, data)], below)
+
     def load(self, head: Head, epoch: int | None = None) -> Stored:
         """What a reader of ``epoch`` (default: HEAD's) needs, as stored: the packs its
         manifest lists and the manifests after them up to ``epoch``. The manifests
-        from HEAD down are verified each by its child, the packs by their entries."""
+        are verified each by its child, the packs by their entries, manifest
+        ``epoch`` by HEAD or by a pack HEAD's manifest verifies (``_walk_to``)."""
         epoch = head.epoch if epoch is None else epoch
         walked: list[tuple[int, int, bytes]] = []
         lowest, packs = 0, []
-        for manifest, verified_by, data in self._walk(head):
+        for manifest, verified_by, data in self._walk_to(head, epoch):
             if manifest.epoch == epoch:
                 packs = manifest.packs
-                lowest = manifest.packed + 1 if packs else 0
+                lowest = manifest.first_unpacked
             if manifest.epoch <= epoch:
                 walked.append((manifest.epoch, verified_by, data))
             if manifest.epoch <= lowest:
@@ -118,7 +154,8 @@ class ContainerStore:
         return stored
 
     def write_pack(self, manifests: list[Manifest]) -> Pack:
-        """Pack the records of the consecutive ``manifests`` into one object."""
+        """Pack the records and parent checksums of the consecutive ``manifests``
+        into one object."""
         data = encode_pack(manifests)
         pack = Pack(pack_name(manifests[0].epoch, manifests[-1].epoch), manifests[0].epoch,
                     manifests[-1].epoch, checksum(data))  # fmt: skip
@@ -137,7 +174,7 @@ class ContainerStore:
         """
         manifests: list[Manifest] = []
         if head.epoch > since:
-            for manifest, _, _ in self._walk(head):
+            for manifest, _, _ in self._walk(head.epoch, head.checksum):
                 manifests.append(manifest)
                 if manifest.epoch == since + 1:
                     break
@@ -149,26 +186,42 @@ class ContainerStore:
         manifests.reverse()
         return manifests
 
-    def publish(self, manifest: Manifest, parent: Head | None = None) -> Head:
-        return self.publish_encoded(manifest.epoch, manifest.encode(), parent)
+    def locked(self) -> AbstractContextManager[None]:
+        """The container's lock: publishing HEAD and changing the lease happen under it."""
+        return self.meta.locked(self.prefix + LOCK)
 
-    def publish_encoded(self, epoch: int, data: bytes, parent: Head | None = None) -> Head:
+    def publish(
+        self, manifest: Manifest, parent: Head | None = None, guard: Guard | None = None
+    ) -> Head:
+        return self.publish_encoded(manifest.epoch, manifest.encode(), parent, guard)
+
+    def publish_encoded(
+        self, epoch: int, data: bytes, parent: Head | None = None, guard: Guard | None = None
+    ) -> Head:
         """Write the manifest, then point HEAD at it: the atomic step of a commit.
 
-        ``parent`` is the HEAD the writer built on; if HEAD has moved since (a
-        lease broken by force while this writer lived), nothing is written.
+        Under the container's lock, so publishing epoch n is exclusive: ``guard``
+        (the writer's lease check) runs first and raises to refuse; then HEAD
+        must still be ``parent``, the HEAD the writer built on (None: there is
+        none yet), or nothing is written.
         """
-        if parent is not None and self.head() != parent:
-            raise CorruptMetadataError(
-                f"esdm://{self.name}: HEAD moved to epoch {self.head().epoch} under this writer "
-                f"(built on epoch {parent.epoch}); was its lease broken? Nothing was committed"
-            )
-        name = manifest_name(epoch)
-        self.meta.write_atomic(self.prefix + name, data)
-        crash_point("publish.manifest-written")
-        head = Head(epoch, name, checksum(data))
-        self.meta.write_atomic(self.prefix + "HEAD", head.encode())
-        crash_point("publish.head-renamed")
+        with self.locked():
+            if guard is not None:
+                guard()
+            found = self.head() if self.exists() else None
+            if found != parent:
+                now = "no HEAD" if found is None else f"HEAD at epoch {found.epoch}"
+                built = "a new container" if parent is None else f"epoch {parent.epoch}"
+                raise PublishConflictError(
+                    f"esdm://{self.name}: another writer published first ({now}; this "
+                    f"writer built on {built}); nothing was committed"
+                )
+            name = manifest_name(epoch)
+            self.meta.write_atomic(self.prefix + name, data)
+            crash_point("publish.manifest-written")
+            head = Head(epoch, name, checksum(data))
+            self.meta.write_atomic(self.prefix + "HEAD", head.encode())
+            crash_point("publish.head-renamed")
         return head
 
     # --- data logs ------------------------------------------------------------

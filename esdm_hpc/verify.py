@@ -1,4 +1,5 @@
-"""Scrubbing: read every committed fragment replica and check every block (DESIGN 7)."""
+"""Scrubbing: check every manifest and pack, then read every committed fragment
+replica and check every block (DESIGN 7)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from esdm_hpc.backends import BackendError
+from esdm_hpc.chaincheck import MetadataDamage, check_chain
 from esdm_hpc.fragment import Fragment, Replica
-from esdm_hpc.history import History
 from esdm_hpc.kernels.checksum import block_checksums
 from esdm_hpc.reader import block_region
 from esdm_hpc.selection import Hyperslab
@@ -36,21 +37,28 @@ class Damage:
 
 @dataclass(slots=True)
 class VerifyReport:
+    manifests: int = 0
+    packs: int = 0
     fragments: int = 0
     replicas: int = 0
     bytes_checked: int = 0
-    damage: list[Damage] = field(default_factory=list)
+    damage: list[MetadataDamage | Damage] = field(default_factory=list)
 
 
 def verify(
     store: ContainerStore, progress: Callable[[int, int], None] | None = None
 ) -> VerifyReport:
-    history = History.load(store)
-    namespace = history.namespace
-    fragments = history.fragments()
-    report = VerifyReport()
-    for done, fragment in enumerate(fragments, 1):
-        meta = namespace.datasets.get(fragment.dataset)
+    """``progress(done, total)`` counts the manifests and packs (all checked by its
+    first call) and the fragments."""
+    chain = check_chain(store)
+    report = VerifyReport(chain.manifests, chain.packs, damage=list(chain.damage))
+    datasets = chain.namespace.datasets if chain.namespace else {}
+    checked = chain.manifests + chain.packs
+    total = checked + len(chain.fragments)
+    if progress:
+        progress(checked, total)
+    for done, fragment in enumerate(chain.fragments, checked + 1):
+        meta = datasets.get(fragment.dataset)
         itemsize = meta.dtype.itemsize if meta else 1
         report.fragments += 1
         for replica in fragment.replicas:
@@ -60,7 +68,7 @@ def verify(
             if problem:
                 report.damage.append(problem)
         if progress:
-            progress(done, len(fragments))
+            progress(done, total)
     return report
 
 

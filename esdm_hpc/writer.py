@@ -1,13 +1,16 @@
 """One rank's writes in the open epoch: data appended to logs, fragment records kept.
 
 Nothing written here is visible to anyone (the writer included) until a
-commit publishes the records in a manifest.
+commit publishes the records in a manifest. A write that fails (a full disk)
+fails the epoch: `sync`, the commit's first step, raises it again, so the
+commit is refused on every rank rather than publishing the epoch without it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -16,6 +19,7 @@ from esdm_hpc import strings
 from esdm_hpc.backends import Backend, LogWriter
 from esdm_hpc.backends.base import byte_view
 from esdm_hpc.config import SiteConfig
+from esdm_hpc.errors import EpochWriteError
 from esdm_hpc.faults import crash_point
 from esdm_hpc.fragment import Fragment, Replica, encode_digests
 from esdm_hpc.kernels import checksum, hilbert
@@ -77,17 +81,34 @@ class EpochWriter:
         self._max_fragment_bytes = min(b.limits.max_fragment_bytes for b in config.backends)
         self._run: _Run | None = None
         self._lock = threading.Lock()  # synchronous writes and write_async's thread
+        self._failed: BaseException | None = None  # the first failed write: the epoch is lost
 
     @property
     def fragments(self) -> list[Fragment]:
         """The records of everything written so far in this epoch."""
-        with self._lock:
+        with self._lock, self._failing():
             self._store_run()
             return self._fragments
 
+    @property
+    def pending(self) -> bool:
+        """Whether anything was written (or failed to be) in this epoch."""
+        with self._lock:
+            return bool(self._fragments) or self._run is not None or self._failed is not None
+
+    @contextmanager
+    def _failing(self) -> Iterator[None]:
+        """Remember the first error of a write (the caller holds the lock)."""
+        try:
+            yield
+        except BaseException as error:
+            if self._failed is None:
+                self._failed = error
+            raise
+
     def write(self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray) -> None:
         """Store ``data`` (already of the dataset's dtype and shape) at ``offset``."""
-        with self._lock:
+        with self._lock, self._failing():
             run = self._run
             if run is not None and self._joins(run, meta, offset, data):
                 run.data += byte_view(np.ascontiguousarray(data))
@@ -168,7 +189,7 @@ class EpochWriter:
     def share(self, meta: DatasetMeta, fragments: Iterable[Fragment]) -> None:
         """Record ``fragments`` (another dataset's, oldest first) as written to the
         dataset ``meta`` in this epoch: their bytes are shared, not copied (H5Ocopy)."""
-        with self._lock:
+        with self._lock, self._failing():
             self._store_run()
         for fragment in fragments:
             seq = len(self._fragments)
@@ -185,7 +206,7 @@ class EpochWriter:
 
     def rename(self, old: str, new: str) -> None:
         """Follow a change of identities (`Namespace.rename`) in what this epoch wrote."""
-        with self._lock:
+        with self._lock, self._failing():
             self._store_run()
             self._fragments = [
                 replace(f, dataset=renamed(f.dataset, old, new)) for f in self._fragments
@@ -205,16 +226,32 @@ class EpochWriter:
         return Replica(backend_id, log.name, start, payload.nbytes)
 
     def sync(self) -> None:
-        """Make every byte written so far durable: the first step of a commit."""
+        """Make every byte written so far durable: the first step of a commit.
+
+        Raises the error of a write that failed in this epoch, if one did."""
         with self._lock:
-            self._store_run()
+            if self._failed is not None:
+                raise EpochWriteError(
+                    f"esdm://{self.store.name} epoch {self.epoch}: a write of rank {self.rank} "
+                    f"failed ({self._failed}); the epoch is discarded"
+                ) from self._failed
+            with self._failing():
+                self._store_run()
         for log in self._logs.values():
             log.sync()
         crash_point("write.synced")
 
     def close(self) -> None:
+        """Release the logs of a committed epoch (they are durable already)."""
         for log in self._logs.values():
             log.close()
+        self._logs.clear()
+
+    def discard(self) -> None:
+        """Give up the open epoch: its logs are released unsynced, orphans for gc."""
+        self._run = None
+        for log in self._logs.values():
+            log.discard()
         self._logs.clear()
 
 

@@ -23,7 +23,7 @@ import pytest
 
 import esdm_hpc
 from esdm_hpc import cli
-from esdm_hpc.lease import Lease
+from esdm_hpc.lease import Lease, lease_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -401,7 +401,8 @@ def test_verify_a_clean_container(esdm, run1: str) -> None:
     result = esdm("verify", "--quiet", run1)
     assert result.code == 0
     assert result.out.splitlines() == [
-        f"esdm://run1: 3 fragments, 3 replicas, {BYTES_EPOCH2} B checked, 0 damaged"
+        f"esdm://run1: 3 manifests, 0 packs, 3 fragments, 3 replicas, {BYTES_EPOCH2} B checked, "
+        "0 damaged"
     ]
 
 
@@ -417,6 +418,38 @@ def test_verify_reports_a_flipped_byte_and_where_it_is(esdm, run1: str, tmp_path
     assert "block(s) [1]" in damage
     assert f"disk:containers/run1/data/e000000001/{log.name}" in damage
     assert summary.endswith(", 1 damaged")
+
+
+def test_verify_reports_a_missing_manifest_and_checks_on(esdm, run1: str, tmp_path: Path) -> None:
+    manifests = tmp_path / "disk/containers/run1/manifests"
+    (manifests / "e000000001.json").unlink()
+    result = esdm("verify", "--quiet", run1)
+    assert result.code == 1
+    assert result.out.splitlines() == [
+        # without packs every epoch's reader reads the whole chain
+        "manifests/e000000001.json: missing (the epoch chain is broken); epochs 0-2 cannot be "
+        "opened (disk:containers/run1/manifests/e000000001.json)",
+        # epoch 2's fragment is still checked: HEAD verifies its manifest
+        "esdm://run1: 3 manifests, 0 packs, 1 fragments, 1 replicas, 16 B checked, 1 damaged",
+    ]
+    (manifests / "e000000002.json").write_text("{}")  # HEAD's manifest: nothing is verified
+    result = esdm("verify", "--quiet", run1)
+    assert result.code == 1
+    assert result.out.splitlines() == [
+        "manifests/e000000002.json: checksum mismatch (truncated or modified after commit); "
+        "epochs 0-2 cannot be opened (disk:containers/run1/manifests/e000000002.json)",
+        # which other epochs need manifest 1 only manifest 2 could say
+        "manifests/e000000001.json: missing (the epoch chain is broken); epoch 1 cannot be "
+        "opened (disk:containers/run1/manifests/e000000001.json)",
+        "esdm://run1: 3 manifests, 0 packs, 0 fragments, 0 replicas, 0 B checked, 2 damaged",
+    ]
+
+
+def test_verify_of_a_damaged_head_is_an_error(esdm, run1: str, tmp_path: Path) -> None:
+    (tmp_path / "disk/containers/run1/HEAD").write_text("garbage")
+    result = esdm("verify", "--quiet", run1)
+    assert result.code == 3  # nothing can be verified without HEAD
+    assert "esdm://run1 HEAD: unreadable" in result.err
 
 
 def test_dump_of_damaged_data_fails_rather_than_printing_it(
@@ -531,19 +564,14 @@ def test_unlock_leaves_a_live_writer_alone_unless_forced(
         writer._abort()
 
 
-def test_unlock_breaks_an_expired_lease_without_force(
-    esdm, site: dict, run1: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("ESDM_LEASE_SECONDS", "-1")  # expired as soon as taken
-    writer = esdm_hpc.open("esdm://run1", "a", config=site)
-    monkeypatch.delenv("ESDM_LEASE_SECONDS")
-    try:
-        result = esdm("unlock", run1)
-        assert result.code == 0
-        assert result.out.startswith("esdm://run1: broke the lease of ")
-        assert esdm("unlock", run1).out == "esdm://run1 is not locked\n"
-    finally:
-        writer._abort()
+def test_unlock_breaks_an_expired_lease_without_force(esdm, site: dict, run1: str) -> None:
+    store = esdm_hpc.open("esdm://run1", config=site)._store
+    gone = Lease("someone", "elsewhere", 1, None, "token", expires=time.time() - 1)
+    store.meta.write_atomic(lease_name(store), gone.encode())  # its writer went away
+    result = esdm("unlock", run1)
+    assert result.code == 0
+    assert result.out.startswith("esdm://run1: broke the lease of someone@elsewhere")
+    assert esdm("unlock", run1).out == "esdm://run1 is not locked\n"
 
 
 def test_unlock_breaks_the_lease_of_a_dead_process_on_this_host(

@@ -1,17 +1,25 @@
+import dataclasses
 import json
 import os
 import pickle
 import re
+import time
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import esdm_hpc
+from esdm_hpc.backends import open_backend
 from esdm_hpc.config import (
     ConfigError,
     GiB,
     KiB,
     Limits,
     MiB,
+    Options,
     SiteConfig,
     Weights,
     load_config,
@@ -38,8 +46,10 @@ SITE = {
         },
         {
             "id": "bb",
-            "type": "burstbuffer",
+            "type": "posix",
             "target": "/dev/shm/esdm",
+            "tier": "bb",
+            "accessibility": "node-local",
             "drain_to": "scratch",
             "performance": {"write_bandwidth": 5e9},
         },
@@ -73,8 +83,10 @@ capacity = "2 PiB"
 
 [[backends]]
 id = "bb"
-type = "burstbuffer"
+type = "posix"
 target = "/dev/shm/esdm"
+tier = "bb"
+accessibility = "node-local"
 drain_to = "scratch"
 performance = { write_bandwidth = 5e9 }
 """
@@ -87,6 +99,9 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("ESDM_CONFIG", "ESDM_ROOT"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
+
+
+NODE_LOCAL = {"id": "bb", "type": "posix", "target": "/x", "accessibility": "node-local"}
 
 
 def with_backend(**changes: object) -> dict:
@@ -190,14 +205,15 @@ def test_type_decides_defaults() -> None:
         {
             "backends": [
                 {"id": "m", "type": "memory", "target": "pool"},
-                {"id": "o", "type": "s3", "target": "runs/", "options": {"bucket": "b"}},
+                {"id": "p", "type": "posix", "target": "/p", "accessibility": "node-local"},
             ]
         }
     )
     assert config.backend("m").tier == "memory"
     assert config.backend("m").target == "pool"  # a store name, not a path
-    assert config.backend("o").tier == "object"
-    # No posix backend: metadata goes to the first global one.
+    assert config.backend("m").performance.latency_s == 1e-6
+    assert config.backend("p").tier == "pfs"
+    # No global posix backend: metadata goes to the first global one.
     assert config.metadata_backend == "m"
 
 
@@ -223,6 +239,176 @@ def test_documented_examples_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         configs.append(load_config(f"example{i}.{kind}"))
     assert configs[0].backends == configs[1].backends
     assert configs[0].backend("scratch").target == str(tmp_path / "scratch/esdm")
+    assert [b.type for b in configs[0].backends] == ["posix", "posix"]
+
+
+def test_documented_messages_are_the_ones_given() -> None:
+    doc = (Path(__file__).parents[1] / "docs/configuration.md").read_text()
+    s3 = {"id": "o", "type": "s3", "target": "p/", "options": {"bucket": "b"}}
+    fast = {"id": "b", "type": "posix", "target": "/b"}
+    for config in (
+        {"backends": [with_backend()["backends"][0], s3]},
+        {"block_size": 2**64 + 1},
+        {
+            "backends": [
+                with_backend()["backends"][0],
+                {**fast, "performance": {"write_bandwidth": -3}},
+            ]
+        },
+        {
+            "backends": [
+                with_backend()["backends"][0],
+                {**fast, "performance": {"write_bandwidth": "1e400 B/s"}},
+            ]
+        },
+    ):
+        with pytest.raises(ConfigError) as error:
+            load_config(config)
+        assert str(error.value).removeprefix("<dict>: ") in doc
+
+
+# --- ranges (issue 11, defect 10) ---------------------------------------------------------
+
+
+def bandwidth(value: object) -> dict:
+    return with_backend(performance={"read_bandwidth": value})
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (bandwidth("1e400 B/s"), r"performance.read_bandwidth: must be at most 1 EB/s"),
+        (bandwidth(1e300), "read_bandwidth: must be at most 1 EB/s, got 1e\\+300"),
+        (bandwidth(10**400), "read_bandwidth: must be at most 1 EB/s, got an integer of more"),
+        (bandwidth(float("inf")), "read_bandwidth: must be at most 1 EB/s, got Infinity"),
+        (bandwidth(float("nan")), "read_bandwidth: must be a positive number .*got NaN"),
+        (bandwidth("1e-400 B/s"), "read_bandwidth: must be a positive number"),
+        (bandwidth(0.5), "read_bandwidth: must be at least 1 B/s, got 0.5"),
+        ({"block_size": 2**64 + 1}, "block_size: must be at most 1 GiB .*got 18446744073709551617"),
+        ({"block_size": "2 GiB"}, r"block_size: must be at most 1 GiB \(reads read and verify"),
+        ({"block_size": "1e10000000 B"}, 'block_size: must be at most 1 GiB .*got "1e10000000 B"'),
+        ({"block_size": "1e100000000 B"}, "block_size: must be at most 1 GiB"),
+        ({"block_size": "1" * 101 + " B"}, "block_size: must be a positive size"),
+        (
+            with_backend(performance={"capacity": "9300 PB"}),
+            r"performance.capacity: must be at most 2\*\*63-1 bytes, got \"9300 PB\"",
+        ),
+        (
+            with_backend(limits={"max_fragment_bytes": 2**63}),
+            "limits.max_fragment_bytes: must be at most 2\\*\\*63-1 bytes",
+        ),
+        (
+            with_backend(performance={"latency_s": "2 h"}),
+            'performance.latency_s: must be a non-negative duration .*got "2 h"',
+        ),
+        (
+            with_backend(performance={"latency_s": 3601}),
+            "performance.latency_s: must be at most 1 hour, got 3601",
+        ),
+        (
+            with_backend(performance={"latency_s": "1e999 s"}),
+            "performance.latency_s: must be at most 1 hour",
+        ),
+        (with_backend(limits={"threads": 1025}), "limits.threads: must be at most 1024, got 1025"),
+        ({"replicas": 10**100}, "replicas: must be at most 64, got an integer of more than 40"),
+        (
+            with_backend(options={"stripe_count": 2001}),
+            r"options.stripe_count: must be at most 2000 \(Lustre's limit\), got 2001",
+        ),
+        (
+            with_backend(options={"stripe_size": 4 * GiB}),
+            r"options.stripe_size: must be at most 4 GiB - 64 KiB",
+        ),
+        ({"weights": {"time": 10**400}}, "weights.time: must be at most 1e6"),
+        ({"weights": {"time": float("nan")}}, "weights.time: must be a non-negative number"),
+        (with_backend(target="/data/\0"), "target: must not contain a NUL character"),
+        ({"x" * 10**6: 1}, '^<dict>: "x{60}\\.\\.\\.": unknown key'),
+    ],
+)
+def test_out_of_range_numbers_are_refused_at_once(config: dict, message: str) -> None:
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=message) as error:
+        load_config(config)
+    assert time.perf_counter() - start < 0.05  # "1e100000000 B" took over a minute
+    assert str(error.value).startswith("<dict>: ")
+
+
+def test_a_block_size_beyond_64_bits_is_refused_before_any_commit(tmp_path: Path) -> None:
+    config = {"backends": [{"id": "d", "type": "posix", "target": str(tmp_path)}]}
+    with pytest.raises(ConfigError, match="block_size: must be at most 1 GiB"):
+        esdm_hpc.open("esdm://x", "w", config={**config, "block_size": 2**64 + 1})
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("big.json", '{"replicas": ' + "9" * 5000 + "}", "replicas: must be at most 64, got an"),
+        ("neg.json", '{"replicas": -' + "9" * 50 + "}", "replicas: must be a positive integer"),
+        ("deep.json", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("big.toml", "replicas = " + "9" * 5000, "invalid TOML: Exceeds the limit"),
+        ("deep.toml", "a = " + "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ],
+)
+def test_files_with_huge_numbers_or_nesting(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    (tmp_path / name).write_text(text)
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=f"^{re.escape(name)}: {message}"):
+        load_config(name)
+    assert time.perf_counter() - start < 0.5
+
+
+@given(
+    number=st.integers(min_value=0, max_value=2**70),
+    unit=st.sampled_from(["B", "KiB", "MB", "PiB"]),
+    exponent=st.integers(min_value=-3, max_value=30),
+)
+@settings(max_examples=200, deadline=None)
+def test_sizes_parse_exactly_up_to_63_bits(number: int, unit: str, exponent: int) -> None:
+    exact = (
+        Fraction(number)
+        * Fraction(10) ** exponent
+        * {"B": 1, "KiB": KiB, "MB": 10**6, "PiB": 2**50}[unit]
+    )
+    text = f"{number}e{exponent} {unit}"
+    if exact.denominator == 1 and exact <= 2**63 - 1:
+        assert parse_size(text) == exact
+    else:
+        with pytest.raises(ValueError):
+            parse_size(text)
+
+
+# --- backend types not available yet (issue 11, defect 11) --------------------------------
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        {"id": "bb", "type": "burstbuffer", "target": "/dev/shm/esdm", "drain_to": "a"},
+        {"id": "o", "type": "s3", "target": "runs/", "options": {"bucket": "b"}},
+    ],
+    ids=["burstbuffer", "s3"],
+)
+def test_backend_types_not_available_yet_are_refused(tmp_path: Path, backend: dict) -> None:
+    site = {"backends": [{"id": "a", "type": "posix", "target": str(tmp_path)}, backend]}
+    expected = (
+        f'<dict>: backends[1].type: "{backend["type"]}" is not available yet '
+        "(it arrives with the storage tiers); available: posix, memory"
+    )
+    with pytest.raises(ConfigError) as error:
+        load_config(site)
+    assert str(error.value) == expected
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        esdm_hpc.open("esdm://x", "w", config=site)  # was NotImplementedError
+
+
+def test_a_hand_made_backend_of_a_type_not_available_is_a_value_error(tmp_path: Path) -> None:
+    posix = load_config(with_backend(target=str(tmp_path))).backends[0]
+    for kind in ("s3", "burstbuffer"):
+        with pytest.raises(ValueError, match=f"unknown type '{kind}' .available: posix, memory"):
+            open_backend(dataclasses.replace(posix, type=kind))  # type: ignore[arg-type]
 
 
 # --- units -------------------------------------------------------------------------------
@@ -338,16 +524,10 @@ def test_error_names_file_key_path_and_value(tmp_path: Path) -> None:
         ),
         ({"metadata_backend": "nope"}, "metadata_backend: no backend 'nope'; configured: local"),
         (
-            {
-                "backends": [{"id": "bb", "type": "burstbuffer", "target": "/x"}],
-                "metadata_backend": "bb",
-            },
+            {"backends": [NODE_LOCAL], "metadata_backend": "bb"},
             "metadata_backend: backend 'bb' is node-local",
         ),
-        (
-            {"backends": [{"id": "bb", "type": "burstbuffer", "target": "/x"}]},
-            "metadata_backend: no global backend",
-        ),
+        ({"backends": [NODE_LOCAL]}, "metadata_backend: no global backend"),
         (with_backend(drain_to="tape"), r"backends\[0\].drain_to: no backend 'tape'"),
         (
             with_backend(drain_to="a"),
@@ -366,7 +546,7 @@ def test_error_names_file_key_path_and_value(tmp_path: Path) -> None:
             {
                 "backends": [
                     {"id": "a", "type": "posix", "target": "/a", "drain_to": "bb"},
-                    {"id": "bb", "type": "burstbuffer", "target": "/b"},
+                    NODE_LOCAL,
                 ]
             },
             r"backends\[0\].drain_to: backend 'bb' is node-local",
@@ -431,10 +611,11 @@ S3 = {
 
 
 def test_credentials_are_masked_in_repr() -> None:
-    config = load_config({"backends": [S3]})
-    options = config.backend("obj").options
+    # Built by hand: load_config refuses s3 backends until the tiers arrive.
+    options = Options(S3["options"])
     assert options["secret_access_key"] == "wJalrXUtnFEMI-very-secret"
-    for text in (repr(config), str(config), repr(options)):
+    backend = dataclasses.replace(load_config(with_backend()).backends[0], options=options)
+    for text in (repr(backend), str(backend), repr(options)):
         assert "wJalrXUtnFEMI" not in text
         assert "AKIAEXAMPLE" not in text
         assert "http://127.0.0.1:8333" in text

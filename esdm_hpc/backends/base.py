@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Self
 
@@ -27,6 +28,9 @@ Buffer = bytes | bytearray | memoryview | np.ndarray
 # wrong moment leaves them behind; `list` shows them so garbage collection can
 # reclaim them.
 TEMP_PREFIX = ".esdm-tmp-"
+# How long `Backend.locked` waits: holders keep a lock for one metadata write,
+# so a wait this long means a holder is stuck (a frozen process).
+LOCK_SECONDS = 60.0
 
 
 class BackendError(OSError):
@@ -117,6 +121,11 @@ class LogWriter(_ClosedOnExit, ABC):
     def close(self) -> None:
         """Sync and release the log; closing twice is harmless."""
 
+    @abstractmethod
+    def discard(self) -> None:
+        """Release the log without syncing it: its epoch will not be committed (the
+        log is an orphan for gc). Never raises; discarding twice is harmless."""
+
 
 class Backend(_ClosedOnExit, ABC):
     """One configured storage target (a directory, a memory store, a bucket)."""
@@ -202,6 +211,16 @@ class Backend(_ClosedOnExit, ABC):
         """Create the object with ``data`` unless it exists (then False).
 
         Readers see the object whole or not at all: it serves as a lock (leases).
+        """
+
+    @abstractmethod
+    def locked(self, name: str, timeout: float = LOCK_SECONDS) -> AbstractContextManager[None]:
+        """Hold the lock ``name`` exclusively for the ``with`` block.
+
+        What publishes HEAD or changes a lease does it under the container's
+        lock: read, compare, replace, with no other process in between. A lock
+        dies with the process that holds it, so a crash never leaves one behind.
+        Waits at most ``timeout`` seconds, then raises BackendError.
         """
 
     def close(self) -> None:  # a hook: backends holding sessions release them here

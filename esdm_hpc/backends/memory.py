@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from esdm_hpc.backends.base import (
+    LOCK_SECONDS,
     Backend,
     Buffer,
     LogWriter,
@@ -28,6 +30,7 @@ class _Store:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.objects: dict[str, bytearray | bytes] = {}
+        self.named_locks: dict[str, threading.Lock] = {}  # `MemoryBackend.locked`
 
 
 _stores: dict[str, _Store] = {}
@@ -123,6 +126,18 @@ class MemoryBackend(Backend):
             self._store.objects[name] = content
             return True
 
+    @contextmanager
+    def locked(self, name: str, timeout: float = LOCK_SECONDS) -> Iterator[None]:
+        check_name(name)
+        with self._store.lock:
+            lock = self._store.named_locks.setdefault(name, threading.Lock())
+        if not lock.acquire(timeout=timeout):
+            raise self.error(name, f"cannot lock: another thread has held it for {timeout:g} s")
+        try:
+            yield
+        finally:
+            lock.release()
+
 
 class MemoryLogWriter(LogWriter):
     def __init__(self, name: str, data: bytearray, lock: threading.Lock) -> None:
@@ -148,4 +163,7 @@ class MemoryLogWriter(LogWriter):
         """Nothing to do: memory is as durable as it gets."""
 
     def close(self) -> None:
+        self._closed = True
+
+    def discard(self) -> None:
         self._closed = True

@@ -9,6 +9,7 @@ On Lustre, log directories get the configured striping (``lfs setstripe``).
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import logging
 import os
 import shutil
@@ -16,12 +17,14 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
 from esdm_hpc.backends.base import (
+    LOCK_SECONDS,
     TEMP_PREFIX,
     Backend,
     BackendError,
@@ -67,6 +70,11 @@ def setstripe_command(lfs: str, directory: str, options: Mapping[str, Any]) -> l
 
 
 # --- small helpers -----------------------------------------------------------------------
+
+# Explicit modes, so that a permissive umask (000 in some batch environments)
+# never makes stored data world-writable; a stricter umask still applies.
+FILE_MODE = 0o644
+DIRECTORY_MODE = 0o755
 
 
 # Large appends go out in pieces of this size, each handed to the kernel for
@@ -174,7 +182,17 @@ class PosixBackend(Backend):
     def __init__(self, config: BackendConfig) -> None:
         super().__init__(config)
         self.root = os.path.abspath(config.target)
-        os.makedirs(self.root, exist_ok=True)
+        if os.path.lexists(self.root) and not os.path.isdir(self.root):
+            raise BackendError(
+                f"backend {self.id!r}: target {self.root} exists and is not a directory"
+            )
+        try:
+            os.makedirs(self.root, mode=DIRECTORY_MODE, exist_ok=True)
+        except OSError as exc:
+            raise BackendError(
+                f"backend {self.id!r}: cannot create the target {self.root}: {exc.strerror or exc}"
+            ) from None
+        self._real_root = os.path.realpath(self.root)
         self._lfs = self._find_lfs()
 
     def _find_lfs(self) -> str | None:
@@ -186,6 +204,12 @@ class PosixBackend(Backend):
 
     def _path(self, name: str) -> str:
         return os.path.join(self.root, check_name(name))
+
+    def _inside(self, path: str) -> bool:
+        """Whether ``path`` (under the root) resolves to itself under the real root:
+        no symbolic link on the way leads out of the target (or back into it)."""
+        relative = os.path.relpath(path, self.root)
+        return os.path.realpath(path) == os.path.normpath(os.path.join(self._real_root, relative))
 
     # --- directories -------------------------------------------------------------------
 
@@ -204,7 +228,7 @@ class PosixBackend(Backend):
                 self._mkdir_striped(path, lfs)
             else:
                 with suppress(FileExistsError):  # another rank made it first
-                    os.mkdir(path)
+                    os.mkdir(path, DIRECTORY_MODE)
         return [os.path.dirname(path) for path in missing]
 
     def _mkdir_striped(self, directory: str, lfs: str) -> None:
@@ -214,7 +238,7 @@ class PosixBackend(Backend):
         so no rank can create a log in the directory before it is striped.
         """
         temp = os.path.join(os.path.dirname(directory), f"{TEMP_PREFIX}{uuid.uuid4().hex}")
-        os.mkdir(temp)
+        os.mkdir(temp, DIRECTORY_MODE)
         command = setstripe_command(lfs, temp, self.config.options)
         if command is not None:
             done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -235,7 +259,8 @@ class PosixBackend(Backend):
         with _os_errors(self, name, "create log"):
             changed = self._make_dirs(directory, lfs=self._lfs)
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+                fd = os.open(path, flags, FILE_MODE)
             except FileExistsError:
                 raise self.error(name, "cannot create log: it exists already") from None
         return PosixLogWriter(self, name, fd, unsynced_dirs=[directory, *changed])
@@ -361,6 +386,9 @@ class PosixBackend(Backend):
         check_prefix(prefix)
         head = prefix.rpartition("/")[0]
         top = os.path.join(self.root, head) if head else self.root
+        if not self._inside(top):  # a link out of the target: nothing of ours is there
+            return
+        # os.walk follows no links below top: their objects are not listed
         for directory, subdirs, files in os.walk(top):
             rel = os.path.relpath(directory, self.root)
             base = "" if rel == "." else rel + "/"
@@ -372,8 +400,42 @@ class PosixBackend(Backend):
 
     def delete(self, name: str) -> None:
         path = self._path(name)
+        if not self._inside(os.path.dirname(path)):
+            # e.g. a container directory that is a link elsewhere: never delete there
+            raise self.error(name, "cannot delete: a symbolic link on its path leads outside")
         with _os_errors(self, name, "delete"):
             _unlink_quietly(path)
+
+    @contextmanager
+    def locked(self, name: str, timeout: float = LOCK_SECONDS) -> Iterator[None]:
+        path = self._path(name)
+        with _os_errors(self, name, "lock"):
+            self._make_dirs(os.path.dirname(path))
+            # flock(2): held per open file, so two openers in one process exclude
+            # each other too; the kernel drops it when the holder dies
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        try:
+            self._flock(fd, name, timeout)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _flock(self, fd: int, name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pause = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise self.error(
+                        name, f"cannot lock: another process has held it for {timeout:g} s"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+            except OSError as exc:
+                raise self.error(name, f"cannot lock: {exc.strerror or exc}") from exc
 
     # --- small objects for metadata ----------------------------------------------------------
 
@@ -421,7 +483,7 @@ class PosixBackend(Backend):
     def _write_temp(self, directory: str, data: bytes) -> str:
         """A durable temporary file in ``directory`` holding ``data``."""
         temp = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
         try:
             _pwrite_all(fd, byte_view(data), 0)
             os.fsync(fd)
@@ -481,8 +543,18 @@ class PosixLogWriter(LogWriter):
             try:
                 self._sync()
             finally:
-                os.close(self._fd)
-                self._fd = None
+                self._release()
+
+    def discard(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                self._release()
+
+    def _release(self) -> None:
+        assert self._fd is not None
+        os.close(self._fd)
+        self._fd = None
+        self._buffer = bytearray()
 
     def _write_buffer(self) -> None:
         """Write the buffered appends. If that fails they stay buffered, so that

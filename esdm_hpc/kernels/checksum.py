@@ -12,6 +12,7 @@ from esdm_hpc.kernels import _checksum
 
 ALGORITHM: str = _checksum.ALGORITHM
 DEFAULT_BLOCK_SIZE = 1 << 20
+MAX_BLOCK_SIZE = 1 << 63  # what the kernel's size_t arithmetic takes on every platform
 
 
 def _as_bytes(buffer: object, name: str = "buffer") -> memoryview:
@@ -33,8 +34,8 @@ def block_checksums(buffer: object, block_size: int = DEFAULT_BLOCK_SIZE) -> np.
     """One uint64 digest per ``block_size`` bytes of ``buffer``; the last block may be short."""
     if isinstance(block_size, bool) or not isinstance(block_size, int | np.integer):
         raise ValueError(f"block_size must be an integer, not {type(block_size).__name__}")
-    if block_size <= 0:
-        raise ValueError(f"block_size must be positive, got {block_size}")
+    if not 0 < block_size < MAX_BLOCK_SIZE:
+        raise ValueError(f"block_size must be positive and below 2**63, got {block_size}")
     return _checksum.block_checksums(_as_bytes(buffer), int(block_size))
 
 

@@ -279,3 +279,75 @@ def test_an_empty_attribute_keeps_its_type_and_no_value(config: dict) -> None:
     with esdm_hpc.open("esdm://empty", config=config) as c:
         assert c.attrs["flag"] == esdm_hpc.Empty(np.int16)
         assert c.attrs["flag"].dtype == np.dtype("<i2")
+
+
+# --- index forms that are refused by name (issue 11, defect 9) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (False, "boolean indices are not supported"),
+        (True, "boolean indices are not supported"),
+        (np.False_, "boolean indices are not supported"),
+        (np.array(True), "boolean indices are not supported"),
+        ((0, np.True_), "boolean indices are not supported"),
+        (slice(False, 2), "boolean indices are not supported"),
+        (slice(np.True_, 2), "boolean indices are not supported"),
+        (None, r"new axes \(None, np.newaxis\) are not supported"),
+        ((np.newaxis, 0), r"new axes \(None, np.newaxis\) are not supported"),
+        ([0, 1], r"only integers, slices with step 1 and '...' .*not \[0, 1\] \(list\)"),
+        (np.array([0]), r"only integers, .*not array\(\[0\]\) \(ndarray\)"),
+        (np.array([True, False, True, False]), "boolean indices are not supported"),
+        (1.0, r"only integers, .*not 1.0 \(float\)"),
+        ("0", r"only integers, .*not '0' \(str\)"),
+        (slice(0.5, 2), r"only integers, .*not 0.5 \(float\)"),
+        (slice(0, 2, 0), "strided selections are not supported"),
+        (slice(None, None, -1), "strided selections are not supported"),
+        (10**100, "index an integer of 333 bits is out of bounds for axis 0 with size 4"),
+    ],
+    ids=repr,
+)
+def test_index_forms_not_supported_are_refused_by_name(
+    config: dict, key: object, message: str
+) -> None:
+    with esdm_hpc.open("esdm://keys", "w", config=config) as c:
+        x = c.create_dataset("x", shape=(4, 5), dtype="i4")
+        x[...] = 3
+        c.commit()
+        with pytest.raises(IndexError, match=f"^/x read: {message}"):
+            _ = x[key]
+        with pytest.raises(IndexError, match=f"^/x write: {message}"):
+            x[key] = -1
+        with pytest.raises(IndexError, match=f"^/x write: {message}"):
+            x.write_async(key, -1)
+    with esdm_hpc.open("esdm://keys", config=config) as c:
+        np.testing.assert_array_equal(c["x"][...], np.full((4, 5), 3))  # row 0 was not written
+
+
+def test_integer_scalars_of_numpy_select_as_integers(config: dict) -> None:
+    with esdm_hpc.open("esdm://numpy-keys", "w", config=config) as c:
+        x = c.create_dataset("x", shape=(4, 5), dtype="i4")
+        x[np.int64(1)] = 1
+        x[np.array(2), np.uint8(3)] = 2
+        x[np.int8(-1), slice(np.int16(1), np.int32(3), 1)] = 3
+        c.commit()
+        expected = np.zeros((4, 5), np.int32)
+        expected[1], expected[2, 3], expected[-1, 1:3] = 1, 2, 3
+        np.testing.assert_array_equal(x[...], expected)
+        np.testing.assert_array_equal(x[np.array(1)], expected[1])
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("esdm:///x", r"uri 'esdm:///x': no '/' may follow 'esdm://'"),
+        ("esdm://x/", r"uri 'esdm://x/': a container name does not end with '/'"),
+        ("esdm://a/b/", r"uri 'esdm://a/b/': a container name does not end with '/'"),
+        ("esdm://", "uri 'esdm://': a container name is one or more segments"),
+        ("esdm://a//b", "uri 'esdm://a//b': a container name is one or more segments"),
+    ],
+)
+def test_uris_with_a_slash_too_many_are_refused(config: dict, uri: str, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}"):
+        esdm_hpc.open(uri, "w", config=config)

@@ -40,7 +40,13 @@ def test_whole_buffer_digest_equals_single_block() -> None:
     assert checksum.ALGORITHM == "xxh3-64"
 
 
-@pytest.mark.parametrize("block_size", [0, -1, 1.5, True, "1"])
+@pytest.mark.parametrize("block_size", [1 << 40, (1 << 63) - 1])
+def test_a_block_larger_than_the_buffer_is_one_block(block_size: int) -> None:
+    data = b"earth system data"
+    assert checksum.block_checksums(data, block_size).tolist() == [checksum.checksum(data)]
+
+
+@pytest.mark.parametrize("block_size", [0, -1, 1.5, True, "1", 1 << 63, 1 << 64, (1 << 64) + 1])
 def test_bad_block_size(block_size: object) -> None:
     with pytest.raises(ValueError, match="block_size"):
         checksum.block_checksums(b"abc", block_size)  # type: ignore[arg-type]

@@ -10,7 +10,8 @@ from esdm_hpc.vol.names import Target, container_for_path, resolve
 
 def test_esdm_uris_name_containers_directly() -> None:
     assert resolve("esdm://run1") == Target("esdm://run1")
-    assert resolve("esdm://exp/run1/") == Target("esdm://exp/run1")
+    with pytest.raises(ValueError, match="does not end with '/'"):
+        resolve("esdm://exp/run1/")
 
 
 @pytest.mark.parametrize(
