@@ -167,7 +167,7 @@ def program(argv: list[str]) -> int:
 
 
 def environment(connector: str, directory: Path) -> dict[str, str]:
-    from esdm_hpc import vol_env
+    from esdm_hpc.vol import env as vol_env
     from tests.mpirun import mpi_env
 
     env = mpi_env()

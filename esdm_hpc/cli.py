@@ -24,18 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
-from esdm_hpc import lease as leases
-from esdm_hpc import vol_env
 from esdm_hpc.backends import open_backend
 from esdm_hpc.config import ConfigError, SiteConfig, load_config
+from esdm_hpc.epochs import lease as leases
+from esdm_hpc.epochs.history import History
+from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.errors import ContainerNotFoundError, CorruptMetadataError, EsdmError
 from esdm_hpc.gc import collect_garbage
-from esdm_hpc.history import History
 from esdm_hpc.selection import parse_region
-from esdm_hpc.store import ContainerStore
 from esdm_hpc.strings import is_string
 from esdm_hpc.uri import container_name
 from esdm_hpc.verify import verify
+from esdm_hpc.vol import env as vol_env
 
 EXIT_DAMAGE, EXIT_USAGE, EXIT_ERROR = 1, 2, 3
 
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except ConfigError as error:
         return _fail(args, error, EXIT_USAGE)
-    except (EsdmError, CorruptMetadataError, OSError, KeyError, IndexError) as error:
+    except (EsdmError, OSError, KeyError, IndexError) as error:
         return _fail(args, error, EXIT_ERROR)
     except ValueError as error:
         return _fail(args, error, EXIT_USAGE)

@@ -13,25 +13,24 @@ from typing import Any
 
 import numpy as np
 
-from esdm_hpc import lease as leases
 from esdm_hpc import strings
 from esdm_hpc.backends import Backend, open_backend
-from esdm_hpc.collective import agree, on_root
-from esdm_hpc.comm import Comm, as_comm
-from esdm_hpc.commit import commit
+from esdm_hpc.comm import Comm, agree, as_comm, on_root
 from esdm_hpc.config import SiteConfig, load_config
 from esdm_hpc.copying import CopyOptions, copy_object
 from esdm_hpc.empty import Empty
+from esdm_hpc.epochs import lease as leases
+from esdm_hpc.epochs.commit import commit
+from esdm_hpc.epochs.manifest import Head, Manifest
+from esdm_hpc.epochs.store import ContainerStore, Stored
+from esdm_hpc.epochs.writer import EpochWriter
 from esdm_hpc.errors import ContainerExistsError
 from esdm_hpc.fragmentview import FragmentView
 from esdm_hpc.group import Group
-from esdm_hpc.manifest import Head, Manifest
 from esdm_hpc.namespace import DatasetMeta, Link, Namespace, Shrink
 from esdm_hpc.reader import read_region
-from esdm_hpc.store import ContainerStore, Stored
 from esdm_hpc.strings import STRING, names_string
 from esdm_hpc.uri import container_name
-from esdm_hpc.writer import EpochWriter
 
 MODES = ("r", "w", "a")
 # serialisation: "C" (row-major) or "hilbert" fragments; statistics: keep

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from esdm_hpc.manifest import CorruptMetadataError
-
 
 class EsdmError(Exception):
     """Base of the middleware's own errors."""
@@ -40,6 +38,11 @@ class LeaseLostError(EsdmError, PermissionError):
 
 class PublishConflictError(EsdmError, RuntimeError):
     """HEAD moved under a writer: another one published the epoch it built."""
+
+
+class CorruptMetadataError(EsdmError, ValueError):
+    """HEAD, a manifest, a pack or a lease is unreadable: truncated, edited or of
+    another format."""
 
 
 class CorruptDataError(EsdmError, OSError):

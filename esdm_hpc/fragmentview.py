@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from esdm_hpc.epochs.manifest import decode_fragment
+from esdm_hpc.errors import CorruptMetadataError
 from esdm_hpc.fragment import Fragment, fragment_boxes
 from esdm_hpc.kernels.boxindex import BoxIndex, plan_cover
-from esdm_hpc.manifest import CorruptMetadataError, decode_fragment
 from esdm_hpc.namespace import Shrink
 
 

@@ -13,11 +13,11 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from esdm_hpc import lease as leases
 from esdm_hpc.backends import Backend
+from esdm_hpc.epochs import lease as leases
+from esdm_hpc.epochs.history import History
+from esdm_hpc.epochs.store import LOCK, ContainerStore
 from esdm_hpc.errors import ContainerNotFoundError
-from esdm_hpc.history import History
-from esdm_hpc.store import LOCK, ContainerStore
 
 # Kept even though no manifest names them: the lease and the lock are live state.
 _LIVE = ("LEASE", LOCK)

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from esdm_hpc.backends import BackendError
-from esdm_hpc.chaincheck import MetadataDamage, check_chain
+from esdm_hpc.epochs.chaincheck import MetadataDamage, check_chain
+from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.fragment import Fragment, Replica
 from esdm_hpc.kernels.checksum import block_checksums
 from esdm_hpc.reader import block_region
 from esdm_hpc.selection import Hyperslab
-from esdm_hpc.store import ContainerStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ import pytest
 
 import esdm_hpc
 from esdm_hpc import cli
-from esdm_hpc.lease import Lease, lease_name
+from esdm_hpc.epochs.lease import Lease, lease_name
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,9 +19,9 @@ import pytest
 
 import esdm_hpc
 from esdm_hpc import cli
+from esdm_hpc.epochs.history import History
+from esdm_hpc.epochs.store import LOCK
 from esdm_hpc.errors import LeaseHeldError
-from esdm_hpc.history import History
-from esdm_hpc.store import LOCK
 from tests.mpirun import ROOT, mpi_env
 from tests.programs import crash_writer
 

@@ -11,11 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import esdm_hpc
-from esdm_hpc import cli, commit
+from esdm_hpc import cli
+from esdm_hpc.epochs import commit
+from esdm_hpc.epochs.lease import Lease, lease_name
+from esdm_hpc.epochs.manifest import Manifest, Pack
 from esdm_hpc.errors import CorruptDataError, CorruptMetadataError, LeaseHeldError
 from esdm_hpc.kernels.checksum import checksum
-from esdm_hpc.lease import Lease, lease_name
-from esdm_hpc.manifest import Manifest, Pack
 from tests.core.conftest import site
 
 FIELD = np.arange(64 * 32, dtype=np.float64).reshape(64, 32)  # 256 B per row

@@ -21,10 +21,10 @@ import pytest
 
 import esdm_hpc
 from esdm_hpc import cli
-from esdm_hpc import lease as leases
+from esdm_hpc.epochs import lease as leases
+from esdm_hpc.epochs.manifest import Manifest
+from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.errors import LeaseHeldError, LeaseLostError, PublishConflictError
-from esdm_hpc.manifest import Manifest
-from esdm_hpc.store import ContainerStore
 
 LEASE_SECONDS = 0.4
 

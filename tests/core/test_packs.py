@@ -11,14 +11,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import esdm_hpc
-from esdm_hpc import cli, commit, store
+from esdm_hpc import cli
 from esdm_hpc.backends import open_backend
-from esdm_hpc.chaincheck import MetadataDamage
 from esdm_hpc.config import load_config
+from esdm_hpc.epochs import commit, store
+from esdm_hpc.epochs.chaincheck import MetadataDamage
+from esdm_hpc.epochs.manifest import PACK_FORMAT, Manifest, Pack, decode_pack, encode_pack
+from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.errors import CorruptMetadataError
 from esdm_hpc.kernels.checksum import checksum
-from esdm_hpc.manifest import PACK_FORMAT, Manifest, Pack, decode_pack, encode_pack
-from esdm_hpc.store import ContainerStore
 from esdm_hpc.verify import verify
 from tests.core.conftest import site
 

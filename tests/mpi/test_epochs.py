@@ -8,7 +8,7 @@ import pytest
 from mpi4py import MPI
 
 import esdm_hpc
-from esdm_hpc import commit
+from esdm_hpc.epochs import commit
 from esdm_hpc.errors import CollectiveMismatchError, OverlappingWritesError
 from esdm_hpc.kernels.decomposition import decompose
 

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 import esdm_hpc
-from esdm_hpc import commit
+from esdm_hpc.epochs import commit
 
 SHAPE = (48, 40)
 WRITES_PER_EPOCH = 4

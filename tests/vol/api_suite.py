@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from esdm_hpc import vol_env
+from esdm_hpc.vol import env as vol_env
 from tests.mpirun import MPI_ENV, ROOT
 
 PROGRAM = ROOT / ".deps" / "hdf5" / "bin" / "h5_api_test"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from esdm_hpc import vol_env
+from esdm_hpc.vol import env as vol_env
 from tests.mpirun import MPI_ENV, ROOT
 
 HDF5 = ROOT / ".deps" / "hdf5"

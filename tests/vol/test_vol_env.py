@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from esdm_hpc import vol_env
+from esdm_hpc.vol import env as vol_env
 
 
 def test_the_environment_names_the_connector_its_directory_and_python(

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from esdm_hpc.errors import CorruptMetadataError
 from esdm_hpc.fragment import Fragment
 from esdm_hpc.kernels.checksum import checksum
 
@@ -34,10 +35,6 @@ HEAD_FORMAT = "esdm-head/1"
 MANIFEST_FORMAT = "esdm-manifest/1"
 PACK_FORMAT = "esdm-pack/1"
 PACK_EPOCHS = 64  # a commit packs the epochs since the last pack once there are this many
-
-
-class CorruptMetadataError(ValueError):
-    """HEAD or a manifest is unreadable: truncated, edited or of another format."""
 
 
 @dataclass(frozen=True, slots=True)

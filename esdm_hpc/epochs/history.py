@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from esdm_hpc.epochs.manifest import Head, Manifest, decode_fragment, manifest_name
+from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.fragment import Fragment
-from esdm_hpc.manifest import Head, Manifest, decode_fragment, manifest_name
 from esdm_hpc.namespace import Namespace
-from esdm_hpc.store import ContainerStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,8 @@ import threading
 import time
 from dataclasses import asdict, dataclass, replace
 
+from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.errors import CorruptMetadataError, EsdmError, LeaseHeldError, LeaseLostError
-from esdm_hpc.store import ContainerStore
 
 DEFAULT_SECONDS = 3600.0
 # A keeper renews this many times per lease period: a renewal that fails (a

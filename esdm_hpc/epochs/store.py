@@ -9,10 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from esdm_hpc.backends import Backend
-from esdm_hpc.errors import ContainerNotFoundError, CorruptMetadataError, PublishConflictError
-from esdm_hpc.faults import crash_point
-from esdm_hpc.kernels.checksum import checksum
-from esdm_hpc.manifest import (
+from esdm_hpc.epochs.manifest import (
     Head,
     Manifest,
     Pack,
@@ -23,6 +20,9 @@ from esdm_hpc.manifest import (
     pack_name,
     verify_pack,
 )
+from esdm_hpc.errors import ContainerNotFoundError, CorruptMetadataError, PublishConflictError
+from esdm_hpc.faults import crash_point
+from esdm_hpc.kernels.checksum import checksum
 
 # The container's lock object (`ContainerStore.locked`), next to HEAD.
 LOCK = "LOCK"

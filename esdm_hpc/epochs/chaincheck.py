@@ -20,12 +20,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from esdm_hpc.backends import BackendError
+from esdm_hpc.epochs.manifest import (
+    Head,
+    Manifest,
+    Pack,
+    PackContents,
+    decode_fragment,
+    manifest_name,
+)
+from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.errors import CorruptMetadataError
 from esdm_hpc.fragment import Fragment
 from esdm_hpc.kernels.checksum import checksum
-from esdm_hpc.manifest import Head, Manifest, Pack, PackContents, decode_fragment, manifest_name
 from esdm_hpc.namespace import Namespace
-from esdm_hpc.store import ContainerStore
 
 # A damaged object: a manifest by its epoch, a pack by the entry that names it.
 _Object = int | Pack

@@ -19,13 +19,13 @@ from esdm_hpc import strings
 from esdm_hpc.backends import Backend, LogWriter
 from esdm_hpc.backends.base import byte_view
 from esdm_hpc.config import SiteConfig
+from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.errors import EpochWriteError
 from esdm_hpc.faults import crash_point
 from esdm_hpc.fragment import Fragment, Replica, encode_digests
 from esdm_hpc.kernels import checksum, hilbert
 from esdm_hpc.layout import choose_backends, split
 from esdm_hpc.namespace import DatasetMeta, renamed
-from esdm_hpc.store import ContainerStore
 from esdm_hpc.strings import is_string
 
 # A write smaller than COMBINE_BYTES that continues the one before it (the next

@@ -24,25 +24,24 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from esdm_hpc import lease as leases
-from esdm_hpc.collective import transportable
-from esdm_hpc.comm import Comm
-from esdm_hpc.errors import OverlappingWritesError
-from esdm_hpc.fragment import fragment_boxes
-from esdm_hpc.kernels.checksum import checksum
-from esdm_hpc.kernels.region import find_overlaps
-from esdm_hpc.lease import Lease
-from esdm_hpc.manifest import (
+from esdm_hpc.comm import Comm, transportable
+from esdm_hpc.epochs import lease as leases
+from esdm_hpc.epochs.lease import Lease
+from esdm_hpc.epochs.manifest import (
     PACK_EPOCHS,
     Head,
     Manifest,
     Pack,
     encode_fragments,
 )
+from esdm_hpc.epochs.store import ContainerStore, Guard
+from esdm_hpc.epochs.writer import EpochWriter
+from esdm_hpc.errors import OverlappingWritesError
+from esdm_hpc.fragment import fragment_boxes
+from esdm_hpc.kernels.checksum import checksum
+from esdm_hpc.kernels.region import find_overlaps
 from esdm_hpc.namespace import Namespace
 from esdm_hpc.selection import Hyperslab
-from esdm_hpc.store import ContainerStore, Guard
-from esdm_hpc.writer import EpochWriter
 
 
 @dataclass(frozen=True, slots=True)
