@@ -69,7 +69,7 @@ sys.path.insert(0, str(ROOT))
 import esdm_hpc  # noqa: E402
 from esdm_hpc.config import load_config  # noqa: E402
 from esdm_hpc.kernels.decomposition import decompose  # noqa: E402
-from esdm_hpc.layout import split  # noqa: E402
+from esdm_hpc.placement import split  # noqa: E402
 
 try:
     import h5py
@@ -466,7 +466,7 @@ class Esdm(System):
             written = clock()
             # The data flush, timed on its own: commit() would do it first thing, and
             # then finds nothing left to sync. Private API, for measurement only.
-            self.container._writer.sync()
+            self.container.open_epoch.writer.sync()
             self.comm.Barrier()  # every rank's data is durable: the rest is the commit
             synced = clock()
             self.container.commit()
@@ -631,7 +631,7 @@ def commit_bench(comm: MPI.Comm, directory: Path, epochs: int, profiler: Profile
             with profiler():
                 for i in range(FRAGMENTS_PER_RANK):
                     dataset[2 * (comm.rank * FRAGMENTS_PER_RANK + i)] = row + epoch
-                sync_s.append(timed(comm, container._writer.sync))
+                sync_s.append(timed(comm, container.open_epoch.writer.sync))
                 commit_s.append(timed(comm, container.commit))
     return CommitBench(comm.size, FRAGMENTS_PER_RANK, sync_s, commit_s)
 

@@ -24,7 +24,7 @@ class Attributes(MutableMapping[str, Any]):
         self._path = path
 
     def _mapping(self) -> dict[str, np.ndarray | Empty]:
-        return self._container._namespace.attributes.get(self._path, {})
+        return self._container.namespace.attributes.get(self._path, {})
 
     def __getitem__(self, key: str) -> Any:
         try:
@@ -42,17 +42,17 @@ class Attributes(MutableMapping[str, Any]):
         if not isinstance(key, str) or not key:
             raise ValueError(f"attribute names are non-empty strings, not {key!r}")
         if isinstance(value, Empty):
-            self._container._set_attribute(self._path, key, value)
+            self._container.edit("setting an attribute").set_attribute(self._path, key, value)
             return
         array = np.asarray(value)
         if array.dtype.kind == "U" and array.ndim == 0:
             array = np.asarray(str(value).encode())  # stored as bytes, read back as str
         if array.dtype.hasobject and not is_vlen(array.dtype):
             raise TypeError(f"{self._path}: attribute {key!r} of unsupported type {type(value)}")
-        self._container._set_attribute(self._path, key, array)
+        self._container.edit("setting an attribute").set_attribute(self._path, key, array)
 
     def __delitem__(self, key: str) -> None:
-        self._container._delete_attribute(self._path, key)
+        self._container.edit("deleting an attribute").delete_attribute(self._path, key)
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._mapping()))

@@ -1,4 +1,4 @@
-"""The site configuration: which storage backends exist and what they cost (DESIGN 4).
+"""The site configuration: which backends exist and what they cost (docs/architecture.md §4.1).
 
 One JSON or TOML file, looked for in this order:
 

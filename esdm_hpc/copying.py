@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from esdm_hpc.fragment import write_order
-from esdm_hpc.layout import split
 from esdm_hpc.namespace import Link, Shrink
+from esdm_hpc.placement import split
 
 SLAB = 64 << 20  # bytes copied at a time between containers
 
@@ -55,7 +55,7 @@ class _Copier:
 
     def copy(self, identity: str, name: str, depth: int) -> None:
         """Copy the object ``identity`` to the new name ``name`` (already free)."""
-        origin, namespace = self.source._namespace, self.target._namespace
+        origin, namespace = self.source.namespace, self.target.namespace
         self.copied[identity] = name
         if identity in origin.datasets:
             if self.source is self.target:
@@ -78,7 +78,7 @@ class _Copier:
             namespace.attributes[name] = {key: value.copy() for key, value in attributes.items()}
 
     def _copy_member(self, old: str, new: str, depth: int) -> None:
-        origin, namespace = self.source._namespace, self.target._namespace
+        origin, namespace = self.source.namespace, self.target.namespace
         link = origin.link(old)
         if link.kind == "soft" and self.options.expand_soft_links and origin.exists(old):
             link = Link("hard", origin.resolve(old))  # a dangling one stays a link
@@ -93,22 +93,21 @@ class _Copier:
     def _transfer_dataset(self, identity: str, name: str) -> None:
         """Another container's dataset: what its readers see, written by rank 0."""
         source, target = self.source, self.target
-        meta = source._namespace.datasets[identity]
-        copy = replace(meta, path=name, created_epoch=target._head.epoch, shrinks=())
-        target._namespace.datasets[name] = copy
-        target._require_writable(f"copying {identity}")
+        meta = source.namespace.datasets[identity]
+        copy = replace(meta, path=name, created_epoch=target.head.epoch, shrinks=())
+        target.namespace.datasets[name] = copy
         if target.comm.rank != 0:
             return
         for offset, count in split((0,) * len(meta.shape), meta.shape, meta.dtype.itemsize, SLAB):
-            target._write(copy, offset, source._read(meta, offset, count))
+            target.write(copy, offset, source.read(meta, offset, count))
 
     def _copy_dataset(self, identity: str, name: str) -> None:
         container = self.target
-        meta = container._namespace.datasets[identity]
-        writer = container._require_writable(f"copying {identity}")
+        meta = container.namespace.datasets[identity]
+        writer = container.open_epoch.writer
         shared: list[Fragment] = []
         if container.comm.rank == 0:  # one rank records the committed data
-            shared += container._view(meta).fragments
+            shared += container.view(meta).fragments
         if container.comm.size == 1:
             shared += [f for f in writer.fragments if f.dataset == identity]
         generations = _generations(meta.shrinks, shared)
@@ -125,8 +124,8 @@ class _Copier:
             Shrink(shrink.shape, writer.epoch, (end, *rest))
             for shrink, end in zip(meta.shrinks, ends, strict=True)
         ]
-        copy = replace(meta, path=name, created_epoch=container._head.epoch, shrinks=tuple(shrinks))
-        container._namespace.datasets[name] = copy
+        copy = replace(meta, path=name, created_epoch=container.head.epoch, shrinks=tuple(shrinks))
+        container.namespace.datasets[name] = copy
         writer.share(copy, [shared[i] for i in order])
 
 
@@ -158,11 +157,12 @@ def copy_object(
     default the same container. Returns the copy's identity. The caller has
     checked that every rank copies the same."""
     origin = container if origin is None else origin
-    identity = origin._namespace.resolve(source)
-    name = container._free_name(destination)
+    pending = container.edit("copy")
+    identity = origin.namespace.resolve(source)
+    name = pending.free_name(destination)
     inside = origin is container and f"{name}/".startswith(f"{identity}/")
-    if identity in origin._namespace.groups and inside:
+    if identity in origin.namespace.groups and inside:
         raise ValueError(f"{container.uri}: cannot copy the group {source!r} into itself")
-    container._add_name(name)
+    pending.add_name(name)
     _Copier(origin, container, options).copy(identity, name, 0)
     return name

@@ -2,39 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from esdm_hpc import strings
-from esdm_hpc.attributes import Attributes
 from esdm_hpc.namespace import DatasetMeta
+from esdm_hpc.node import Node
 from esdm_hpc.selection import Key, hyperslab
 from esdm_hpc.strings import is_string
 
 if TYPE_CHECKING:
-    from esdm_hpc.container import Container
+    pass
 
 
 # a checked write: the dataset, the offset of the slab, the data in its dtype and shape
 PreparedWrite = tuple[DatasetMeta, tuple[int, ...], np.ndarray]
 
 
-class Dataset:
+class Dataset(Node):
     """A dataset of a container; ``dset[region]`` reads, ``dset[region] = array`` writes.
 
     Writes are independent (no other rank takes part) and become visible with
     the next commit; reads return the epoch the container has pinned.
     """
 
-    def __init__(self, container: Container, path: str):
-        self._container = container
-        self.name = path
-
     @property
     def _meta(self) -> DatasetMeta:
-        return self._container._dataset_meta(self.name)
+        return self._container.dataset_meta(self.name)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -69,10 +66,6 @@ class Dataset:
     def size(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
 
-    @property
-    def attrs(self) -> Attributes:
-        return Attributes(self._container, self.name)
-
     def __len__(self) -> int:
         if not self.shape:
             raise TypeError(f"{self.name} is a scalar dataset")
@@ -83,13 +76,13 @@ class Dataset:
 
     def __getitem__(self, key: Key) -> np.ndarray:
         slab = hyperslab(key, self.shape, f"{self.name} read")
-        data = self._container._read(self._meta, slab.offset, slab.count)
+        data = self._container.read(self._meta, slab.offset, slab.count)
         return data.reshape(slab.shape)
 
     def __setitem__(self, key: Key, value: Any) -> None:
         prepared = self._prepare_write(key, value)
         if prepared is not None:
-            self._container._write(*prepared)
+            self._container.write(*prepared)
 
     def read_box(
         self, offset: tuple[int, ...], count: tuple[int, ...], out: np.ndarray | None = None
@@ -97,11 +90,23 @@ class Dataset:
         """``self[box]`` for the box at ``offset`` of shape ``count``, into ``out`` (C
         contiguous, of that shape and the dataset's dtype) when given: for callers
         that hold boxes and buffers rather than index expressions (the VOL connector)."""
-        meta = self._meta
-        _check_box(meta, offset, count, self.name, "read")
-        if out is not None and (out.shape != count or out.dtype != meta.dtype):
+        if out is None:
+            out = np.empty(count, dtype=self.dtype)
+        elif out.shape != count:
             raise ValueError(f"{self.name}: read into {out.dtype} {out.shape}, not {count}")
-        return self._container._read(meta, offset, count, out)
+        self.read_boxes([(offset, out)])
+        return out
+
+    def read_boxes(self, boxes: Sequence[tuple[tuple[int, ...], np.ndarray]]) -> None:
+        """For each (offset, out), the box at ``offset`` of ``out``'s shape into ``out``
+        (C contiguous, of the dataset's dtype), all planned and read together: one
+        H5Dread of many blocks reads like one region."""
+        meta = self._meta
+        for offset, out in boxes:
+            _check_box(meta, offset, out.shape, self.name, "read")
+            if out.dtype != meta.dtype:
+                raise ValueError(f"{self.name}: read into {out.dtype}, not {meta.dtype}")
+        self._container.read_many(meta, boxes)
 
     def write_box(self, offset: tuple[int, ...], data: np.ndarray) -> None:
         """``self[box] = data`` for the box at ``offset`` of ``data``'s shape, ``data``
@@ -113,7 +118,7 @@ class Dataset:
         if is_string(meta.dtype):
             data = strings.checked(data, f"{self.name}")
         if data.size:
-            self._container._write(meta, offset, data)
+            self._container.write(meta, offset, data)
 
     def write_async(self, key: Key, value: Any) -> WriteRequest:
         """Start writing ``value`` to ``self[key]`` and return at once.
@@ -126,7 +131,7 @@ class Dataset:
         prepared = self._prepare_write(key, value)
         if prepared is None:
             return WriteRequest(None)
-        return WriteRequest(self._container._write_async(*prepared))
+        return WriteRequest(self._container.write_async(*prepared))
 
     def _prepare_write(
         self, key: Key, value: Any
@@ -162,7 +167,7 @@ class Dataset:
         Shrinking discards what lies outside the new shape: grown again, the
         dataset shows the fill value there (as HDF5). Older epochs keep it.
         """
-        self._container._resize(self.name, _new_shape(self.shape, shape, axis))
+        self._container.edit("resize").resize(self.name, _new_shape(self.shape, shape, axis))
 
 
 class WriteRequest:

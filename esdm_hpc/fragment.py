@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-SERIALISATIONS = ("C", "hilbert")
+from esdm_hpc import serialisation
 
 
 def fragment_boxes(
@@ -142,7 +142,8 @@ class Fragment:
             seq=record["seq"],
             offset=tuple(record["offset"]),
             count=tuple(record["count"]),
-            serialisation=record["serialisation"],
+            # a name no writer writes makes the record malformed, not a C-order read
+            serialisation=serialisation.get(record["serialisation"]).name,
             codec=record["codec"],
             nbytes=record["nbytes"],
             block_size=record["block_size"],

@@ -1,4 +1,4 @@
-"""The committed fragments of one dataset, indexed in space (DESIGN 4).
+"""The committed fragments of one dataset, indexed in space (docs/architecture.md §4.6).
 
 The index answers which fragments intersect a region and which of them wins
 where they overlap: newest epoch, then latest write.

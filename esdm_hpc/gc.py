@@ -1,4 +1,4 @@
-"""Garbage collection: remove what no committed epoch refers to (DESIGN 3).
+"""Garbage collection: remove what no committed epoch refers to (docs/architecture.md §3.8).
 
 A writer that dies before its commit leaves data logs (and perhaps a manifest
 that HEAD never named, or temporary files of an atomic write) behind. gc takes

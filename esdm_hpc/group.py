@@ -17,6 +17,7 @@ from esdm_hpc.attributes import Attributes
 from esdm_hpc.copying import CopyOptions
 from esdm_hpc.dataset import Dataset
 from esdm_hpc.namespace import ExternalLinkFound, Link
+from esdm_hpc.node import Node
 
 if TYPE_CHECKING:
     from esdm_hpc.container import Container
@@ -35,26 +36,22 @@ class NamedDatatype:
     def attrs(self) -> Attributes:
         return Attributes(self._container, self.name)
 
+    @property
+    def container(self) -> Container:
+        return self._container
 
-class Group:
-    def __init__(self, container: Container, path: str):
-        self._container = container
-        self.name = path
 
+class Group(Node):
     def _path(self, name: str) -> str:
         if not isinstance(name, str) or not name:
             raise ValueError(f"names are non-empty strings, not {name!r}")
         path = posixpath.normpath(posixpath.join(self.name, name))
         return "/" if path in ("/", "//") else path
 
-    @property
-    def attrs(self) -> Attributes:
-        return Attributes(self._container, self.name)
-
     def create_group(self, name: str, track_order: bool = False) -> Group:
         """A new group (collective); parents are created as needed. With
         ``track_order`` its members list in creation order (`keys`)."""
-        path = self._container._create_group(self._path(name), track_order)
+        path = self._container.edit("create_group").create_group(self._path(name), track_order)
         return Group(self._container, path)
 
     def require_group(self, name: str) -> Group:
@@ -69,13 +66,13 @@ class Group:
     ) -> Dataset:
         """A new dataset (collective). Options: data, maxshape, dims, fillvalue, hints."""
         path = self._path(name)
-        self._container._create_dataset(path, shape, dtype, **options)
+        self._container.create_dataset_at(path, shape, dtype, **options)
         return Dataset(self._container, path)
 
     def __getitem__(self, name: str) -> Group | Dataset | NamedDatatype:
         """The object ``name`` leads to, following links."""
         path = self._path(name)
-        namespace = self._container._namespace
+        namespace = self._container.namespace
         try:
             identity = namespace.resolve(path)
         except ExternalLinkFound:
@@ -90,33 +87,37 @@ class Group:
 
     def __delitem__(self, name: str) -> None:
         """Delete the link ``name`` (collective); the object goes with its last name."""
-        self._container._delete_link(self._path(name))
+        self._container.edit("delete_link").delete_link(self._path(name))
 
     def link(self, name: str) -> Link:
         """How ``name`` is linked: a hard link to the object's identity, a soft,
         external or user-defined link."""
-        namespace = self._container._namespace
+        namespace = self._container.namespace
         return namespace.link(namespace.locate(self._path(name)))
 
     def create_hard_link(self, name: str, target: str) -> None:
         """Another name for the object at ``target`` (collective)."""
-        self._container._create_link(self._path(name), Link("hard", self._path(target)))
+        self._container.edit("create_link").create_link(
+            self._path(name), Link("hard", self._path(target))
+        )
 
     def create_soft_link(self, name: str, target: str) -> None:
         """A link holding the path ``target``, followed when used; it may dangle (collective)."""
-        self._container._create_link(self._path(name), Link("soft", target))
+        self._container.edit("create_link").create_link(self._path(name), Link("soft", target))
 
     def create_external_link(self, name: str, file: str, path: str) -> None:
         """A link to the object at ``path`` in the container or HDF5 file ``file``
         (collective). The VOL connector follows it; here ``self[name]`` names it
         in its KeyError."""
         target = posixpath.normpath(posixpath.join("/", path))
-        self._container._create_link(self._path(name), Link("external", target, file))
+        self._container.edit("create_link").create_link(
+            self._path(name), Link("external", target, file)
+        )
 
     def move(self, source: str, destination: str) -> None:
         """Rename the link ``source`` to ``destination`` (collective), as h5py's
         ``Group.move``; the object keeps its identity and its data."""
-        self._container._move_link(self._path(source), self._path(destination))
+        self._container.edit("move").move_link(self._path(source), self._path(destination))
 
     def copy(
         self,
@@ -139,14 +140,14 @@ class Group:
         )
         origin = None
         if not isinstance(source, str):
-            if source._container is not self._container:
-                origin = source._container
+            if source.container is not self._container:
+                origin = source.container
             source = source.name
-        self._container._copy(self._path(source), self._path(destination), options, origin)
+        self._container.copy_at(self._path(source), self._path(destination), options, origin)
         return self[destination]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._container._namespace.exists(self._path(name))
+        return isinstance(name, str) and self._container.namespace.exists(self._path(name))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
@@ -156,7 +157,7 @@ class Group:
 
     def keys(self) -> list[str]:
         """Member names in creation order if the group tracks it, else in name order."""
-        namespace = self._container._namespace
+        namespace = self._container.namespace
         if self.name in namespace.ordered:
             return namespace.children_by_order(self.name)
         return namespace.children(self.name)
@@ -166,7 +167,7 @@ class Group:
 
     def visit_datasets(self) -> Iterator[Dataset]:
         prefix = self.name.rstrip("/") + "/"
-        for path in sorted(self._container._namespace.datasets):
+        for path in sorted(self._container.namespace.datasets):
             if path.startswith(prefix):
                 yield Dataset(self._container, path)
 

@@ -179,6 +179,13 @@ class Namespace:
     # H5P_CRT_ORDER_TRACKED alone): only reported back, as it was asked
     unindexed: set[str] = field(default_factory=set)
 
+    def dataset(self, path: str, where: str) -> DatasetMeta:
+        """The dataset ``path``; KeyError naming it (in ``where``) if there is none."""
+        try:
+            return self.datasets[path]
+        except KeyError:
+            raise KeyError(f"{where}: no dataset {path!r}") from None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "groups": sorted(self.groups),

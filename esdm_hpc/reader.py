@@ -1,4 +1,4 @@
-"""Reading a region of a dataset from its committed fragments (DESIGN 3, 4).
+"""Reading a region of a dataset from its committed fragments (docs/architecture.md §4.6).
 
 A FragmentView says which fragment provides each part of the region (newest
 epoch, then latest write, wins; the fill value where none does); the read
@@ -14,13 +14,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from esdm_hpc import strings
+from esdm_hpc import serialisation
 from esdm_hpc.backends import Backend
 from esdm_hpc.errors import CorruptDataError
 from esdm_hpc.fragment import Fragment, Replica
 from esdm_hpc.fragmentview import FragmentView
-from esdm_hpc.kernels import checksum, hilbert
+from esdm_hpc.kernels import checksum
 from esdm_hpc.namespace import DatasetMeta
+from esdm_hpc.placement import cheapest_first
 from esdm_hpc.readplan import BlockPlan, PartRead, contiguous_run
 from esdm_hpc.selection import Hyperslab
 
@@ -35,40 +36,67 @@ def read_region(
 ) -> np.ndarray:
     """The committed content of the hyperslab (offset, count) of a dataset, in ``out``
     (of shape ``count`` and the dataset's dtype: the VOL connector passes the
-    application's buffer) or a new array.
+    application's buffer) or a new array."""
+    if out is None:
+        out = np.empty(count, dtype=meta.dtype)
+    read_regions(meta, view, [(offset, out)], backends)
+    return out
+
+
+def read_regions(
+    meta: DatasetMeta,
+    view: FragmentView,
+    regions: Sequence[tuple[tuple[int, ...], np.ndarray]],
+    backends: Mapping[str, Backend],
+) -> None:
+    """The committed content of each hyperslab (offset, out.shape) into its ``out``,
+    all planned and read together (one H5Dread of many blocks: one plan).
 
     Each part of a fragment is read one of three ways: a run of whole checksum
     blocks that lands in contiguous output (a whole fragment, a slice of one)
     straight into the output, other parts of C-ordered fragments through one
     BlockPlan, and fragments in another order whole, then decoded.
     """
-    if out is None:
-        out = np.empty(count, dtype=meta.dtype)
-    if out.size == 0:
-        return out
-    if not len(view):
-        out[...] = meta.fillvalue
-        return out
-    if not count:  # a scalar: every fragment holds it, the newest wins
-        out[()] = read_fragment(meta, view.newest(), backends)
-        return out
-    # The pieces tile the region: each element is written once, the fill value
-    # only where no fragment is.
     planned: list[_Part] = []
     direct: list[tuple[_Part, int]] = []  # with where its bytes start in the fragment
-    for po, pc, source in zip(*view.plan(offset, count), strict=True):
+    for offset, out in regions:
+        if out.size == 0:
+            continue
+        if not len(view):
+            out[...] = meta.fillvalue
+        elif not out.ndim:  # a scalar: every fragment holds it, the newest wins
+            out[()] = read_fragment(meta, view.newest(), backends)
+        else:
+            _plan_region(meta, view, offset, out, backends, planned, direct)
+    if planned or direct:
+        _read_parts(meta, planned, direct, backends)
+
+
+def _plan_region(
+    meta: DatasetMeta,
+    view: FragmentView,
+    offset: tuple[int, ...],
+    out: np.ndarray,
+    backends: Mapping[str, Backend],
+    planned: list[_Part],
+    direct: list[tuple[_Part, int]],
+) -> None:
+    """Sort the pieces of one region into ``planned`` and ``direct`` parts; fill
+    where no fragment is and decode fragments in another order at once. The
+    pieces tile the region: each element is written once."""
+    for po, pc, source in zip(*view.plan(offset, out.shape), strict=True):
         piece, shape = tuple(po.tolist()), tuple(pc.tolist())
         target = tuple(
             slice(p - o, p - o + c) for p, o, c in zip(piece, offset, shape, strict=True)
         )
+        into = out[target]  # a view
         if source < 0:  # no fragment holds it
-            out[target] = meta.fillvalue
+            into[...] = meta.fillvalue
             continue
         fragment = view.fragment(int(source))
         rel = tuple(p - fo for p, fo in zip(piece, fragment.offset, strict=True))
-        part = _Part(target, PartRead(fragment, rel, shape))
-        into = out[target]  # a view
-        if fragment.serialisation != "C":
+        part = _Part(into, PartRead(fragment, rel, shape))
+        if not serialisation.get(fragment.serialisation).blocks_addressable:
             into[...] = _cut(read_fragment(meta, fragment, backends), part.read)
             continue
         start = _span(part.read, meta.dtype.itemsize) if into.flags.c_contiguous else None
@@ -76,16 +104,14 @@ def read_region(
             planned.append(part)
         else:
             direct.append((part, start))
-    _read_parts(meta, planned, direct, backends, out)
-    return out
 
 
 @dataclass(frozen=True, slots=True)
 class _Part:
-    """A piece of a read: where it lands in the output, and the part of a fragment
-    providing it."""
+    """A piece of a read: the output it lands in (a view), and the part of a
+    fragment providing it."""
 
-    target: tuple[slice, ...]
+    into: np.ndarray
     read: PartRead
 
 
@@ -111,7 +137,6 @@ def _read_parts(
     planned: list[_Part],
     direct: list[tuple[_Part, int]],
     backends: Mapping[str, Backend],
-    out: np.ndarray,
 ) -> None:
     """Parts of C-ordered fragments, each from the first of its replicas that
     verifies: the ``direct`` ones straight into ``out`` from where their bytes
@@ -119,27 +144,27 @@ def _read_parts(
     range announced first), then part by part on the next replica where that
     failed."""
     reads = [part.read for part in planned] + [part.read for part, _ in direct]
-    replicas = [_cheapest_first(read.fragment.replicas, backends) for read in reads]
+    replicas = [cheapest_first(read.fragment.replicas, backends) for read in reads]
     plan = BlockPlan(reads[: len(planned)], meta.dtype)
     buffer = np.empty(plan.size, dtype=np.uint8)
     ranges = _planned_ranges(plan, buffer, replicas)
     for i, (part, start) in enumerate(direct, len(planned)):
         if replicas[i]:
             replica, block = replicas[i][0], start // part.read.fragment.block_size
-            where, into = replica.byte_offset + start, _bytes(out[part.target])
+            where, into = replica.byte_offset + start, _bytes(part.into)
             ranges.append(_Range(i, part.read.fragment, replica, where, into, block))
     failed: dict[int, Exception | None] = {i: None for i, r in enumerate(replicas) if not r}
     failed.update(_fetch(meta, ranges, backends))
     for i, values in plan.gather(buffer):
         if i not in failed:
-            out[planned[i].target] = values
+            planned[i].into[...] = values
     for i, error in failed.items():  # part by part, from the other replicas
         others = replicas[i][1:]
         if i < len(planned):
-            out[planned[i].target] = _read_elsewhere(meta, reads[i], others, backends, error)
+            planned[i].into[...] = _read_elsewhere(meta, reads[i], others, backends, error)
         else:
             part, start = direct[i - len(planned)]
-            into = _bytes(out[part.target])
+            into = _bytes(part.into)
             _read_span(meta, part.read.fragment, start, others, backends, into, error)
 
 
@@ -242,8 +267,8 @@ def read_fragment(
 ) -> np.ndarray:
     """A whole fragment's values, of its shape, from the first replica that verifies."""
     data = np.empty(fragment.nbytes, np.uint8)
-    _read_span(meta, fragment, 0, _cheapest_first(fragment.replicas, backends), backends, data)
-    return _decoded(meta, fragment, data)
+    _read_span(meta, fragment, 0, cheapest_first(fragment.replicas, backends), backends, data)
+    return serialisation.get(fragment.serialisation).decode(data, fragment.count, meta.dtype)
 
 
 def _read_span(
@@ -262,26 +287,6 @@ def _read_span(
         meta, fragment, replicas, backends, error,
         lambda replica: [_Range(0, fragment, replica, replica.byte_offset + start, into, block)],
     )  # fmt: skip
-
-
-def _decoded(meta: DatasetMeta, fragment: Fragment, data: np.ndarray) -> np.ndarray:
-    """A fragment's values, of its shape, from its bytes as stored."""
-    if fragment.serialisation == strings.SERIALISATION:
-        return strings.decode(data, fragment.count)
-    if fragment.serialisation == "hilbert":
-        return hilbert.deserialise(data.view(meta.dtype), fragment.count)
-    return data.view(meta.dtype).reshape(fragment.count)
-
-
-def _cheapest_first(replicas: Sequence[Replica], backends: Mapping[str, Backend]) -> list[Replica]:
-    def cost(replica: Replica) -> float:
-        backend = backends.get(replica.backend)
-        if backend is None:
-            return float("inf")
-        model = backend.config.performance
-        return model.latency_s + replica.length / model.read_bandwidth
-
-    return sorted((r for r in replicas if r.backend in backends), key=cost)
 
 
 def _mismatch(
@@ -306,8 +311,8 @@ def _mismatch(
 
 def block_region(fragment: Fragment, block: int, itemsize: int) -> str:
     """The smallest hyperslab of the dataset that holds the elements of one block."""
-    if fragment.serialisation != "C" or not fragment.count:
-        return str(Hyperslab(fragment.offset, fragment.count))  # Hilbert order scatters a block
+    if not serialisation.get(fragment.serialisation).blocks_addressable or not fragment.count:
+        return str(Hyperslab(fragment.offset, fragment.count))  # no run of elements is known
     size = int(np.prod(fragment.count, dtype=np.int64))
     first = block * fragment.block_size // itemsize
     last = min(((block + 1) * fragment.block_size - 1) // itemsize, size - 1)

@@ -7,7 +7,7 @@ field committed every step touches one element of each of thousands of
 fragments: planned fragment by fragment that was a dozen numpy calls per
 fragment (0.2 ms each). Parts of fragments of the same shape, read in the same
 shape, differ only by where they start, so they are planned together as
-arrays (DESIGN 1: work over every fragment is not a Python loop).
+arrays (docs/architecture.md §1.3: work over every fragment is not a Python loop).
 
 The ranges of all parts are packed one after another into one buffer.
 """

@@ -5,7 +5,8 @@ holds Python ``str`` in object arrays, with h5py's spelling of the dtype.
 Its elements have no fixed size, so a fragment of them is not a C-ordered
 array: it is the UTF-8 end offset of every element (little-endian uint64,
 in C order), then the UTF-8 bytes one after another. The checksum blocks
-cover both, as for any fragment; a reader reads the whole fragment.
+cover both, as for any fragment; a reader reads the whole fragment
+(`esdm_hpc.serialisation.Strings`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any
 import numpy as np
 
 STRING = np.dtype("O", metadata={"vlen": str})
-SERIALISATION = "strings"  # a fragment's serialisation when laid out as above
 _END = np.dtype("<u8")
 
 
@@ -40,12 +40,17 @@ def names_string(dtype: Any) -> bool:
 def checked(values: np.ndarray, what: str) -> np.ndarray:
     """``values`` as an array of ``STRING``; TypeError naming ``what`` for an
     element that is not text (``str`` or UTF-8 ``bytes``)."""
-    if values.dtype.kind in "UST":
-        return values.astype(STRING)
-    for value in values.reshape(-1):
-        if not isinstance(value, str | bytes):
+    converted = values.astype(STRING, copy=values.dtype.kind in "UST")
+    for value in converted.reshape(-1):
+        if isinstance(value, bytes):
+            continue
+        if not isinstance(value, str):
             raise TypeError(f"{what}: cannot store {type(value).__name__} {value} as a string")
-    return values.astype(STRING, copy=False)
+        try:  # refused now, not in the writer, where it would fail the whole epoch
+            utf8(value)
+        except UnicodeEncodeError as error:
+            raise ValueError(f"{what}: {value!r} is not valid text ({error.reason})") from None
+    return converted
 
 
 def encode(values: np.ndarray) -> np.ndarray:

@@ -1,5 +1,5 @@
 """Scrubbing: check every manifest and pack, then read every committed fragment
-replica and check every block (DESIGN 7)."""
+replica and check every block (docs/architecture.md §7.1, §7.2)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,17 @@
 """Test-suite wide settings."""
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# `make test` (and CI) runs the same examples every time, so that a run fails
+# only for a change in the code; ESDM_HYPOTHESIS=explore draws new ones, to
+# look for failures (hypothesis keeps those it finds in .hypothesis/).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("ESDM_HYPOTHESIS", "ci"))
 
 MPI_TESTS = Path(__file__).parent / "mpi"
 

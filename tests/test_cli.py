@@ -129,8 +129,8 @@ def abandon_a_writer(site: dict, tmp_path: Path) -> list[Path]:
     """Open esdm://run1 for appending, write, and give up without committing; its logs."""
     writer = esdm_hpc.open("esdm://run1", "a", config=site)
     writer["time"][...] = -TIME  # 32 bytes into a log of epoch 3
-    writer._writer.sync()  # in the log, as when a writer dies inside its commit
-    writer._abort()
+    writer.open_epoch.writer.sync()  # in the log, as when a writer dies inside its commit
+    writer.abort()
     return data_logs(tmp_path, "run1", 3)
 
 
@@ -530,7 +530,7 @@ def test_gc_refuses_while_a_writer_holds_the_lease(esdm, site: dict, run1: str) 
         assert f"@{socket.gethostname()} pid {os.getpid()}" in result.err
         writer.commit()  # the writer's open epoch was left alone
     finally:
-        writer._abort()
+        writer.abort()
     np.testing.assert_array_equal(numbers(esdm("dump", run1, "time").out), -TIME)
 
 
@@ -559,13 +559,13 @@ def test_unlock_leaves_a_live_writer_alone_unless_forced(
         assert forced.code == 0
         assert forced.out.startswith("esdm://run1: broke the lease of ")
         assert not lease.exists()
-        esdm_hpc.open("esdm://run1", "a", config=site)._abort()  # another writer gets in
+        esdm_hpc.open("esdm://run1", "a", config=site).abort()  # another writer gets in
     finally:
-        writer._abort()
+        writer.abort()
 
 
 def test_unlock_breaks_an_expired_lease_without_force(esdm, site: dict, run1: str) -> None:
-    store = esdm_hpc.open("esdm://run1", config=site)._store
+    store = esdm_hpc.open("esdm://run1", config=site).store
     gone = Lease("someone", "elsewhere", 1, None, "token", expires=time.time() - 1)
     store.meta.write_atomic(lease_name(store), gone.encode())  # its writer went away
     result = esdm("unlock", run1)

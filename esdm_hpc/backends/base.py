@@ -3,7 +3,7 @@
 The core talks to storage only through `Backend` and `LogWriter`, so a new
 tier (burst buffer, S3) is a new implementation, never a change to the core.
 Writes land in an append-only data log per (rank, epoch, backend); a fragment
-is a byte range in it (DESIGN 4). Metadata (HEAD, manifests, leases) uses the
+is a byte range in it (docs/architecture.md §4.4). Metadata (HEAD, manifests, leases) uses the
 small-object helpers, so it can live on any backend.
 
 Names are relative, ``/``-separated paths such as

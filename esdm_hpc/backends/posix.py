@@ -1,4 +1,4 @@
-"""The posix backend: a directory tree on a local or parallel file system (DESIGN 5).
+"""The posix backend: directories on a local or parallel file system (docs/architecture.md §5).
 
 Durability follows the usual POSIX recipe: data is fsynced, and so is every
 directory whose entries changed, once. Small metadata objects are replaced by

@@ -1,4 +1,4 @@
-"""The collective commit that publishes an epoch (DESIGN 3).
+"""The collective commit that publishes an epoch (docs/architecture.md §3.3, §3.4).
 
 1. every rank makes its data logs durable;
 2. the fragment records are gathered on rank 0;

@@ -1,4 +1,4 @@
-"""The single-writer lease of a container (DESIGN 3).
+"""The single-writer lease of a container (docs/architecture.md §3.5).
 
 Taken at open for writing, released at close; a second writer is refused with
 the holder's identity. While its process lives, a `LeaseKeeper` thread renews

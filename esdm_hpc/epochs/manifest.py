@@ -1,4 +1,4 @@
-"""Epoch manifests and the HEAD pointer (DESIGN 3).
+"""Epoch manifests and the HEAD pointer (docs/architecture.md §3.4, §3.7).
 
 Each commit writes one immutable manifest: the whole namespace as of that
 epoch (small) and the fragments new in it (the rest are in earlier manifests).

@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from esdm_hpc import strings
 from esdm_hpc.backends import Backend, LogWriter
 from esdm_hpc.backends.base import byte_view
 from esdm_hpc.config import SiteConfig
@@ -23,9 +22,10 @@ from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.errors import EpochWriteError
 from esdm_hpc.faults import crash_point
 from esdm_hpc.fragment import Fragment, Replica, encode_digests
-from esdm_hpc.kernels import checksum, hilbert
-from esdm_hpc.layout import choose_backends, split
+from esdm_hpc.kernels import checksum
 from esdm_hpc.namespace import DatasetMeta, renamed
+from esdm_hpc.placement import choose_backends, split
+from esdm_hpc.serialisation import for_dataset
 from esdm_hpc.strings import is_string
 
 # A write smaller than COMBINE_BYTES that continues the one before it (the next
@@ -153,15 +153,8 @@ class EpochWriter:
             self._write_piece(meta, piece_offset, data[local])
 
     def _write_piece(self, meta: DatasetMeta, offset: tuple[int, ...], piece: np.ndarray) -> None:
-        serialisation = meta.hints.get("serialisation", "C")
-        if is_string(meta.dtype):
-            serialisation = strings.SERIALISATION
-            payload = strings.encode(piece)
-        elif serialisation == "hilbert" and piece.ndim in (2, 3):
-            payload = hilbert.serialise(piece)
-        else:
-            serialisation = "C"
-            payload = np.ascontiguousarray(piece).reshape(-1)
+        serialisation = for_dataset(meta.dtype, meta.hints, piece.ndim)
+        payload = serialisation.encode(piece)
         block_size = self.config.block_size
         replicas = tuple(
             [self._append(b.id, payload) for b in choose_backends(self.config, payload.nbytes)]
@@ -176,7 +169,7 @@ class EpochWriter:
                 seq=seq,
                 offset=tuple(map(int, offset)),
                 count=tuple(map(int, piece.shape)),
-                serialisation=serialisation,
+                serialisation=serialisation.name,
                 codec="raw",
                 nbytes=payload.nbytes,
                 block_size=block_size,

@@ -1,4 +1,4 @@
-"""The Python half of the HDF5 VOL connector "esdm" (DESIGN 1, 6).
+"""The Python half of the HDF5 VOL connector "esdm" (docs/architecture.md §1.3, §6.2).
 
 The C shim in ``vol_plugin/`` turns HDF5 calls into calls of `bridge`; this
 package turns those into operations of the core (`esdm_hpc.open`, groups,

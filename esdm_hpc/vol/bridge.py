@@ -82,7 +82,7 @@ def _close_all() -> None:
         _, (container, _) = _open.popitem()
         try:
             if died and container.comm.size > 1:
-                container._abort()
+                container.abort()
             else:
                 container.close()
         except Exception as error:  # the others still close; this one says why not
@@ -173,7 +173,7 @@ def group_create(location: Location, name: str | None, order: int = 0) -> NodeHa
     created, as HDF5 does with H5Pset_create_intermediate_group. order: the
     flags of H5Pset_link_creation_order."""
     container = location.file.container
-    path = container._create_group(
+    path = container.edit("create_group").create_group(
         _new_path(location, name), bool(order & ORDER_TRACKED), bool(order & ORDER_INDEXED)
     )
     return _made(location, path, Kind.GROUP, name is None)
@@ -182,24 +182,28 @@ def group_create(location: Location, name: str | None, order: int = 0) -> NodeHa
 def _new_path(location: Location, name: str | None) -> str:
     """Where a new object goes: ``name`` relative to ``location``, or for an
     anonymous one (name None) a fresh identity that a later H5Olink names."""
-    return location.file.container._anonymous_name() if name is None else resolve(location, name)
+    return (
+        location.file.container.edit("creating an object").anonymous()
+        if name is None
+        else resolve(location, name)
+    )
 
 
 def _made(location: Location, path: str, kind: Kind, anonymous: bool) -> NodeHandle:
     """The handle on a new object; an anonymous one is dropped when its handle
-    goes unless a link names it by then (`Container._drop_if_unnamed`)."""
+    goes unless a link names it by then (`Container.drop_if_unnamed`)."""
     handle = NodeHandle(location.file, path, kind)
     if anonymous:
         container = location.file.container
-        container._hide(path)
-        weakref.finalize(handle, container._drop_if_unnamed, path)
+        container.edit("creating an object").hide(path)
+        weakref.finalize(handle, container.drop_if_unnamed, path)
     return handle
 
 
 def group_creation_order(location: Location, name: str) -> int:
     """H5Gget_create_plist: the H5Pset_link_creation_order flags the group was
     created with."""
-    namespace = location.file.container._namespace
+    namespace = location.file.container.namespace
     path = group(location.file, resolve(location, name)).name
     if path not in namespace.ordered:
         return 0
@@ -209,7 +213,7 @@ def group_creation_order(location: Location, name: str) -> int:
 def group_track_order(file: FileHandle, order: int) -> None:
     """H5Fcreate with H5Pset_link_creation_order flags ``order`` in its fcpl:
     the root group tracks creation order (collective)."""
-    file.container._track_order("/", bool(order & ORDER_INDEXED))
+    file.container.edit("track_order").track_order("/", bool(order & ORDER_INDEXED))
 
 
 def object_open(location: Location, name: str) -> tuple[NodeHandle, int]:
@@ -254,14 +258,14 @@ def object_info(location: Location, name: str) -> tuple[int, str, int, int]:
     kind = kind_of(location.file, path)
     if kind is Kind.NONE:
         return int(kind), path, 0, 0
-    namespace = location.file.container._namespace
+    namespace = location.file.container.namespace
     return int(kind), path, len(namespace.attributes.get(path, {})), namespace.hard_links_to(path)
 
 
 def group_members(location: Location, name: str, by_order: bool = False) -> list[str]:
     """H5Lget_name_by_idx: link names in HDF5's name order (UTF-8 byte order, which
     is code point order) or in creation order."""
-    namespace = location.file.container._namespace
+    namespace = location.file.container.namespace
     path = group(location.file, resolve(location, name)).name
     return namespace.children_by_order(path) if by_order else namespace.children(path)
 
@@ -277,7 +281,7 @@ def link_at(location: Location, name: str, creation_order: bool, descending: boo
 def group_info(location: Location, name: str) -> tuple[int, int]:
     """H5Gget_info: (number of links, next creation order)."""
     path = group(location.file, resolve(location, name)).name
-    namespace = location.file.container._namespace
+    namespace = location.file.container.namespace
     return len(namespace.children(path)), namespace.next_order.get(path, 0)
 
 
@@ -289,7 +293,7 @@ def link_info(location: Location, name: str) -> LinkRecord:
     is the object's identity (hard), the path (soft), or the bytes HDF5 packs
     (external, user-defined); the creation order is -1 where the group does not
     track it (H5Pset_link_creation_order). KeyError if there is no such link."""
-    namespace = location.file.container._namespace
+    namespace = location.file.container.namespace
     path = link_name(location, name)
     link = namespace.link(path)
     tracked = posixpath.dirname(path) in namespace.ordered
@@ -320,7 +324,7 @@ def link_list(
     """H5Literate (recursive=False), H5Lvisit (True): `link_info` per link, names
     relative to the group, in name or creation order, each subgroup's links right
     after it; every group is entered once, through hard links only (as HDF5 does)."""
-    namespace = location.file.container._namespace
+    namespace = location.file.container.namespace
     top = group(location.file, resolve(location, name)).name
     entered, found = {top}, []
 
@@ -376,7 +380,7 @@ def link_create_hard(location: Location, name: str, target: Location, target_nam
     if (
         isinstance(target, NodeHandle)
         and target.path == path
-        and path != (identity := location.file.container._namespace.resolve(new))
+        and path != (identity := location.file.container.namespace.resolve(new))
     ):
         target.follow(identity)
 
@@ -400,7 +404,7 @@ def link_create_ud(location: Location, name: str, link_type: int, value: bytes) 
         link = Link("external", path, file)
     else:  # as HDF5, a malformed external link is kept too: it fails when followed
         link = Link("user", bytes(value).hex(), user_class=link_type)
-    location.file.container._create_link(link_name(location, name), link)
+    location.file.container.edit("create_link").create_link(link_name(location, name), link)
 
 
 def link_move(
@@ -408,7 +412,9 @@ def link_move(
 ) -> None:
     """H5Lmove (keep_source False) and H5Lcopy (True), within one file (collective)."""
     container = _one_container(source, destination, "links cannot be moved or copied")
-    container._move_link(absolute(source, name), absolute(destination, new_name), keep_source)
+    container.edit("move").move_link(
+        absolute(source, name), absolute(destination, new_name), keep_source
+    )
 
 
 def _one_container(source: Location, destination: Location, refusal: str) -> Container:
@@ -436,7 +442,7 @@ def object_copy(
     origin, container = source.file.container, destination.file.container
     if origin is not container:
         _publish_own_writes(source.file)
-    container._copy(
+    container.copy_at(
         absolute(source, name),
         absolute(destination, new_name),
         options,
@@ -451,7 +457,7 @@ def datatype_commit(location: Location, name: str | None, spelling: dtypes.Spell
     """H5Tcommit, H5Tcommit_anon (name None) (collective): the type as an object
     of its own."""
     path = _new_path(location, name)
-    location.file.container._commit_datatype(path, spelling)
+    location.file.container.edit("commit_datatype").commit_datatype(path, spelling)
     return _made(location, path, Kind.DATATYPE, name is None)
 
 
@@ -526,8 +532,8 @@ def dataset_read(handle: NodeHandle, nblocks: int, boxes: memoryview, out: memor
     _publish_own_writes(handle.file)
     dataset = handle.dataset()
     values = np.frombuffer(out, dtype=dataset.dtype)
-    for offset, count, start, stop in _blocks(boxes, nblocks, dataset.ndim):
-        dataset.read_box(offset, count, values[start:stop].reshape(count))
+    blocks = _blocks(boxes, nblocks, dataset.ndim)
+    dataset.read_boxes([(o, values[start:stop].reshape(c)) for o, c, start, stop in blocks])
 
 
 def dataset_write_strings(
@@ -545,10 +551,9 @@ def dataset_read_strings(handle: NodeHandle, nblocks: int, boxes: memoryview) ->
     """H5Dread of variable-length strings: the boxes' strings one after another, UTF-8."""
     _publish_own_writes(handle.file)
     dataset = handle.dataset()
-    values: list[bytes] = []
-    for offset, count, _, _ in _blocks(boxes, nblocks, dataset.ndim):
-        values += [strings.utf8(s) for s in dataset.read_box(offset, count).reshape(-1)]
-    return values
+    read = [(o, np.empty(c, dtype=STRING)) for o, c, _, _ in _blocks(boxes, nblocks, dataset.ndim)]
+    dataset.read_boxes(read)
+    return [strings.utf8(s) for _, block in read for s in block.reshape(-1)]
 
 
 def dataset_set_extent(handle: NodeHandle, shape: tuple[int, ...]) -> None:
@@ -575,13 +580,13 @@ def _blocks(
 def _publish_own_writes(file: FileHandle) -> None:
     """Let a process alone read what it wrote, as HDF5 programs expect.
 
-    Data becomes visible with a commit (DESIGN 3). A commit is collective, so
+    Data becomes visible with a commit (docs/architecture.md §3.1). A commit is collective, so
     a read (independent) can only trigger one when the process is the whole
     communicator; parallel programs see their writes after H5Fflush.
     """
     container = file.container
-    writer = container._writer  # the open epoch; no public "pending" yet
-    if container.comm.size == 1 and writer is not None and writer.fragments:
+    alone = container.comm.size == 1 and container.writable and not container.closed
+    if alone and container.open_epoch.writer.pending:
         container.commit()
 
 
@@ -672,7 +677,7 @@ def attribute_read_values(handle: AttributeHandle) -> list[values.Tree]:
 def object_identities(file: FileHandle) -> list[str]:
     """Every object's identity: the C side remembers their tokens at open, which
     references of the 1.10 format (a token as an haddr_t) stored in the file hold."""
-    namespace = file.container._namespace
+    namespace = file.container.namespace
     return [*namespace.groups, *namespace.datasets, *namespace.datatypes]
 
 
@@ -734,8 +739,9 @@ def attribute_rename(location: Location, name: str, old: str, new: str) -> None:
         raise ValueError(f"{owner} already has an attribute {new!r}")
     value = AttributeHandle(location.file, owner, old).stored()
     container = location.file.container
-    container._set_attribute(owner, new, value)
-    container._delete_attribute(owner, old)
+    pending = container.edit("renaming an attribute")
+    pending.set_attribute(owner, new, value)
+    pending.delete_attribute(owner, old)
 
 
 def _initial_dtype(spelling: dtypes.Spelling) -> np.dtype:
@@ -748,6 +754,6 @@ def _store_attribute(handle: AttributeHandle, value: np.ndarray) -> None:
     # so unicode values go to the namespace as they are.
     container = handle.file.container
     if value.dtype.kind == "U":
-        container._set_attribute(handle.owner, handle.name, value)
+        container.edit("writing an attribute").set_attribute(handle.owner, handle.name, value)
     else:
         container[handle.owner].attrs[handle.name] = value

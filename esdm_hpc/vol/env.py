@@ -21,7 +21,7 @@ from pathlib import Path
 
 CONNECTOR = "esdm"
 LIBRARY = "libesdm_vol.so"
-_TREE = Path(__file__).resolve().parent.parent  # the directory holding esdm_hpc/
+_TREE = Path(__file__).resolve().parents[2]  # the directory holding esdm_hpc/
 
 
 def plugin_dir() -> Path:

@@ -1,7 +1,7 @@
-"""HDF5 file names -> ESDM containers (DESIGN 6, seed 6.3 "Dealing with file names").
+"""HDF5 file names -> ESDM containers (docs/architecture.md §6.2).
 
 An HDF5 program names a file; through the connector that name describes a
-virtual container instead. Three spellings are accepted:
+virtual container instead (seed 6.3, "Dealing with file names"). Three spellings are accepted:
 
 ``esdm://run1``
     the container ``run1`` of the site configuration (``$ESDM_CONFIG``,

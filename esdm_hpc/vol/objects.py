@@ -67,7 +67,7 @@ class NodeHandle:
         """What H5Iget_name reports: the identity, or where that name is gone (moved,
         deleted under a hard link, never given: anonymous) a link to the object,
         "" if none is left."""
-        namespace = self.file.container._namespace
+        namespace = self.file.container.namespace
         if self.path not in namespace.unlinked:
             return self.path
         links = namespace.links.items()
@@ -119,7 +119,7 @@ class AttributeHandle:
         """The value as the namespace stores it (not the decoded view ``attrs[name]`` gives)."""
         # The raw array is what HDF5 needs: ``attrs[name]`` turns 0-d byte
         # strings into str, which would lose the fixed-length type.
-        stored = self.file.container._namespace.attributes.get(self.owner, {})
+        stored = self.file.container.namespace.attributes.get(self.owner, {})
         try:
             return stored[self.name]
         except KeyError:
@@ -132,7 +132,7 @@ Location = FileHandle | NodeHandle
 def resolve(location: Location, name: str) -> str:
     """The object ``name`` names relative to ``location`` (unless it starts with '/'):
     its identity, following links, or for a new object the name it will get."""
-    namespace = location.file.container._namespace
+    namespace = location.file.container.namespace
     path = absolute(location, name)
     try:
         return namespace.resolve(path)
@@ -144,7 +144,7 @@ def resolve(location: Location, name: str) -> str:
 
 def link_name(location: Location, name: str) -> str:
     """The link ``name`` names: its groups followed through links, itself not."""
-    return location.file.container._namespace.locate(absolute(location, name))
+    return location.file.container.namespace.locate(absolute(location, name))
 
 
 def absolute(location: Location, name: str) -> str:

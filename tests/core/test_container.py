@@ -83,7 +83,7 @@ def test_large_writes_are_split_into_fragments(tmp_path: Path) -> None:
     with esdm_hpc.open("esdm://split", "w", config=config) as c:
         c.create_dataset("x", data=field)
     with esdm_hpc.open("esdm://split", config=config) as c:
-        fragments = c._manifests[-1].fragments
+        fragments = c.catalogue.last.fragments
         assert len(fragments) > 1
         assert all(f.nbytes <= 4096 for f in fragments)
         np.testing.assert_array_equal(c["x"][...], field)
@@ -114,7 +114,7 @@ def test_hilbert_serialised_fragments_read_back(config: dict) -> None:
         c.create_dataset("x", shape=field.shape, hints={"serialisation": "hilbert"})
         c["x"][...] = field
     with esdm_hpc.open("esdm://hilbert", config=config) as c:
-        assert c._manifests[-1].fragments[0].serialisation == "hilbert"
+        assert c.catalogue.last.fragments[0].serialisation == "hilbert"
         np.testing.assert_array_equal(c["x"][4:20, 3:9, 1:2], field[4:20, 3:9, 1:2])
 
 
@@ -254,7 +254,7 @@ def test_a_failed_async_write_fails_wait_and_the_commit(
         x = c.create_dataset("x", shape=(4,), dtype="i4")
         with pytest.raises(ValueError, match="cannot write an array of shape"):
             x.write_async(slice(0, 2), np.ones(3, dtype="i4"))  # checked at once
-        monkeypatch.setattr(c._writer, "write", _failing_write)
+        monkeypatch.setattr(c.open_epoch.writer, "write", _failing_write)
         request = x.write_async(slice(0, 2), 1)
         with pytest.raises(OSError, match="disk on fire"):
             request.wait()
@@ -351,3 +351,22 @@ def test_integer_scalars_of_numpy_select_as_integers(config: dict) -> None:
 def test_uris_with_a_slash_too_many_are_refused(config: dict, uri: str, message: str) -> None:
     with pytest.raises(ValueError, match=f"^{message}"):
         esdm_hpc.open(uri, "w", config=config)
+
+
+def test_read_boxes_reads_many_boxes_as_one_region(config: dict) -> None:
+    field = np.arange(12 * 10, dtype="i4").reshape(12, 10)
+    with esdm_hpc.open("esdm://boxes", "w", config=config) as c:
+        x = c.create_dataset("x", shape=field.shape, dtype="i4", fillvalue=-1)
+        for row in range(0, 12, 3):  # four fragments
+            x[row : row + 3] = field[row : row + 3]
+    with esdm_hpc.open("esdm://boxes", config=config) as c:
+        boxes = [((0, 0), np.empty((2, 10), "i4")), ((2, 3), np.empty((5, 4), "i4")),
+                 ((11, 9), np.empty((1, 1), "i4")), ((4, 4), np.empty((0, 3), "i4"))]  # fmt: skip
+        c["x"].read_boxes(boxes)
+        for (row, column), out in boxes:
+            rows, columns = out.shape
+            np.testing.assert_array_equal(out, field[row : row + rows, column : column + columns])
+        with pytest.raises(IndexError, match="outside the extent"):
+            c["x"].read_boxes([((11, 0), np.empty((2, 1), "i4"))])
+        with pytest.raises(ValueError, match="read into float64"):
+            c["x"].read_boxes([((0, 0), np.empty((1, 1)))])

@@ -107,7 +107,7 @@ def check_killed_writer(tmp_path: Path, point: str, nth: int, pack_epochs: int |
         assert c.epoch == epoch
         if epoch >= 1:
             np.testing.assert_array_equal(c["x"][...], crash_writer.expected(epoch))
-        referenced = {name for _, name in History.load(c._store).referenced(c._store)}
-        lock = c._store.prefix + LOCK  # live state, kept by gc
+        referenced = {name for _, name in History.load(c.store).referenced(c.store)}
+        lock = c.store.prefix + LOCK  # live state, kept by gc
     assert store_objects == referenced | {lock}  # no orphan left, nothing referenced lost
     assert cli.main(["--config", str(config_file), "verify", "--quiet", "esdm://c"]) == 0

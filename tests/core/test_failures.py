@@ -121,3 +121,15 @@ def test_fill_values_that_do_not_fit_are_refused(
         pytest.raises(ValueError, match=r"/x: fillvalue"),
     ):
         c.create_dataset("x", shape=(3,), dtype=dtype, fillvalue=fillvalue)
+
+
+def test_text_that_cannot_be_stored_is_refused_at_the_write(config: dict) -> None:
+    with esdm_hpc.open("esdm://text", "w", config=config) as c:
+        names = c.create_dataset("names", shape=(2,), dtype=str)
+        numbers = c.create_dataset("numbers", shape=(2,), dtype="f8")
+        numbers[:] = 1.5
+        with pytest.raises(ValueError, match=r"names\[0:1\]: .* is not valid text"):
+            names[0] = "\ud800"  # a lone surrogate has no UTF-8 form
+        names[1] = "ok"
+        assert c.commit() == 1  # the epoch's other writes are kept
+        assert numbers[...].tolist() == [1.5, 1.5] and names[...].tolist() == ["", "ok"]

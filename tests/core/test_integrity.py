@@ -165,7 +165,7 @@ def test_a_second_writer_is_refused_with_the_holder_named(config: dict) -> None:
 
 def test_an_expired_lease_is_taken_over(config: dict) -> None:
     esdm_hpc.open("esdm://expired", "w", config=config).close()
-    store = esdm_hpc.open("esdm://expired", config=config)._store
+    store = esdm_hpc.open("esdm://expired", config=config).store
     gone = Lease("someone", "elsewhere", 1, None, "token", expires=time.time() - 1)
     store.meta.write_atomic(lease_name(store), gone.encode())  # its writer died
     with esdm_hpc.open("esdm://expired", "a", config=config) as second:

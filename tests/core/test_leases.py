@@ -1,4 +1,4 @@
-"""The single-writer lease and exclusive publication (DESIGN 3).
+"""The single-writer lease and exclusive publication (docs/architecture.md §3.4, §3.5).
 
 A living writer keeps its lease however long it goes between commits; a
 writer whose lease was taken (it froze past expiry, or `esdm unlock --force`)
@@ -61,7 +61,7 @@ def capture_output() -> redirect_stdout[StringIO]:
 
 def store_of(config: dict) -> ContainerStore:
     with esdm_hpc.open("esdm://c", config=config) as c:
-        return c._store
+        return c.store
 
 
 def read(config: dict, epoch: int | None = None) -> np.ndarray:
@@ -144,7 +144,7 @@ def test_publishing_an_epoch_is_exclusive(config: dict, committed: str) -> None:
     store = store_of(config)
     parent = store.head()
     with esdm_hpc.open(committed, config=config) as c:
-        namespace = c._manifests[-1].namespace
+        namespace = c.catalogue.last.namespace
 
     def manifest(created: str) -> Manifest:
         return Manifest(2, parent.checksum, created, {}, namespace)

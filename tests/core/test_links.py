@@ -38,7 +38,7 @@ def test_deleting_one_name_keeps_the_object_and_the_last_name_drops_it(config: d
         with pytest.raises(ValueError, match="already exists"):
             c.create_group("a")  # its identity lives on under /b
         del c["b"]
-        assert c.keys() == [] and not c._namespace.datasets
+        assert c.keys() == [] and not c.namespace.datasets
         c.create_group("a")  # the name is free once the object is gone
 
 
@@ -48,7 +48,7 @@ def test_creation_order_is_kept_per_group(config: dict) -> None:
             c.create_group(f"g/{name}")
         c.create_soft_link("g/b", "/g/z")
     with esdm_hpc.open("esdm://order", config=config) as c:
-        assert c._namespace.children_by_order("/g") == ["z", "a", "m", "b"]
+        assert c.namespace.children_by_order("/g") == ["z", "a", "m", "b"]
         assert c["g"].keys() == ["a", "b", "m", "z"]
 
 
@@ -68,7 +68,7 @@ def test_moving_a_name_keeps_identity_data_and_attributes(config: dict) -> None:
         c.commit()
         c.move("a", "g/b")  # a home name: the object stays /a underneath
         c.move("s", "g/s")
-        c._move_link("/g/b", "/copy", keep_source=True)
+        c.edit("copy_link").move_link("/g/b", "/copy", keep_source=True)
         with pytest.raises(ValueError, match="into itself"):
             c.move("g/b", "g/b/inner")
     with esdm_hpc.open("esdm://move", config=config) as c:
@@ -77,13 +77,13 @@ def test_moving_a_name_keeps_identity_data_and_attributes(config: dict) -> None:
         np.testing.assert_array_equal(c["copy/x"][...], np.arange(4))
         assert c["g/b"].attrs["units"] == "K"
         assert c.link("g/s") == Link("soft", "a/x")  # the value as it was, as HDF5 copies it
-        assert c._namespace.children_by_order("/g") == ["b", "s"]
+        assert c.namespace.children_by_order("/g") == ["b", "s"]
 
 
 def test_external_and_user_defined_links_are_kept_not_followed(config: dict) -> None:
     with esdm_hpc.open("esdm://ext", "w", config=config) as c:
         c.create_external_link("e", "other.h5", "grid/../tas")
-        c._create_link("/u", Link("user", "00ff", user_class=187))
+        c.edit("create_link").create_link("/u", Link("user", "00ff", user_class=187))
     with esdm_hpc.open("esdm://ext", config=config) as c:
         assert c.link("e") == Link("external", "/tas", "other.h5")
         assert c.link("u") == Link("user", "00ff", user_class=187)
@@ -100,10 +100,10 @@ def test_an_emptied_group_counts_creation_order_from_zero(config: dict) -> None:
         for name in ("a", "b"):
             c.create_group(f"g/{name}")
         del c["g/a"]
-        assert c._namespace.next_order["/g"] == 2  # not while a name is left
+        assert c.namespace.next_order["/g"] == 2  # not while a name is left
         del c["g/b"]
         c.create_group("g/c")
-        assert c._namespace.order["/g/c"] == 0
+        assert c.namespace.order["/g/c"] == 0
 
 
 def test_copies_share_data_keep_structure_and_follow_the_options(config: dict) -> None:
@@ -150,6 +150,6 @@ def test_objects_copy_into_another_container_with_their_data(config: dict) -> No
         assert b["copied/x"].maxshape == (None, 3) and b["copied/x"].fillvalue == -1
         assert b["copied/names"][...].tolist() == ["a", "bc"] == b["copied/names2"][...].tolist()
         assert b["copied"].attrs["units"] == "K" and b["copied"].keys()[:2] == ["x", "names"]
-        assert b._namespace.resolve("/copied/same") == "/copied/x"  # still one object
+        assert b.namespace.resolve("/copied/same") == "/copied/x"  # still one object
         assert b.link("copied/soft").target == "/g/x"  # as HDF5: a soft link is copied as it is
     assert isinstance(copied, esdm_hpc.Group)

@@ -146,7 +146,7 @@ def test_small_writes_of_consecutive_rows_become_one_fragment(tmp_path: Path) ->
             buffer[...] = rows[i]  # the caller reuses its buffer: the run keeps copies
             x[i : i + 1] = buffer
         x[10:12, 0:4] = -1  # not a continuation: the run is stored first, then this
-        fragments = c._writer.fragments
+        fragments = c.open_epoch.writer.fragments
         assert [f.count for f in fragments] == [(1000, 8), (2, 4)]
     expected = rows.copy()
     expected[10:12, 0:4] = -1

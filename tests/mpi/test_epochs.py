@@ -106,7 +106,7 @@ def test_a_write_failing_on_one_rank_fails_the_commit_on_every_rank() -> None:
         x = c.create_dataset("x", shape=(comm.size, 4), dtype="i4")
         c.commit()
         if comm.rank == 1:
-            c._writer.write = _failing_write  # this rank's storage fails
+            c.open_epoch.writer.write = _failing_write  # this rank's storage fails
         x.write_async(comm.rank, comm.rank)
         with pytest.raises(OSError, match="disk on fire"):
             c.commit()  # raised everywhere, no rank left waiting
@@ -164,7 +164,7 @@ def test_a_copy_made_after_a_shrink_reads_the_same_and_is_recorded_alike_on_ever
         c.commit()
         x.resize((1, 2))
         c.copy("x", "y")
-        records = comm.allgather(c._namespace.datasets["/y"].shrinks)
+        records = comm.allgather(c.namespace.datasets["/y"].shrinks)
         assert all(r == records[0] for r in records)
         c["y"].resize((comm.size, 2))
     with esdm_hpc.open("esdm://copyshrink", comm=comm, config=config) as c:

@@ -251,9 +251,9 @@ def test_h5py_anonymous_objects_take_the_name_they_are_linked_by(site: Site) -> 
     assert result.returncode == 0, report(result)
     assert result.stdout.split() == ["/x", "/later", "/group/inner", "/kept"]
     with esdm_hpc.open("esdm://h5py/anonymous", config=site.config) as c:
-        assert sorted(c._namespace.datasets) == ["/group/inner", "/kept", "/later", "/x"]
+        assert sorted(c.namespace.datasets) == ["/group/inner", "/kept", "/later", "/x"]
         assert c["later"][...].tolist() == [42.0, 0.0, 0.0, 0.0]
-        assert c["group/inner"].name == "/group/inner" and not c._namespace.unlinked
+        assert c["group/inner"].name == "/group/inner" and not c.namespace.unlinked
 
 
 POINTS = """

@@ -1,6 +1,6 @@
 /*
  * The HDF5 VOL connector "esdm": a terminal connector that maps HDF5 calls
- * onto the esdm-hpc Python core (DESIGN 1 and 6).
+ * onto the esdm-hpc Python core (docs/architecture.md §1.3 and §6.2).
  *
  * The shim stays thin on purpose: it owns the HDF5 side of every call
  * (property lists, dataspaces, selections, type conversion, error stack)

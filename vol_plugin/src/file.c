@@ -4,7 +4,8 @@
  * H5Fcreate/H5Fopen are collective over the communicator of an MPI-IO file
  * access property list, which the core then uses for its own collectives;
  * without one the container is opened by this process alone. H5Fflush
- * commits an epoch; the last H5Fclose commits and closes (DESIGN 3, 6).
+ * commits an epoch; the last H5Fclose commits and closes (docs/architecture.md
+ * §3.1, §6.2).
  */
 #include "esdm_vol.h"
 

@@ -26,7 +26,7 @@
  *
  * Collective and independent transfers behave the same: every rank writes
  * its own fragments independently, and the commit at H5Fflush/H5Fclose is
- * the collective step (DESIGN 3).
+ * the collective step (docs/architecture.md §3.3).
  */
 #include "esdm_vol.h"
 

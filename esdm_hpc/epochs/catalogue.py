@@ -1,0 +1,77 @@
+"""What an open container knows of its committed epochs (docs/architecture.md §3).
+
+The manifests it loaded, the fragment records of every dataset (from the
+packs and the manifests) and, per dataset read, the index over its fragments
+(`FragmentView`), rebuilt only when new records or shrinks arrive.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from esdm_hpc.epochs.manifest import Manifest
+from esdm_hpc.fragmentview import FragmentView
+from esdm_hpc.namespace import DatasetMeta, Namespace
+
+
+class Catalogue:
+    def __init__(self, where: str, packed: list[dict[str, Any]], manifests: list[Manifest]):
+        self.where = where  # the container's URI, for messages
+        self._manifests: list[Manifest] = []
+        self._records: dict[str, list[dict[str, Any]]] = defaultdict(list)  # per dataset
+        self._views: dict[str, FragmentView] = {}
+        self._add_records(packed)
+        self.absorb(manifests)
+
+    @property
+    def manifests(self) -> list[Manifest]:
+        """The manifests loaded and not packed since, oldest first; the shown epoch's last."""
+        return self._manifests
+
+    @property
+    def last(self) -> Manifest:
+        return self._manifests[-1]
+
+    @property
+    def epoch(self) -> int:
+        """The committed epoch shown."""
+        return self.last.epoch
+
+    def namespace(self) -> Namespace:
+        """The shown epoch's namespace, decoded afresh (callers may change their copy)."""
+        return Namespace.from_json(self.last.namespace)
+
+    def committed(self, identity: str) -> bool:
+        """Whether the shown epoch has a group, dataset or named datatype ``identity``."""
+        namespace = self.last.namespace
+        known = (namespace["groups"], namespace["datasets"], namespace.get("datatypes", {}))
+        return any(identity in names for names in known)
+
+    def absorb(self, manifests: list[Manifest]) -> None:
+        """Add newer committed manifests (oldest first)."""
+        for manifest in manifests:
+            self._manifests.append(manifest)
+            self._add_records(manifest.records)
+
+    def forget_packed(self) -> None:
+        """Drop the manifests the newest one's packs hold: their records stay."""
+        packed = self.last.packed
+        self._manifests = [m for m in self._manifests if m.epoch > packed]
+
+    def view(self, meta: DatasetMeta) -> FragmentView:
+        """The index over the committed fragments of the dataset ``meta``."""
+        view = self._views.get(meta.path)
+        if view is None or view.shrinks != meta.shrinks:
+            records = [
+                r for r in self._records.get(meta.path, ()) if r["epoch"] > meta.created_epoch
+            ]
+            where = f"{self.where} {meta.path}"
+            view = FragmentView(records, len(meta.shape), meta.shrinks, where)
+            self._views[meta.path] = view
+        return view
+
+    def _add_records(self, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            self._records[record["dataset"]].append(record)
+            self._views.pop(record["dataset"], None)
