@@ -24,7 +24,7 @@ from esdm_hpc.copying import CopyOptions, copy_object
 from esdm_hpc.creation import dataset_meta
 from esdm_hpc.epochs import lease as leases
 from esdm_hpc.epochs.catalogue import Catalogue
-from esdm_hpc.epochs.commit import commit
+from esdm_hpc.epochs.commit import Parent, Proposal, commit
 from esdm_hpc.epochs.manifest import Head, Manifest
 from esdm_hpc.epochs.open_epoch import OpenEpoch
 from esdm_hpc.epochs.opening import Opened, open_on_root
@@ -279,10 +279,9 @@ class Container(Group):
         pending, epoch = self.edit("commit"), self.open_epoch
         lease = None if self._lease is None else self._lease.lease
         try:
-            done = commit(
-                self.comm, self.store, pending.namespace, epoch.writer, self._head,
-                self.catalogue.manifests, lease, local_error=epoch.finish_requests(),
-            )  # fmt: skip
+            proposal = Proposal(pending.namespace, epoch.writer, epoch.finish_requests())
+            parent = Parent(self._head, self.catalogue.manifests, lease)
+            done = commit(self.comm, self.store, proposal, parent)
         except BaseException:
             epoch.end(committed=False)
             pending.reset()

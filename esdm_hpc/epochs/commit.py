@@ -34,7 +34,7 @@ from esdm_hpc.epochs.manifest import (
     Pack,
     encode_fragments,
 )
-from esdm_hpc.epochs.store import ContainerStore, Guard
+from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.epochs.writer import EpochWriter
 from esdm_hpc.errors import OverlappingWritesError
 from esdm_hpc.fragment import fragment_boxes
@@ -45,26 +45,35 @@ from esdm_hpc.selection import Hyperslab
 
 
 @dataclass(frozen=True, slots=True)
+class Proposal:
+    """What one rank proposes for the new epoch."""
+
+    namespace: Namespace  # the open epoch's (the same on every rank)
+    writer: EpochWriter  # this rank's writes
+    error: Exception | None = None  # this rank's data cannot be committed (a failed write)
+
+
+@dataclass(frozen=True, slots=True)
+class Parent:
+    """What the new epoch builds on."""
+
+    head: Head  # the HEAD the writer opened or last committed
+    loaded: Sequence[Manifest]  # the manifests read since the last pack, HEAD's last
+    lease: Lease | None  # the writer's (rank 0's), checked at publication
+
+
+@dataclass(frozen=True, slots=True)
 class Committed:
     head: Head
     manifest: Manifest
 
 
-def commit(
-    comm: Comm,
-    store: ContainerStore,
-    namespace: Namespace,
-    writer: EpochWriter,
-    head: Head,
-    loaded: Sequence[Manifest],
-    lease: Lease | None = None,
-    local_error: Exception | None = None,
-) -> Committed:
-    """``loaded``: the committed manifests the container has read, HEAD's last
-    (rank 0 packs those after the last pack). ``lease``: the writer's (rank 0's),
-    checked at publication. ``local_error``: this rank's data cannot be
-    committed (a failed write); it travels with the records, so every rank
-    raises it instead of waiting."""
+def commit(comm: Comm, store: ContainerStore, proposal: Proposal, parent: Parent) -> Committed:
+    """Publish ``proposal`` of every rank as the epoch after ``parent`` (collective).
+
+    A rank's error travels with the records, so every rank raises it instead of
+    waiting; rank 0 packs the loaded manifests after the last pack when due."""
+    writer, local_error = proposal.writer, proposal.error
     if local_error is None:
         try:
             writer.sync()
@@ -86,9 +95,8 @@ def commit(
             if failed:
                 raise failed[0]
             encoded = [text for text, _ in gathered]
-            guard = None if lease is None else lambda: leases.check(store, lease)
             new_head, data, decoded = _publish(
-                store, namespace, head, loaded, comm.size, encoded, guard
+                store, proposal.namespace, parent, comm.size, encoded
             )
             outcome = (new_head, data)
         except Exception as error:  # every rank raises it, none waits for rank 0
@@ -102,14 +110,9 @@ def commit(
 
 
 def _publish(
-    store: ContainerStore,
-    namespace: Namespace,
-    head: Head,
-    loaded: Sequence[Manifest],
-    nranks: int,
-    encoded: list[str],
-    guard: Guard | None,
+    store: ContainerStore, namespace: Namespace, parent: Parent, nranks: int, encoded: list[str]
 ) -> tuple[Head, bytes, Manifest]:
+    head, lease = parent.head, parent.lease
     epoch = head.epoch + 1
     check_overlaps(epoch, [record for text in encoded for record in json.loads(text)])
     manifest = Manifest(
@@ -118,10 +121,11 @@ def _publish(
         created=datetime.datetime.now(datetime.UTC).isoformat(),
         writer=writer_record(nranks),
         namespace=namespace.to_json(),
-        packs=_packs(store, loaded),
+        packs=_packs(store, parent.loaded),
     )
     data = manifest.encode(fragments_json=encoded)
     decoded = _readable(store, epoch, data)
+    guard = None if lease is None else lambda: leases.check(store, lease)
     return store.publish_encoded(epoch, data, parent=head, guard=guard), data, decoded
 
 
