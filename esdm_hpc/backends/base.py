@@ -69,6 +69,12 @@ def check_range(offset: int, length: int) -> None:
 
 def byte_view(data: Buffer, *, writable: bool = False) -> memoryview:
     """A flat byte view of ``data`` that shares its memory (no copy)."""
+    if isinstance(data, np.ndarray) and data.dtype.names:
+        # numpy's buffer export refuses compounds whose fields overlap or are out
+        # of order (HDF5 allows both); their bytes are plain bytes all the same
+        if not data.flags.c_contiguous:
+            raise ValueError("buffer must be C-contiguous (copy it with np.ascontiguousarray)")
+        data = data.reshape(-1).view(np.uint8)
     view = memoryview(data)
     if not view.c_contiguous:
         raise ValueError("buffer must be C-contiguous (copy it with np.ascontiguousarray)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -86,8 +86,8 @@ class EpochWriter:
     @property
     def fragments(self) -> list[Fragment]:
         """The records of everything written so far in this epoch."""
-        with self._lock, self._failing():
-            self._store_run()
+        with self._lock:
+            self._settle_run()
             return self._fragments
 
     @property
@@ -95,6 +95,13 @@ class EpochWriter:
         """Whether anything was written (or failed to be) in this epoch."""
         with self._lock:
             return bool(self._fragments) or self._run is not None or self._failed is not None
+
+    def _settle_run(self) -> None:
+        """Store the run of small writes; if that fails, remember it (the commit
+        raises it) rather than raise: the callers are steps every rank must get
+        through alike (a shrink, a rename, a copy, the commit's gather)."""
+        with suppress(Exception), self._failing():
+            self._store_run()
 
     @contextmanager
     def _failing(self) -> Iterator[None]:
@@ -154,7 +161,9 @@ class EpochWriter:
 
     def _write_piece(self, meta: DatasetMeta, offset: tuple[int, ...], piece: np.ndarray) -> None:
         serialisation = for_dataset(meta.dtype, meta.hints, piece.ndim)
-        payload = serialisation.encode(piece)
+        # as bytes: numpy exports no buffer of compounds with overlapping or
+        # out-of-order fields (HDF5 allows both), and bytes is what is stored
+        payload = np.ascontiguousarray(serialisation.encode(piece)).reshape(-1).view(np.uint8)
         block_size = self.config.block_size
         replicas = tuple(
             [self._append(b.id, payload) for b in choose_backends(self.config, payload.nbytes)]
@@ -182,8 +191,8 @@ class EpochWriter:
     def share(self, meta: DatasetMeta, fragments: Iterable[Fragment]) -> None:
         """Record ``fragments`` (another dataset's, oldest first) as written to the
         dataset ``meta`` in this epoch: their bytes are shared, not copied (H5Ocopy)."""
-        with self._lock, self._failing():
-            self._store_run()
+        with self._lock:
+            self._settle_run()
         for fragment in fragments:
             seq = len(self._fragments)
             self._fragments.append(
@@ -199,8 +208,8 @@ class EpochWriter:
 
     def rename(self, old: str, new: str) -> None:
         """Follow a change of identities (`Namespace.rename`) in what this epoch wrote."""
-        with self._lock, self._failing():
-            self._store_run()
+        with self._lock:
+            self._settle_run()
             self._fragments = [
                 replace(f, dataset=renamed(f.dataset, old, new)) for f in self._fragments
             ]

@@ -121,6 +121,24 @@ def _failing_write(*args: object) -> None:
 
 
 @pytest.mark.mpi(min_size=2)
+def test_a_shrink_after_a_held_write_failed_on_one_rank_is_done_alike_everywhere() -> None:
+    comm = MPI.COMM_WORLD
+    config = shared_config()
+    with esdm_hpc.open("esdm://held", "w", comm=comm, config=config) as c:
+        x = c.create_dataset("x", shape=(comm.size, 8), maxshape=(None, 8), dtype="f8")
+        c.commit()
+        writer = c.open_epoch.writer
+        if comm.rank == 1:
+            x[1] = 1.0  # small: held in memory until stored
+            writer._write_cut = _failing_write  # type: ignore[method-assign]  # storage fails
+        x.resize((1, 8))  # stores what is held: fails on rank 1, not the shrink
+        assert comm.allgather(x.shape) == [(1, 8)] * comm.size
+        with pytest.raises(OSError, match="disk on fire"):
+            c.commit()  # raised everywhere, no rank left waiting
+        assert c.epoch == 1 and x.shape == (comm.size, 8)
+
+
+@pytest.mark.mpi(min_size=2)
 def test_a_shrink_drops_every_ranks_earlier_writes_beyond_it() -> None:
     comm = MPI.COMM_WORLD
     config = shared_config()
