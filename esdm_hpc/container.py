@@ -263,12 +263,6 @@ class Container(Group):
         pending.copied()
         return name
 
-    def drop_if_unnamed(self, identity: str) -> None:
-        """Drop an anonymous object no link names (collective: HDF5 does when its last
-        ID closes); nothing once the container is closed."""
-        if not self._closed and self._pending is not None:
-            self._pending.drop_if_unnamed(identity)
-
     def commit(self) -> int:
         """Publish everything written since the last commit as a new epoch (collective).
 

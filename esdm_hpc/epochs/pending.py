@@ -19,9 +19,6 @@ from esdm_hpc.epochs.catalogue import Catalogue
 from esdm_hpc.epochs.open_epoch import OpenEpoch
 from esdm_hpc.namespace import DatasetMeta, Link, Namespace, Shrink
 
-# the names anonymous objects have until a link names them (`PendingNamespace.anonymous`)
-ANONYMOUS = ".anonymous-"
-
 
 class PendingNamespace:
     def __init__(
@@ -32,7 +29,6 @@ class PendingNamespace:
         self._epoch = epoch
         self.namespace = namespace
         self._dirty = dirty
-        self._anonymous_next = 0  # see `anonymous`
 
     @property
     def dirty(self) -> bool:
@@ -147,27 +143,12 @@ class PendingNamespace:
         """Record that a copy (made by `copying.copy_object`) changed the namespace."""
         self._changed()
 
-    # --- anonymous objects (HDF5's H5Dcreate_anon and kin) ----------------------------
+    # --- unlinked objects ----------------------------------------------------------------
 
-    def anonymous(self) -> str:
-        """The identity for a new object without a name: at the root, hidden by
-        `hide` until a link names it. Never one handed out before: a handle's
-        `drop_if_unnamed` must not find another object under the name its
-        object had until a link renamed it."""
-        n = self._anonymous_next
-        while self.namespace.taken(f"/{ANONYMOUS}{n}"):
-            n += 1
-        self._anonymous_next = n + 1
-        return f"/{ANONYMOUS}{n}"
-
-    def hide(self, path: str) -> None:
-        """Make the object just created at ``path`` anonymous: alive, unlisted."""
-        self.namespace.order.pop(path, None)
-        self.namespace.unlinked.add(path)
-
-    def drop_if_unnamed(self, identity: str) -> None:
-        """Drop an anonymous object that no link names: HDF5 does when its last ID
-        closes (collective, as closing it is in parallel HDF5)."""
+    def collect_unnamed(self, identity: str) -> None:
+        """Drop the object ``identity`` if it is unlinked (`Namespace.unlinked`) and no
+        link names it (collective: HDF5 drops an anonymous object when its last ID
+        closes, and closing it is collective in parallel HDF5)."""
         namespace = self.namespace
         if identity not in namespace.unlinked or namespace.hard_links_to(identity):
             return

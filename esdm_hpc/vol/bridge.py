@@ -39,7 +39,7 @@ from esdm_hpc.empty import Empty
 from esdm_hpc.encoding import array_of
 from esdm_hpc.namespace import ExternalLinkFound, Link
 from esdm_hpc.strings import STRING, is_string
-from esdm_hpc.vol import dtypes, names, values
+from esdm_hpc.vol import anonymous, dtypes, names, values
 from esdm_hpc.vol.objects import (
     AttributeHandle,
     FileHandle,
@@ -183,20 +183,18 @@ def _new_path(location: Location, name: str | None) -> str:
     """Where a new object goes: ``name`` relative to ``location``, or for an
     anonymous one (name None) a fresh identity that a later H5Olink names."""
     return (
-        location.file.container.edit("creating an object").anonymous()
-        if name is None
-        else resolve(location, name)
+        anonymous.new_identity(location.file.container) if name is None else resolve(location, name)
     )
 
 
-def _made(location: Location, path: str, kind: Kind, anonymous: bool) -> NodeHandle:
+def _made(location: Location, path: str, kind: Kind, unnamed: bool) -> NodeHandle:
     """The handle on a new object; an anonymous one is dropped when its handle
-    goes unless a link names it by then (`Container.drop_if_unnamed`)."""
+    goes unless a link names it by then (`anonymous.drop_if_unnamed`)."""
     handle = NodeHandle(location.file, path, kind)
-    if anonymous:
+    if unnamed:
         container = location.file.container
-        container.edit("creating an object").hide(path)
-        weakref.finalize(handle, container.drop_if_unnamed, path)
+        anonymous.hide(container, path)
+        weakref.finalize(handle, anonymous.drop_if_unnamed, container, path)
     return handle
 
 
