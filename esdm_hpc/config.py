@@ -28,13 +28,15 @@ from math import inf
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from esdm_hpc.errors import EsdmError
+
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
 BackendType = Literal["posix", "memory", "burstbuffer", "s3"]
 Accessibility = Literal["global", "node-local"]
 
 
-class ConfigError(ValueError):
+class ConfigError(EsdmError, ValueError):
     """The site configuration cannot be found, parsed or validated."""
 
 

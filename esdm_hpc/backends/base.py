@@ -21,6 +21,7 @@ from typing import Self
 import numpy as np
 
 from esdm_hpc.config import BackendConfig
+from esdm_hpc.errors import EsdmError
 
 Buffer = bytes | bytearray | memoryview | np.ndarray
 
@@ -33,7 +34,7 @@ TEMP_PREFIX = ".esdm-tmp-"
 LOCK_SECONDS = 60.0
 
 
-class BackendError(OSError):
+class BackendError(EsdmError, OSError):
     """A storage operation failed; the message names the backend and the object."""
 
 
