@@ -467,6 +467,16 @@ def _stripe_size(value: object, where: str) -> int:
     return size
 
 
+# S3 parts are uploaded whole; the store refuses parts over 5 GiB.
+_part_size = _measure(_bytes, _SIZE, _Range(1, 5 * GiB, "1 byte", "5 GiB (S3's limit)"))
+_retries = _integer(0, 100, "a non-negative integer", "100")
+_concurrency = _integer(1, 1024, "a positive integer", "1024")
+_timeout = _measure(
+    _seconds,
+    'a positive duration (seconds or a string like "500 ms")',
+    _Range(1e-3, 3600, "1 ms", "1 hour"),
+)
+
 # Options each backend type understands; the tiers issue extends burstbuffer and s3.
 _OPTIONS: dict[str, dict[str, _Key]] = {
     "posix": {"stripe_count": _Key(_stripe_count, None), "stripe_size": _Key(_stripe_size, None)},
@@ -479,6 +489,13 @@ _OPTIONS: dict[str, dict[str, _Key]] = {
         "access_key_id": _Key(_secret, None),
         "secret_access_key": _Key(_secret, None),
         "session_token": _Key(_secret, None),
+        # defaults in esdm_hpc/backends/s3.py
+        "part_size": _Key(_part_size, None),
+        "retries": _Key(_retries, None),
+        "retry_timeout": _Key(_timeout, None),
+        "request_timeout": _Key(_timeout, None),
+        "lock_lease": _Key(_timeout, None),
+        "concurrency": _Key(_concurrency, None),
     },
 }
 
@@ -503,9 +520,7 @@ _TYPES: dict[str, _TypeDefaults] = {
     "burstbuffer": _TypeDefaults(
         "bb", "node-local", PerformanceModel(1e-4, 4.0 * GiB, 4.0 * GiB), True, available=False
     ),
-    "s3": _TypeDefaults(
-        "object", "global", PerformanceModel(2e-2, 200e6, 200e6), False, available=False
-    ),
+    "s3": _TypeDefaults("object", "global", PerformanceModel(2e-2, 200e6, 200e6), False),
 }
 
 

@@ -232,7 +232,7 @@ def test_documented_examples_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("SCRATCH", str(tmp_path / "scratch"))
     doc = (Path(__file__).parents[1] / "docs/configuration.md").read_text()
     examples = re.findall(r"```(json|toml)\n(.*?)```", doc, re.DOTALL)
-    assert [kind for kind, _ in examples] == ["json", "toml", "json"]
+    assert [kind for kind, _ in examples] == ["json", "toml", "json", "toml"]
     configs = []
     for i, (kind, text) in enumerate(examples):
         (tmp_path / f"example{i}.{kind}").write_text(text)
@@ -240,14 +240,21 @@ def test_documented_examples_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert configs[0].backends == configs[1].backends
     assert configs[0].backend("scratch").target == str(tmp_path / "scratch/esdm")
     assert [b.type for b in configs[0].backends] == ["posix", "posix"]
+    objects = configs[3].backend("objects")  # the s3 example
+    assert (objects.type, objects.target, objects.options["bucket"]) == (
+        "s3",
+        "runs/2026/",
+        "climate",
+    )
+    assert configs[3].metadata_backend == "project"
 
 
 def test_documented_messages_are_the_ones_given() -> None:
     doc = (Path(__file__).parents[1] / "docs/configuration.md").read_text()
-    s3 = {"id": "o", "type": "s3", "target": "p/", "options": {"bucket": "b"}}
+    burst = {"id": "bb", "type": "burstbuffer", "target": "/dev/shm/esdm"}
     fast = {"id": "b", "type": "posix", "target": "/b"}
     for config in (
-        {"backends": [with_backend()["backends"][0], s3]},
+        {"backends": [with_backend()["backends"][0], burst]},
         {"block_size": 2**64 + 1},
         {
             "backends": [
@@ -383,19 +390,12 @@ def test_sizes_parse_exactly_up_to_63_bits(number: int, unit: str, exponent: int
 # --- backend types not available yet (issue 11, defect 11) --------------------------------
 
 
-@pytest.mark.parametrize(
-    "backend",
-    [
-        {"id": "bb", "type": "burstbuffer", "target": "/dev/shm/esdm", "drain_to": "a"},
-        {"id": "o", "type": "s3", "target": "runs/", "options": {"bucket": "b"}},
-    ],
-    ids=["burstbuffer", "s3"],
-)
-def test_backend_types_not_available_yet_are_refused(tmp_path: Path, backend: dict) -> None:
+def test_backend_types_not_available_yet_are_refused(tmp_path: Path) -> None:
+    backend = {"id": "bb", "type": "burstbuffer", "target": "/dev/shm/esdm", "drain_to": "a"}
     site = {"backends": [{"id": "a", "type": "posix", "target": str(tmp_path)}, backend]}
     expected = (
-        f'<dict>: backends[1].type: "{backend["type"]}" is not available yet '
-        "(it arrives with the storage tiers); available: posix, memory"
+        '<dict>: backends[1].type: "burstbuffer" is not available yet '
+        "(it arrives with the storage tiers); available: posix, memory, s3"
     )
     with pytest.raises(ConfigError) as error:
         load_config(site)
@@ -406,9 +406,9 @@ def test_backend_types_not_available_yet_are_refused(tmp_path: Path, backend: di
 
 def test_a_hand_made_backend_of_a_type_not_available_is_a_value_error(tmp_path: Path) -> None:
     posix = load_config(with_backend(target=str(tmp_path))).backends[0]
-    for kind in ("s3", "burstbuffer"):
-        with pytest.raises(ValueError, match=f"unknown type '{kind}' .available: posix, memory"):
-            open_backend(dataclasses.replace(posix, type=kind))  # type: ignore[arg-type]
+    expected = r"unknown type 'burstbuffer' .available: posix, memory, s3"
+    with pytest.raises(ValueError, match=expected):
+        open_backend(dataclasses.replace(posix, type="burstbuffer"))
 
 
 # --- units -------------------------------------------------------------------------------
@@ -611,10 +611,10 @@ S3 = {
 
 
 def test_credentials_are_masked_in_repr() -> None:
-    # Built by hand: load_config refuses s3 backends until the tiers arrive.
-    options = Options(S3["options"])
+    backend = load_config({"backends": [S3]}).backends[0]
+    options = backend.options
+    assert isinstance(options, Options)
     assert options["secret_access_key"] == "wJalrXUtnFEMI-very-secret"
-    backend = dataclasses.replace(load_config(with_backend()).backends[0], options=options)
     for text in (repr(backend), str(backend), repr(options)):
         assert "wJalrXUtnFEMI" not in text
         assert "AKIAEXAMPLE" not in text
@@ -627,6 +627,22 @@ def test_credentials_are_not_echoed_in_errors() -> None:
         load_config({"backends": [bad]})
     assert "session_token: must be a non-empty string" in str(error.value)
     assert "1234567" not in str(error.value)
+
+
+def test_s3_options_are_checked() -> None:
+    options = {"bucket": "b", "part_size": "16 MiB", "retry_timeout": "500 ms", "retries": 0}
+    backend = load_config({"backends": [{**S3, "options": options}]}).backends[0]
+    assert (backend.type, backend.tier, backend.target) == ("s3", "object", "runs/")
+    assert dict(backend.options) == {**options, "part_size": 16 << 20, "retry_timeout": 0.5}
+    for key, value, problem in [
+        ("part_size", "6 GiB", "must be at most 5 GiB"),
+        ("retries", -1, "must be a non-negative integer"),
+        ("lock_lease", 0, "must be a positive duration"),
+        ("concurrency", 0, "must be a positive integer"),
+    ]:
+        bad = {**S3, "options": {"bucket": "b", key: value}}
+        with pytest.raises(ConfigError, match=rf"backends\[0\].options.{key}: {problem}"):
+            load_config({"backends": [bad]})
 
 
 def test_s3_needs_a_bucket() -> None:

@@ -1,6 +1,6 @@
-"""Storage backends behind one interface (`base`): posix and memory.
+"""Storage backends behind one interface (`base`): posix, memory and s3.
 
-The burst buffer and S3 tiers plug in here without changes to the core.
+The burst buffer tier plugs in here without changes to the core.
 """
 
 from __future__ import annotations
@@ -8,9 +8,14 @@ from __future__ import annotations
 from esdm_hpc.backends.base import Backend, BackendError, LogWriter, ObjectNotFoundError
 from esdm_hpc.backends.memory import MemoryBackend
 from esdm_hpc.backends.posix import PosixBackend
+from esdm_hpc.backends.s3 import S3Backend
 from esdm_hpc.config import BackendConfig
 
-_IMPLEMENTATIONS: dict[str, type[Backend]] = {"posix": PosixBackend, "memory": MemoryBackend}
+_IMPLEMENTATIONS: dict[str, type[Backend]] = {
+    "posix": PosixBackend,
+    "memory": MemoryBackend,
+    "s3": S3Backend,
+}
 
 
 def open_backend(config: BackendConfig) -> Backend:
@@ -19,7 +24,7 @@ def open_backend(config: BackendConfig) -> Backend:
         implementation = _IMPLEMENTATIONS[config.type]
     except KeyError:
         known = ", ".join(_IMPLEMENTATIONS)
-        # load_config refuses the types not implemented yet (burstbuffer, s3);
+        # load_config refuses the types not implemented yet (burstbuffer);
         # a BackendConfig made by hand gets this ValueError for them
         raise ValueError(
             f"backend {config.id!r}: unknown type {config.type!r} (available: {known})"
@@ -34,5 +39,6 @@ __all__ = [
     "MemoryBackend",
     "ObjectNotFoundError",
     "PosixBackend",
+    "S3Backend",
     "open_backend",
 ]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from esdm_hpc.backends import Backend
+from esdm_hpc.config import ConfigError
 from esdm_hpc.epochs.manifest import (
     Head,
     Manifest,
@@ -24,6 +25,12 @@ from esdm_hpc.errors import ContainerNotFoundError, CorruptMetadataError, Publis
 from esdm_hpc.faults import crash_point
 from esdm_hpc.kernels.checksum import checksum
 
+# Types that may hold container metadata. HEAD is published under the
+# container's lock (docs/architecture.md §3.4); an s3 lock is a lease that a
+# frozen holder can outlive, so publishing there needs HEAD replaced by
+# compare-and-swap (If-Match), which the tiers issue brings. Until then s3
+# holds data only.
+METADATA_TYPES = ("posix", "memory")
 # The container's lock object (`ContainerStore.locked`), next to HEAD.
 LOCK = "LOCK"
 # Called under the lock before a publication writes anything; raises to refuse it.
@@ -69,6 +76,12 @@ class ContainerStore:
         self.name = name
         self.backends = backends
         self.meta = backends[metadata_backend]
+        if self.meta.config.type not in METADATA_TYPES:
+            raise ConfigError(
+                f"esdm://{name}: the metadata backend {self.meta.id!r} is of type "
+                f"{self.meta.config.type!r}, which holds data only for now; name a posix "
+                "backend in metadata_backend"
+            )
         self.prefix = f"containers/{name}/"
 
     def __repr__(self) -> str:
