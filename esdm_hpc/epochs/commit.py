@@ -2,7 +2,7 @@
 
 1. every rank makes its data logs durable;
 2. the fragment records are gathered on rank 0;
-3. rank 0 rejects overlapping writes of different ranks, builds the
+3. rank 0 rejects overlapping writes of different ranks that differ, builds the
    immutable manifest and decodes it as a reader will (nothing is published
    that cannot be read back), then, under the container's lock and only while
    this writer holds the lease and HEAD is the one it built on, writes the
@@ -21,9 +21,10 @@ import os
 import socket
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from esdm_hpc.backends import Backend
 from esdm_hpc.comm import Comm, transportable
 from esdm_hpc.epochs import lease as leases
 from esdm_hpc.epochs.lease import Lease
@@ -38,10 +39,13 @@ from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.epochs.writer import EpochWriter
 from esdm_hpc.errors import OverlappingWritesError
 from esdm_hpc.fragment import fragment_boxes
+from esdm_hpc.fragmentview import FragmentView
 from esdm_hpc.kernels.checksum import checksum
 from esdm_hpc.kernels.region import find_overlaps
-from esdm_hpc.namespace import Namespace
+from esdm_hpc.namespace import DatasetMeta, Namespace
+from esdm_hpc.reader import read_region
 from esdm_hpc.selection import Hyperslab
+from esdm_hpc.strings import is_string
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +118,8 @@ def _publish(
 ) -> tuple[Head, bytes, Manifest]:
     head, lease = parent.head, parent.lease
     epoch = head.epoch + 1
-    check_overlaps(epoch, [record for text in encoded for record in json.loads(text)])
+    records = [record for text in encoded for record in json.loads(text)]
+    check_overlaps(epoch, records, namespace, store.backends)
     manifest = Manifest(
         epoch=epoch,
         parent_checksum=head.checksum,
@@ -147,10 +152,19 @@ def _packs(store: ContainerStore, loaded: Sequence[Manifest]) -> list[Pack]:
     return packs
 
 
-def check_overlaps(epoch: int, records: Iterable[dict]) -> None:
-    """Refuse an epoch in which two ranks wrote overlapping parts of a dataset.
+def check_overlaps(
+    epoch: int,
+    records: Iterable[dict],
+    namespace: Namespace,
+    backends: Mapping[str, Backend],
+) -> None:
+    """Refuse an epoch in which two ranks wrote different bytes to one place.
 
     ``records`` are fragment records as in the manifest (``Fragment.to_json``).
+    Overlaps of different ranks are read back (the data is durable by now, and
+    only the overlap's checksum blocks are read and verified) and compared:
+    every rank writing the same scalar or coordinate variable is what many
+    models and netCDF programs do, and HDF5 allows it.
     """
     by_dataset: dict[str, list[dict]] = defaultdict(list)
     for record in records:
@@ -161,12 +175,31 @@ def check_overlaps(epoch: int, records: Iterable[dict]) -> None:
         offsets, counts = fragment_boxes([r["offset"] for r in group], [r["count"] for r in group])
         for i, j in find_overlaps(offsets, counts):
             a, b = group[i], group[j]
-            if a["rank"] != b["rank"]:
+            if a["rank"] == b["rank"]:
+                continue
+            overlap = _overlap(a, b)
+            meta = namespace.datasets.get(path)
+            if meta is None or not _same_values(meta, a, b, overlap, backends):
                 raise OverlappingWritesError(
                     f"epoch {epoch}: ranks {a['rank']} and {b['rank']} both wrote "
-                    f"{path}{_overlap(a, b)}; writes of one epoch must not overlap "
-                    f"(the previous epoch is unchanged)"
+                    f"{path}{overlap} with different values; writes of one epoch must not "
+                    f"overlap unless they agree (the previous epoch is unchanged)"
                 )
+
+
+def _same_values(
+    meta: DatasetMeta, a: dict, b: dict, overlap: Hyperslab, backends: Mapping[str, Backend]
+) -> bool:
+    """Whether the fragments ``a`` and ``b`` hold the same bytes in ``overlap``."""
+    ndim = len(meta.shape)
+    read = [
+        read_region(meta, FragmentView([r], ndim, (), meta.path), overlap.offset,
+                    overlap.count, backends)
+        for r in (a, b)
+    ]  # fmt: skip
+    if is_string(meta.dtype):
+        return read[0].tolist() == read[1].tolist()
+    return read[0].tobytes() == read[1].tobytes()
 
 
 def _overlap(a: dict, b: dict) -> Hyperslab:

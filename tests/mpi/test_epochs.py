@@ -74,13 +74,51 @@ def test_overlapping_writes_of_two_ranks_fail_on_every_rank() -> None:
         x = c.create_dataset("x", shape=(10, 10), dtype="i4")
         x[comm.rank : comm.rank + 1, :] = comm.rank
         c.commit()
-        x[0:2, 0 : 3 + comm.rank] = 9  # every rank writes rows 0-1
+        x[0:2, 0 : 3 + comm.rank] = 9 + comm.rank  # every rank writes rows 0-1, its own values
         with pytest.raises(
-            OverlappingWritesError, match=r"ranks 0 and 1 both wrote /x\[0:2, 0:3\]"
+            OverlappingWritesError,
+            match=r"ranks 0 and 1 both wrote /x\[0:2, 0:3\] with different values",
         ):
             c.commit()
         np.testing.assert_array_equal(x[0:2, 0], [0, 1])  # epoch 1 intact
         assert c.epoch == 1
+
+
+@pytest.mark.mpi(min_size=2)
+def test_ranks_writing_the_same_values_to_one_place_commit() -> None:
+    """As netCDF programs and models do for scalars and coordinate variables."""
+    comm = MPI.COMM_WORLD
+    config = shared_config()
+    latitudes = np.linspace(-90, 90, 181)
+    with esdm_hpc.open("esdm://same", "w", comm=comm, config=config) as c:
+        scalar = c.create_dataset("TheIrishRover", shape=(), dtype="i4")
+        lat = c.create_dataset("lat", shape=(181,), dtype="f8")
+        names = c.create_dataset("names", shape=(2,), dtype=str)
+        scalar[()] = 42
+        lat[: 100 + comm.rank] = latitudes[: 100 + comm.rank]  # overlapping extents
+        names[...] = ["tas", "pr"]
+        assert c.commit() == 1
+    with esdm_hpc.open("esdm://same", comm=comm, config=config) as c:
+        assert c["TheIrishRover"][()] == 42
+        n = 100 + comm.size - 1
+        np.testing.assert_array_equal(c["lat"][:n], latitudes[:n])
+        assert c["names"][...].tolist() == ["tas", "pr"]
+
+
+@pytest.mark.mpi(min_size=2)
+def test_one_byte_differing_on_one_rank_is_still_refused() -> None:
+    comm = MPI.COMM_WORLD
+    config = shared_config()
+    odd = comm.size - 1
+    with esdm_hpc.open("esdm://one-byte", "w", comm=comm, config=config) as c:
+        x = c.create_dataset("x", shape=(64,), dtype="u1")
+        values = np.arange(64, dtype="u1")
+        if comm.rank == odd:
+            values[37] ^= 1
+        x[...] = values
+        with pytest.raises(OverlappingWritesError, match=rf"ranks \d+ and {odd} both wrote /x"):
+            c.commit()
+        assert c.epoch == 0
 
 
 @pytest.mark.mpi(min_size=2)
