@@ -65,8 +65,15 @@ def open(
     store = ContainerStore(name, backends, site.metadata_backend)
     session = on_root(comm, lambda: secrets.token_hex(4))
     opened = on_root(comm, lambda: open_on_root(store, mode, epoch, overwrite, session))
-    return Container(mode=mode, comm=comm, config=site, store=store, session=session,
-                     opened=opened)  # fmt: skip
+    try:
+        return Container(mode=mode, comm=comm, config=site, store=store, session=session,
+                         opened=opened)  # fmt: skip
+    except BaseException:  # the open failed: nothing may keep the lease
+        if opened.lease is not None and comm.rank == 0:
+            leases.release(store, opened.lease)
+        for backend in backends.values():
+            backend.close()
+        raise
 
 
 class Container(Group):

@@ -21,10 +21,16 @@ import pytest
 
 import esdm_hpc
 from esdm_hpc import cli
+from esdm_hpc import container as container_module
 from esdm_hpc.epochs import lease as leases
 from esdm_hpc.epochs.manifest import Manifest
 from esdm_hpc.epochs.store import ContainerStore
-from esdm_hpc.errors import LeaseHeldError, LeaseLostError, PublishConflictError
+from esdm_hpc.errors import (
+    CorruptMetadataError,
+    LeaseHeldError,
+    LeaseLostError,
+    PublishConflictError,
+)
 
 LEASE_SECONDS = 0.4
 
@@ -226,3 +232,18 @@ def test_stored_files_are_not_world_writable_under_a_permissive_umask(
     root = Path(config["backends"][0]["target"])
     for path in [root, *root.rglob("*")]:
         assert path.stat().st_mode & 0o002 == 0, path
+
+
+def test_an_open_that_fails_after_taking_the_lease_gives_it_back(
+    config: dict, committed: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreadable(*args: object) -> None:
+        raise CorruptMetadataError("esdm://c: damaged (as a test makes it)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(container_module, "Catalogue", unreadable)
+        with pytest.raises(CorruptMetadataError, match="as a test makes it"):
+            esdm_hpc.open(committed, "a", config=config)
+    assert leases.current(store_of(config)) is None
+    with esdm_hpc.open(committed, "a", config=config) as again:
+        assert again.writable
