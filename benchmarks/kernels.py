@@ -2,6 +2,8 @@
 
     python benchmarks/kernels.py [--quick] [--json PATH]
 
+With --json, the chart of the rates goes next to it (the same path, .png).
+
 The references are the plain numpy implementations the tests check the kernels
 against (tests/reference). Targets (issue 2): Hilbert encode of 3-D 16-bit
 points >= 50x the reference; checksums >= 5 GB/s on one core for 64 MiB;
@@ -23,6 +25,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from plotting import Panel, chart_path, write_chart  # noqa: E402
 
 from esdm_hpc.kernels import boxindex, checksum, decomposition, hilbert, region  # noqa: E402
 from tests.reference import boxindex as ref_boxindex  # noqa: E402
@@ -183,6 +187,23 @@ def report(results: list[Result]) -> None:
         )
 
 
+def chart(results: list[Result], path: Path) -> None:
+    """Each kernel's rate beside its reference's (log scale: the rates span 9 decades)."""
+    panel = Panel(
+        "throughput, best of repeated calls; above a reference's bar: the kernel's speed-up",
+        "rate, unit under each kernel",
+        [f"{r.kernel} [{r.unit}/s]" for r in results],
+        {
+            "C kernel": [r.rate for r in results],
+            "numpy reference": [
+                None if r.reference_s is None else r.items / r.reference_s for r in results
+            ],
+        },
+        log=True,
+    )
+    write_chart(path, "esdm_hpc C kernels against their numpy references", [panel])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Benchmark the C kernels against numpy.")
     parser.add_argument("--quick", action="store_true", help="smaller inputs (a smoke run)")
@@ -203,6 +224,7 @@ def main() -> int:
             "results": [asdict(r) | {"rate": r.rate, "ratio": r.ratio} for r in results],
         }
         args.json.write_text(json.dumps(record, indent=2))
+        chart(results, chart_path(args.json))
     return 0
 
 

@@ -1,7 +1,7 @@
 """Opening a container of many fragments, collectively, on 1, 2 and 4 ranks.
 
     python benchmarks/open.py [--epochs 200] [--fragments 400] [--ranks 1,2,4]
-        [--repeat 3] [--dir DIR] [--travel] [--quick]
+        [--repeat 3] [--dir DIR] [--travel] [--json PATH] [--quick]
 
 The driver (this script, without MPI) writes one container: EPOCHS commits
 of FRAGMENTS small fragments each (one row of a (EPOCHS, FRAGMENTS, 64)
@@ -13,11 +13,15 @@ and prints the median time from a barrier to the barrier after the open.
 With ``--travel`` it times time travel instead, in this process: opens of
 epoch 3, of the middle epoch and of the newest (e.g. ``--travel --epochs
 5000 --fragments 1``: a run that commits every step).
+
+With --json, the times go there and their chart next to it (the same path,
+.png). There is no peer in this benchmark: the figures are ESDM's alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import subprocess
@@ -30,6 +34,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from plotting import Panel, chart_path, write_chart  # noqa: E402
 
 import esdm_hpc  # noqa: E402
 
@@ -67,15 +73,52 @@ def program(directory: Path, repeat: int) -> int:
     return 0
 
 
-def travel(directory: Path, epochs: int, repeat: int) -> None:
-    """Print the median time of an open of old epochs and of the newest."""
+def travel(directory: Path, epochs: int, repeat: int) -> dict[str, float]:
+    """Print and return the median time in s of an open of old epochs and of the newest."""
+    medians = {}
     for epoch in (3, epochs // 2, epochs):
         times = []
         for _ in range(repeat):
             start = time.perf_counter()
             esdm_hpc.open("esdm://many", config=config(directory), epoch=epoch).close()
             times.append(time.perf_counter() - start)
-        print(f"open of epoch {epoch} of {epochs}: {statistics.median(times):.3f} s")
+        medians[f"epoch {epoch}"] = statistics.median(times)
+        print(f"open of epoch {epoch} of {epochs}: {medians[f'epoch {epoch}']:.3f} s")
+    return medians
+
+
+def collective_opens(directory: Path, ranks: list[int], repeat: int) -> dict[str, float]:
+    """Print and return the median time in s of a collective open on each rank count."""
+    from tests.mpirun import mpi_env
+
+    medians = {}
+    for count in ranks:
+        command = ["mpirun", "-n", str(count), "--oversubscribe", sys.executable, __file__,
+                   "--program", str(directory), str(repeat)]  # fmt: skip
+        run = subprocess.run(command, capture_output=True, text=True, timeout=900, env=mpi_env())
+        lines = [line for line in run.stdout.splitlines() if line.startswith(RESULT)]
+        if run.returncode != 0 or not lines:
+            raise RuntimeError(f"open on {count} ranks failed:\n{run.stderr[-3000:]}")
+        medians[f"{count} rank(s)"] = float(lines[0][len(RESULT) :])
+        print(f"open on {count} rank(s): {medians[f'{count} rank(s)']:.3f} s")
+    return medians
+
+
+def save(path: Path, args: argparse.Namespace, opens: dict[str, float]) -> None:
+    """The medians as JSON at ``path`` and their chart beside it."""
+    kind = "time travel, one process" if args.travel else "collective open"
+    record = {"epochs": args.epochs, "fragments": args.fragments, "repeat": args.repeat,
+              "kind": kind, "open_s": opens}  # fmt: skip
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    panel = Panel(
+        f"{kind}, median of {args.repeat}; no peer measured (lower is better)",
+        "open time, s",
+        list(opens),
+        {"ESDM": list(opens.values())},
+    )
+    title = (f"Open of a container of {args.epochs} epochs x {args.fragments} fragments "
+             f"({args.epochs * args.fragments} records)")  # fmt: skip
+    write_chart(chart_path(path), title, [panel])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="opens per rank count; median")
     parser.add_argument("--dir", type=Path, default=None, help="where to write (default: tmp)")
     parser.add_argument("--travel", action="store_true", help="time travel, in this process")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -98,22 +142,14 @@ def main(argv: list[str] | None = None) -> int:
               f"({args.epochs * args.fragments} records) written in "
               f"{time.perf_counter() - start:.1f} s under {directory}")  # fmt: skip
         if args.travel:
-            travel(directory, args.epochs, args.repeat)
-            return 0
-        from tests.mpirun import mpi_env
-
-        for ranks in (int(r) for r in args.ranks.split(",")):
-            command = ["mpirun", "-n", str(ranks), "--oversubscribe", sys.executable, __file__,
-                       "--program", str(directory), str(args.repeat)]  # fmt: skip
-            run = subprocess.run(
-                command, capture_output=True, text=True, timeout=900, env=mpi_env()
-            )
-            lines = [line for line in run.stdout.splitlines() if line.startswith(RESULT)]
-            if run.returncode != 0 or not lines:
-                raise RuntimeError(f"open on {ranks} ranks failed:\n{run.stderr[-3000:]}")
-            print(f"open on {ranks} rank(s): {float(lines[0][len(RESULT) :]):.3f} s")
+            opens = travel(directory, args.epochs, args.repeat)
+        else:
+            ranks = [int(r) for r in args.ranks.split(",")]
+            opens = collective_opens(directory, ranks, args.repeat)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+    if args.json:
+        save(args.json, args, opens)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Why the posix backend places large payloads half a page into its logs.
 
-    python benchmarks/page_alignment.py [--mib 64] [--dir DIR]
+    python benchmarks/page_alignment.py [--mib 64] [--dir DIR] [--json PATH]
 
 Reads the same cached file range with ``preadv`` into one buffer at several
 distances d = (buffer address - file offset) mod 4096 and prints the copy
@@ -10,17 +10,21 @@ other, and malloc'd buffers (numpy's, HDF5's) start 16 bytes past a page
 boundary: a payload at page offset 0 is read at d = 16. ESDM's logs put
 payloads of 64 KiB and more at page offset 2048 (d = 16 - 2048), as HDF5's
 raw data happens to be (``esdm_hpc/backends/posix.py``, PAYLOAD_PAGE_OFFSET).
+With --json, the figures go there and their chart next to it (the same path, .png).
+The peer of each distance is the others: no ESDM code runs here.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from plotting import Panel, chart_path, write_chart
 
 PAGE = 4096
 DISTANCES = (0, 1, 16, 32, 33, 64, 512, 2048 + 16, 4080)
@@ -39,6 +43,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mib", type=int, default=64, help="bytes read per call, MiB")
     parser.add_argument("--dir", type=Path, default=None, help="where the file goes")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
     nbytes = args.mib << 20
     with tempfile.NamedTemporaryFile(dir=args.dir) as file:
@@ -49,11 +54,28 @@ def main() -> int:
         base = raw.ctypes.data
         print(f"preadv of {args.mib} MiB from the page cache, file offset 0 (page-aligned)")
         print("distance (buffer - file) mod 4096   MiB/s")
+        rates = {}
         for distance in DISTANCES:
             skip = (distance - base) % PAGE
             view = memoryview(raw)[skip : skip + nbytes]
-            print(f"{distance:>35}   {best_mib_s(fd, view, 0):6.0f}")
+            rates[distance] = best_mib_s(fd, view, 0)
+            print(f"{distance:>35}   {rates[distance]:6.0f}")
+    if args.json:
+        save(args.json, args.mib, rates)
     return 0
+
+
+def save(path: Path, mib: int, rates: dict[int, float]) -> None:
+    """The bandwidths as JSON at ``path`` and their chart beside it."""
+    path.write_text(json.dumps({"mib": mib, "mib_s_by_distance": rates}, indent=1) + "\n")
+    panel = Panel(
+        "best of 7; bytes 1-31 past the source's page offset run slowest on FSRM CPUs",
+        "MiB/s",
+        [f"d = {distance}" for distance in rates],
+        {"preadv": list(rates.values())},
+    )
+    title = f"preadv of {mib} MiB from the page cache by distance (buffer - file offset) mod 4096"
+    write_chart(chart_path(path), title, [panel])
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ of a 16x16 box over all steps: every step's fragment (chunk) gives a few bytes.
 Reads are timed cold (page cache dropped, where the kernel allows it, before
 the file or container is opened; the open is part of it) and warm (again at
 once, in the same open file or container). Figures: the median over
-repetitions; ratios ESDM / HDF5 of the times (below 1: ESDM is faster).
+repetitions; ratios ESDM / HDF5 of the times (below 1: ESDM is faster). With
+--json, the chart of the figures goes next to it (the same path, .png).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from plotting import Panel, chart_path, write_chart  # noqa: E402
 from write_read import PageCache  # noqa: E402
 
 import esdm_hpc  # noqa: E402
@@ -135,7 +137,24 @@ def main(argv: list[str] | None = None) -> int:
               f"{esdm / hdf5:>10.2f}x")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({"steps": args.steps, "shape": shape, **results}) + "\n")
+        chart(results, args.steps, shape, chart_path(args.json))
     return 0
+
+
+def chart(
+    results: dict[str, dict[str, float]], steps: int, shape: tuple[int, ...], path: Path
+) -> None:
+    keys = list(results["esdm"])
+    panel = Panel(
+        f"series over {steps} steps, median; cold includes the open (lower is better)",
+        "read time, ms",
+        [key.removesuffix("_ms").replace("_", " ") for key in keys],
+        {
+            "ESDM (an epoch per step)": [results["esdm"][k] for k in keys],
+            "HDF5 (chunked by step)": [results["hdf5"][k] for k in keys],
+        },
+    )
+    write_chart(path, f"Time series of a {shape[0]}x{shape[1]} float32 field", [panel])
 
 
 def _esdm_dataset(config: dict) -> tuple[object, object]:

@@ -26,7 +26,8 @@ The program, the same in both cases:
 
 The figures are the median over repetitions with the range; ratios are the
 connector's to native. Targets (issue 4): large writes >= 1.5x native
-collective; per-call time of 4 KiB writes <= 2x native.
+collective; per-call time of 4 KiB writes <= 2x native. With --json, the chart
+of the medians goes next to it (the same path, .png).
 """
 
 from __future__ import annotations
@@ -42,9 +43,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from plotting import Panel, chart_path, write_chart  # noqa: E402
 
 KiB, MiB = 1 << 10, 1 << 20
 COLUMNS = 1024  # float32: one row is 4 KiB, the size of a small write
@@ -297,7 +301,43 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(base, ignore_errors=True)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1) + "\n")
+        chart(summary, chart_path(args.json))
     return 0
+
+
+# (figure key, panel title, unit): one panel per figure, a group of bars per rank count
+CHART = (
+    ("write_mib_s", "large write: flushed steps, open to close, barrier to barrier", "MiB/s"),
+    ("read_mib_s", "large read, reopened, page cache dropped where allowed", "MiB/s"),
+    ("warm_read_mib_s", "warm re-read, from the page cache", "MiB/s"),
+    ("call_us", "4 KiB independent writes (lower is better)", "time per call, us"),
+)
+
+
+def chart(summary: dict[str, Any], path: Path) -> None:
+    """The medians of every rank count in ``summary`` (as written to the JSON)."""
+    ranks = summary["ranks"]
+    labels = [f"{p} rank(s)" for p in ranks]
+    panels = [
+        Panel(
+            title,
+            unit,
+            labels,
+            {
+                "ESDM VOL connector": [r["summary"][f"esdm_{key}"] for r in ranks.values()],
+                "native HDF5 (MPI-IO)": [r["summary"][f"native_{key}"] for r in ranks.values()],
+            },
+        )
+        for key, title, unit in CHART
+    ]
+    work = summary["workload"]
+    write_chart(
+        path,
+        f"The same h5py program through the VOL connector and natively, median of runs\n"
+        f"{work['rows_per_rank'] * COLUMNS * 4 * work['steps'] / MiB:.0f} MiB per rank in "
+        f"{work['steps']} steps, {work['calls']} x 4 KiB writes per rank",
+        panels,
+    )
 
 
 if __name__ == "__main__":

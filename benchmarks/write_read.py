@@ -34,6 +34,8 @@ then one commit), repeated over several epochs.
 
 Targets: ESDM writes >= 0.9x raw POSIX and >= 1.5x h5py collective; commit
 overhead beyond the data flush <= 50 ms for 4 ranks x 100 fragments.
+
+With --json, rank 0 also draws the figures next to it (the same path, .png).
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ from mpi4py import MPI
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from plotting import Panel, chart_path, write_chart  # noqa: E402
 
 import esdm_hpc  # noqa: E402
 from esdm_hpc.config import load_config  # noqa: E402
@@ -804,6 +808,7 @@ def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
                 "summary": summary,
             }
             args.json.write_text(json.dumps(record, indent=2) + "\n")
+            chart(summary, names, commits, workload, cold, chart_path(args.json))
     return 0
 
 
@@ -913,6 +918,44 @@ def report(
         f"(target <= {TARGET_COMMIT_S * 1e3:.0f} ms: {verdict})"
     )
     return summary
+
+
+def chart(
+    summary: dict[str, Any],
+    names: list[str],
+    commits: CommitBench,
+    workload: Workload,
+    cold: bool,
+    path: Path,
+) -> None:
+    """The figures ``report`` printed: ESDM first, so that the ratios are ESDM's."""
+    systems = sorted(names, key=lambda name: name != "esdm")
+    regions = list(summary["read"][systems[0]])
+    small = summary["commit_small_ms"]
+    panels = [
+        Panel(
+            f"W1 write: open + {workload.steps} durable steps + close, best of runs",
+            "MiB/s",
+            ["write"],
+            {name: [summary["write_mib_s"][name]] for name in systems},
+        ),
+        Panel(
+            f"W2 read by rank 0 alone, {'cold' if cold else 'warm'} cache, best of runs",
+            "MiB/s",
+            [f"{region} read" for region in regions],
+            {name: [summary["read"][name][r]["mib_s"] for r in regions] for name in systems},
+        ),
+        Panel(
+            f"ESDM commit overhead beyond the data flush, {commits.ranks} ranks x "
+            f"{commits.fragments_per_rank} fragments, {len(commits.commit_s)} commits",
+            "ms",
+            ["median", "best", "max"],
+            {"esdm": [small["median"], small["best"], small["max"]]},
+        ),
+    ]
+    write_chart(
+        path, f"W1/W2 on {workload.nprocs} rank(s): ESDM, raw POSIX and parallel HDF5", panels
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

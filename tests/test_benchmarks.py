@@ -20,6 +20,19 @@ def report(run: subprocess.CompletedProcess[str]) -> str:
     return f"--- stdout\n{run.stdout[-6000:]}\n--- stderr\n{run.stderr[-4000:]}"
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_chart(results: Path) -> Path:
+    """The benchmark drew its chart next to its JSON (the same path, .png): a real PNG image."""
+    chart = results.with_suffix(".png")
+    assert chart.is_file(), f"no chart {chart.name} next to {results.name}"
+    data = chart.read_bytes()
+    assert data.startswith(PNG_SIGNATURE), f"{chart.name} is not a PNG: {data[:16]!r}"
+    assert len(data) > 10_000, f"{chart.name} has {len(data)} bytes: an empty image?"
+    return chart
+
+
 def test_write_read_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
     run = mpirun(
@@ -37,7 +50,8 @@ def test_write_read_benchmark_runs_and_reports_ratios(tmp_path: Path) -> None:
     record = json.loads(results.read_text())
     assert record["nprocs"] == 2
     assert {"posix", "esdm"} <= set(record["write"])
-    assert list(tmp_path.iterdir()) == [results], "the data directory was not removed"
+    chart = assert_chart(results)
+    assert set(tmp_path.iterdir()) == {results, chart}, "the data directory was not removed"
 
 
 def test_kernel_benchmark_runs_and_reports_every_kernel(tmp_path: Path) -> None:
@@ -47,6 +61,7 @@ def test_kernel_benchmark_runs_and_reports_every_kernel(tmp_path: Path) -> None:
     kernels = {r["kernel"].split()[0] for r in json.loads(results.read_text())["results"]}
     assert kernels == {"hilbert", "checksum", "find_overlaps", "subtract", "box", "decompose"}
     assert "vs numpy" in run.stdout
+    assert_chart(results)
 
 
 def test_vol_benchmark_runs_both_connectors_and_reports_ratios(tmp_path: Path) -> None:
@@ -60,16 +75,24 @@ def test_vol_benchmark_runs_both_connectors_and_reports_ratios(tmp_path: Path) -
         assert {"native", "esdm"} == set(ranks["runs"])
         assert ranks["summary"]["call_time"] > 0
         assert ranks["summary"]["warm_read"] > 0
-    assert list(tmp_path.iterdir()) == [results], "the data directory was not removed"
+    chart = assert_chart(results)
+    assert set(tmp_path.iterdir()) == {results, chart}, "the data directory was not removed"
 
 
 def test_page_alignment_benchmark_reports_every_distance(tmp_path: Path) -> None:
-    run = benchmark("page_alignment.py", "--mib", 1, "--dir", tmp_path, timeout=120)
+    results = tmp_path / "alignment.json"
+    run = benchmark(
+        "page_alignment.py", "--mib", 1, "--dir", tmp_path, "--json", results, timeout=120
+    )
     assert run.returncode == 0, run.stderr[-4000:]
     rows = [line.split() for line in run.stdout.splitlines()[2:]]
-    assert [int(r[0]) for r in rows] == [0, 1, 16, 32, 33, 64, 512, 2064, 4080]
+    distances = [0, 1, 16, 32, 33, 64, 512, 2064, 4080]
+    assert [int(r[0]) for r in rows] == distances
     assert all(float(r[1]) > 0 for r in rows)
-    assert list(tmp_path.iterdir()) == []
+    rates = json.loads(results.read_text())["mib_s_by_distance"]
+    assert [int(d) for d in rates] == distances and min(rates.values()) > 0
+    chart = assert_chart(results)
+    assert set(tmp_path.iterdir()) == {results, chart}, "the test file was not removed"
 
 
 def test_timeseries_benchmark_reads_both_and_reports_ratios(tmp_path: Path) -> None:
@@ -80,11 +103,16 @@ def test_timeseries_benchmark_reads_both_and_reports_ratios(tmp_path: Path) -> N
         assert line in run.stdout, run.stdout
     record = json.loads(results.read_text())
     assert record["esdm"]["box_warm_ms"] > 0 and record["hdf5"]["box_warm_ms"] > 0
-    assert list(tmp_path.iterdir()) == [results], "the data directory was not removed"
+    chart = assert_chart(results)
+    assert set(tmp_path.iterdir()) == {results, chart}, "the data directory was not removed"
 
 
 def test_open_benchmark_opens_on_every_rank_count(tmp_path: Path) -> None:
-    run = benchmark("open.py", "--quick", "--dir", tmp_path, timeout=300)
+    results = tmp_path / "open.json"
+    run = benchmark("open.py", "--quick", "--dir", tmp_path, "--json", results, timeout=300)
     assert run.returncode == 0, run.stderr[-4000:]
     assert "open on 1 rank(s):" in run.stdout and "open on 2 rank(s):" in run.stdout
-    assert list(tmp_path.iterdir()) == [], "the data directory was not removed"
+    opens = json.loads(results.read_text())["open_s"]
+    assert set(opens) == {"1 rank(s)", "2 rank(s)"} and min(opens.values()) > 0
+    chart = assert_chart(results)
+    assert set(tmp_path.iterdir()) == {results, chart}, "the data directory was not removed"
