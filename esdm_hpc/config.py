@@ -598,8 +598,14 @@ def _weights(value: object, where: str) -> Weights:
     names = ("time", "capacity", "cost")
     schema = {name: _Key(_weight, getattr(Weights, name)) for name in names}
     weights = Weights(**_table(value, where, schema))
-    if not any((weights.time, weights.capacity, weights.cost)):
-        raise _Invalid(where, "at least one weight must be positive")
+    if not any((weights.time, weights.capacity)):
+        # cost alone would rank every backend alike: placement would silently
+        # fall back to the order of the configuration
+        raise _Invalid(
+            where,
+            "at least one weight must be positive: time or capacity "
+            "(cost is reserved: no backend has a cost model yet)",
+        )
     return weights
 
 

@@ -554,6 +554,10 @@ def test_error_names_file_key_path_and_value(tmp_path: Path) -> None:
         ({"replicas": 2}, "replicas: 2 replicas need as many global backends, only 1"),
         ({"replicas": 0}, "replicas: must be a positive integer, got 0"),
         ({"weights": {"time": 0}}, "weights: at least one weight must be positive"),
+        (
+            {"weights": {"time": 0, "cost": 1}},
+            "weights: at least one weight must be positive: time or",
+        ),
         ({"weights": {"time": -1}}, "weights.time: must be a non-negative number, got -1"),
         ({"block_size": "1 Gb"}, 'block_size: must be a positive size .*got "1 Gb"'),
     ],
