@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from esdm_hpc.container import Container, open
 from esdm_hpc.dataset import Dataset
 from esdm_hpc.empty import Empty
+from esdm_hpc.epochs.events import Event, watch
 from esdm_hpc.group import Group
 
 try:
@@ -19,4 +20,4 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["Container", "Dataset", "Empty", "Group", "__version__", "open"]
+__all__ = ["Container", "Dataset", "Empty", "Event", "Group", "__version__", "open", "watch"]

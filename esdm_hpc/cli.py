@@ -6,15 +6,19 @@
     esdm verify esdm://run1         read every block, report corruption (exit 1)
     esdm gc esdm://run1             remove what no committed epoch refers to
     esdm unlock esdm://run1         break an expired or abandoned write lease
+    esdm events esdm://run1         the event log: commits, gc runs, user events
+    esdm watch esdm://run1          print each new epoch (or event) as it is committed
     esdm vol-env                    the exports that route HDF5 programs through ESDM
 
-Exit codes: 0 success, 1 damage found by verify, 2 usage error, 3 other error
-(container missing, lease held, corrupt metadata).
+Exit codes: 0 success, 1 damage found by verify (or a watch --count that timed
+out first), 2 usage error, 3 other error (container missing, lease held,
+corrupt metadata), 130 a watch ended by Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import sys
@@ -26,6 +30,7 @@ import numpy as np
 
 from esdm_hpc.backends import open_backend
 from esdm_hpc.config import ConfigError, SiteConfig, load_config
+from esdm_hpc.epochs import events
 from esdm_hpc.epochs import lease as leases
 from esdm_hpc.epochs.history import History
 from esdm_hpc.epochs.store import ContainerStore
@@ -37,7 +42,8 @@ from esdm_hpc.uri import container_name
 from esdm_hpc.verify import verify
 from esdm_hpc.vol import env as vol_env
 
-EXIT_DAMAGE, EXIT_USAGE, EXIT_ERROR = 1, 2, 3
+EXIT_DAMAGE, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_TIMEOUT = EXIT_DAMAGE  # watch --count: fewer than N before --timeout
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,6 +110,19 @@ def _parser() -> argparse.ArgumentParser:
     unlock.add_argument(
         "--force", action="store_true", help="break it even if its writer may be alive"
     )
+    log = command("events", cmd_events, "print the container's event log, oldest first")
+    log.add_argument("uri", help="esdm://name")
+    log.add_argument("--kind", action="append", help="only events of this kind (repeatable)")
+    log.add_argument("--since-epoch", type=int, help="only events of this epoch or later")
+    log.add_argument("--json", action="store_true", help="one JSON object per line")
+    watching = command("watch", cmd_watch, "print each new epoch, or event, as it is committed")
+    watching.add_argument("uri", help="esdm://name")
+    watching.add_argument(
+        "--kind", action="append", help="events of this kind instead of epochs (repeatable)"
+    )
+    watching.add_argument("--count", type=int, help="stop after this many")
+    watching.add_argument("--timeout", type=float, help="stop after this many seconds")
+    watching.add_argument("--json", action="store_true", help="one JSON object per line")
     env = command("vol-env", vol_env.run, "print the exports that route HDF5 programs through ESDM")
     vol_env.add_arguments(env)
     return parser
@@ -230,6 +249,44 @@ def cmd_unlock(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     print(f"{args.uri}: broke the lease of {holder.describe()}")
     return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    store = _store(args)
+    if not store.exists():
+        raise ContainerNotFoundError(f"{args.uri}: no such container")
+    for event in events.EventLog(store).read(kinds=args.kind, since_epoch=args.since_epoch):
+        print(_event_line(event, args.json))
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    if args.count is not None and args.count < 1:
+        raise ValueError(f"--count must be at least 1, not {args.count}")
+    if args.timeout is not None and args.timeout < 0:
+        raise ValueError(f"--timeout must not be negative, not {args.timeout}")
+    seen = 0
+    try:
+        for item in events.watch(args.uri, args.config, args.kind, args.timeout):
+            if isinstance(item, events.Event):
+                print(_event_line(item, args.json), flush=True)
+            else:
+                shown = json.dumps({"epoch": item}) if args.json else f"{args.uri} epoch {item}"
+                print(shown, flush=True)
+            seen += 1
+            if seen == args.count:
+                return 0
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    if args.count is None:
+        return 0
+    print(f"esdm watch: {args.uri}: {seen} of {args.count} before the timeout of "
+          f"{args.timeout:g} s", file=sys.stderr)  # fmt: skip
+    return EXIT_TIMEOUT
+
+
+def _event_line(event: events.Event, as_json: bool) -> str:
+    return json.dumps(event.to_json(), sort_keys=True) if as_json else event.line()
 
 
 def _pid_alive(pid: int) -> bool:

@@ -22,6 +22,7 @@ from esdm_hpc.comm import Comm, agree, as_comm, on_root
 from esdm_hpc.config import SiteConfig, load_config
 from esdm_hpc.copying import CopyOptions, copy_object
 from esdm_hpc.creation import dataset_meta
+from esdm_hpc.epochs import events
 from esdm_hpc.epochs import lease as leases
 from esdm_hpc.epochs.catalogue import Catalogue
 from esdm_hpc.epochs.commit import Parent, Proposal, commit
@@ -296,6 +297,18 @@ class Container(Group):
         pending.reset()
         epoch.start(self._head.epoch + 1)
         return self.epoch
+
+    def log_event(self, kind: str, **fields: Any) -> events.Event:
+        """Append the user event ``kind`` with ``fields`` (JSON data) to the container's
+        event log (collective: every rank passes the same, rank 0 writes it, every
+        rank gets the event or the same error). Any open container may log, a
+        reader too; the event records the epoch this container shows."""
+        if self._closed:
+            raise ValueError(f"{self.uri} is closed")
+        events.check_user_event(kind, fields)
+        agree(self.comm, "log_event", {"kind": kind, "fields": fields})
+        log = events.EventLog(self.store)
+        return on_root(self.comm, lambda: log.append(kind, self.epoch, fields))
 
     def refresh(self) -> int:
         """Move a reader on to the newest committed epoch (collective); returns it."""

@@ -4,7 +4,9 @@ A writer that dies before its commit leaves data logs (and perhaps a manifest
 that HEAD never named, or temporary files of an atomic write) behind. gc takes
 the container's lease first (and keeps it renewed), so it never races a live
 writer's open epoch: a live writer's lease does not expire, and one whose lease
-gc took over can no longer publish the epoch whose logs gc removes.
+gc took over can no longer publish the epoch whose logs gc removes. The event
+log stays (its temporary objects go), and a run that removes ends with a "gc"
+event: objects and bytes removed, objects kept.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from esdm_hpc.backends import Backend
+from esdm_hpc.epochs import events
 from esdm_hpc.epochs import lease as leases
 from esdm_hpc.epochs.history import History
 from esdm_hpc.epochs.store import LOCK, ContainerStore
@@ -40,7 +43,8 @@ def collect_garbage(
         raise ContainerNotFoundError(f"esdm://{store.name}: no such container")
     keeper = leases.LeaseKeeper(store, leases.acquire(store, f"gc-{secrets.token_hex(4)}"))
     try:
-        keep = History.load(store).referenced(store)
+        history = History.load(store)
+        keep = history.referenced(store)
         keep |= {(store.meta.id, store.prefix + name) for name in _LIVE}
         candidates = list(_objects(store.backends, store.prefix))
         report = GcReport()
@@ -54,6 +58,10 @@ def collect_garbage(
                     backend.delete(name)
             if progress:
                 progress(done, len(candidates))
+        if report.removed and not dry_run:  # a run that changed nothing is no event
+            fields = {"objects": len(report.removed), "bytes": report.bytes_freed,
+                      "kept": report.kept}  # fmt: skip
+            events.record(store, "gc", history.head.epoch, fields)
         return report
     finally:
         keeper.release()

@@ -57,6 +57,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "esdm_hpc.epochs.commit",
             "esdm_hpc.epochs.history",
             "esdm_hpc.epochs.chaincheck",
+            "esdm_hpc.epochs.events",
         ),
     ),
     (

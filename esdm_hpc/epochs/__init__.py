@@ -6,5 +6,6 @@ the HEAD that publishes it.
 - `manifest`: HEAD, manifests and packs as stored;
 - `store`: where a container's metadata and logs live, and the atomic publish;
 - `lease`: the single-writer lease;
-- `history`, `chaincheck`: the committed history, loaded and checked.
+- `history`, `chaincheck`: the committed history, loaded and checked;
+- `events`: the container's event log, and `watch`.
 """

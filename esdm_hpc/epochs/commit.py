@@ -10,7 +10,9 @@
 4. the outcome is broadcast, so every rank returns the new epoch or raises
    the same error. A failure anywhere before step 3's rename leaves the
    previous epoch as HEAD; nothing after it can fail the commit, so what a
-   writer is told is what readers see.
+   writer is told is what readers see;
+5. rank 0 appends the commit event to the container's event log
+   (`events.record_commit`: a failure to write it is logged, not raised).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 
 from esdm_hpc.backends import Backend
 from esdm_hpc.comm import Comm, transportable
+from esdm_hpc.epochs import events
 from esdm_hpc.epochs import lease as leases
 from esdm_hpc.epochs.lease import Lease
 from esdm_hpc.epochs.manifest import (
@@ -110,6 +113,8 @@ def commit(comm: Comm, store: ContainerStore, proposal: Proposal, parent: Parent
         raise outcome
     assert outcome is not None
     new_head, data = outcome
+    if decoded is not None:  # rank 0, published: never raises (the outcome is decided)
+        events.record_commit(store, new_head.epoch, decoded.writer)
     return Committed(new_head, decoded or _readable(store, new_head.epoch, data))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from esdm_hpc.epochs.events import EventLog
 from esdm_hpc.epochs.manifest import Head, Manifest, decode_fragment, manifest_name
 from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.fragment import Fragment
@@ -40,11 +41,13 @@ class History:
         return packed + [f for m in self.manifests for f in m.fragments]
 
     def referenced(self, store: ContainerStore) -> set[tuple[str, str]]:
-        """(backend, object) pairs committed metadata refers to: what gc must keep."""
+        """(backend, object) pairs committed metadata refers to, and the event log
+        (docs/architecture.md §7.4): what gc must keep."""
         meta = store.meta.id
         keep = {(meta, store.prefix + "HEAD")}
         # every epoch's manifest, read or not: each is an epoch to travel back to
         keep |= {(meta, store.prefix + manifest_name(e)) for e in range(self.last.epoch + 1)}
         keep |= {(meta, store.prefix + pack.name) for pack in self.last.packs}
         keep |= {(r.backend, r.location) for f in self.fragments() for r in f.replicas}
+        keep |= {(meta, name) for name in EventLog(store).names()}  # the log, not its temporaries
         return keep
