@@ -156,7 +156,10 @@ class Container(Group):
     @property
     def open_epoch(self) -> OpenEpoch:
         """The writes of the open epoch (PermissionError for a reader)."""
-        self.edit("writing")
+        return self._writing("writing")
+
+    def _writing(self, what: str) -> OpenEpoch:
+        self.edit(what)  # closed or a reader: the error names ``what``
         assert self._epoch is not None
         return self._epoch
 
@@ -215,14 +218,12 @@ class Container(Group):
 
     def write(self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray) -> None:
         """Write ``data`` (of the dataset's dtype) at ``offset`` in the open epoch."""
-        self.edit(f"writing {meta.path}")
-        self.open_epoch.write(meta, offset, data)
+        self._writing(f"writing {meta.path}").write(meta, offset, data)
 
     def write_async(
         self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray
     ) -> Future[None]:
-        self.edit(f"writing {meta.path}")
-        return self.open_epoch.write_async(meta, offset, data)
+        return self._writing(f"writing {meta.path}").write_async(meta, offset, data)
 
     def wait(self) -> None:
         """Block until every ``write_async`` of this process is written; raise the first error."""

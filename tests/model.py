@@ -37,8 +37,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 import esdm_hpc
 from esdm_hpc.comm import Comm
@@ -894,3 +901,25 @@ def _region(data: st.DataObject, state: State, where: str) -> dict[str, Any]:
 def machine(lockstep: Lockstep) -> type[ContainerMachine]:
     """The machine class hypothesis runs, bound to ``lockstep``."""
     return type("ContainerMachine", (ContainerMachine,), {"lockstep": lockstep})
+
+
+def run(comm: Comm, kind: str, examples: int, steps: int) -> None:
+    """Run the machine on ``comm``, on a disk of ``kind``: hypothesis draws the steps
+    on rank 0 and every other rank follows them."""
+    checks = settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        # explaining a failure reruns it for minutes; the shrunk steps say enough
+        phases=[p for p in Phase if p is not Phase.explain],
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+    with disk(comm, kind) as where:
+        lockstep = Lockstep(comm, where)
+        if comm.rank != 0:
+            lockstep.follow()
+            return
+        try:
+            run_state_machine_as_test(machine(lockstep), settings=checks)
+        finally:
+            lockstep.stop()

@@ -9,8 +9,7 @@ commit is refused on every rank rather than publishing the epoch without it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -100,35 +99,39 @@ class EpochWriter:
         """Store the run of small writes; if that fails, remember it (the commit
         raises it) rather than raise: the callers are steps every rank must get
         through alike (a shrink, a rename, a copy, the commit's gather)."""
-        with suppress(Exception), self._failing():
-            self._store_run()
-
-    @contextmanager
-    def _failing(self) -> Iterator[None]:
-        """Remember the first error of a write (the caller holds the lock)."""
         try:
-            yield
-        except BaseException as error:
-            if self._failed is None:
-                self._failed = error
-            raise
+            self._store_run()
+        except Exception as error:
+            self._remember(error)
+
+    def _remember(self, error: BaseException) -> None:
+        """Keep the first error of a write: the epoch is lost (the caller holds the lock)."""
+        if self._failed is None:
+            self._failed = error
 
     def write(self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray) -> None:
         """Store ``data`` (already of the dataset's dtype and shape) at ``offset``."""
-        with self._lock, self._failing():
-            run = self._run
-            if run is not None and self._joins(run, meta, offset, data):
-                run.data += byte_view(np.ascontiguousarray(data))
-                run.rows += data.shape[0]
-                return
-            self._store_run()
-            if self._may_start_run(meta, data):
-                # a copy: the caller's buffer (an application's, through the VOL)
-                # is only lent for the call
-                run_data = bytearray(byte_view(np.ascontiguousarray(data)))
-                self._run = _Run(meta, offset, data.shape[0], data.shape[1:], run_data)
-                return
-            self._write_cut(meta, offset, data)
+        with self._lock:
+            try:
+                self._write_locked(meta, offset, data)
+            except BaseException as error:
+                self._remember(error)
+                raise
+
+    def _write_locked(self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray) -> None:
+        run = self._run
+        if run is not None and self._joins(run, meta, offset, data):
+            run.data += byte_view(np.ascontiguousarray(data))
+            run.rows += data.shape[0]
+            return
+        self._store_run()
+        if self._may_start_run(meta, data):
+            # a copy: the caller's buffer (an application's, through the VOL)
+            # is only lent for the call
+            run_data = bytearray(byte_view(np.ascontiguousarray(data)))
+            self._run = _Run(meta, offset, data.shape[0], data.shape[1:], run_data)
+            return
+        self._write_cut(meta, offset, data)
 
     def _joins(
         self, run: _Run, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray
@@ -237,8 +240,7 @@ class EpochWriter:
                     f"esdm://{self.store.name} epoch {self.epoch}: a write of rank {self.rank} "
                     f"failed ({self._failed}); the epoch is discarded"
                 ) from self._failed
-            with self._failing():
-                self._store_run()
+            self._store_run()  # a failure fails the commit: this epoch is discarded
         for log in self._logs.values():
             log.sync()
         crash_point("write.synced")

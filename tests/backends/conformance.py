@@ -75,6 +75,24 @@ def backend_config(kind: str, target: str, **changes: object) -> BackendConfig:
     return load_config({"backends": [raw]}).backends[0]
 
 
+def lock_elsewhere(other: Backend, name: str, timeout: float) -> BackendError | None:
+    """Try the lock ``name`` through ``other`` from another thread, as another holder
+    would; the error if it was refused."""
+    failed: list[BackendError] = []
+
+    def wait() -> None:
+        try:
+            with other.locked(name, timeout=timeout):
+                pass
+        except BackendError as error:
+            failed.append(error)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    thread.join()
+    return failed[0] if failed else None
+
+
 class BackendTests(ABC):
     """The conformance tests; subclass it once per backend (see the module docstring)."""
 
@@ -358,19 +376,8 @@ class BackendTests(ABC):
 
     def test_a_lock_held_too_long_is_an_error_naming_it(self, backend: Backend) -> None:
         with backend.locked("c/LOCK"):
-            failed: list[BaseException] = []
-
-            def wait() -> None:
-                try:
-                    with self.reopen(backend).locked("c/LOCK", timeout=0.05):
-                        pass
-                except BackendError as error:
-                    failed.append(error)
-
-            thread = threading.Thread(target=wait)
-            thread.start()
-            thread.join()
-        assert len(failed) == 1 and "c/LOCK: cannot lock" in str(failed[0])
+            failed = lock_elsewhere(self.reopen(backend), "c/LOCK", timeout=0.05)
+        assert failed is not None and "c/LOCK: cannot lock" in str(failed)
         with backend.locked("c/LOCK", timeout=0.05):  # free again
             pass
 

@@ -19,7 +19,7 @@ import esdm_hpc
 from esdm_hpc.backends import Backend, BackendError, S3Backend, open_backend
 from esdm_hpc.backends import s3 as s3_module
 from esdm_hpc.config import ConfigError
-from tests.backends.conformance import LOG, BackendTests, backend_config
+from tests.backends.conformance import LOG, BackendTests, backend_config, lock_elsewhere
 from tests.backends.seaweedfs import SeaweedFS, SeaweedUnavailable
 
 
@@ -116,20 +116,9 @@ def test_a_stale_lock_is_broken_after_its_lease(seaweed: SeaweedFS) -> None:
 
 def test_a_held_lock_is_renewed_past_its_lease(seaweed: SeaweedFS) -> None:
     backend = open_s3(seaweed, lock_lease=0.3)
-    failed: list[BaseException] = []
     with backend.locked("c/LOCK"):
-
-        def wait() -> None:
-            try:
-                with open_backend(backend.config).locked("c/LOCK", timeout=1.0):
-                    pass
-            except BackendError as error:
-                failed.append(error)
-
-        thread = threading.Thread(target=wait)
-        thread.start()
-        thread.join()
-    assert len(failed) == 1 and "c/LOCK: cannot lock" in str(failed[0])
+        failed = lock_elsewhere(open_backend(backend.config), "c/LOCK", timeout=1.0)
+    assert failed is not None and "c/LOCK: cannot lock" in str(failed)
 
 
 def test_credentials_never_show(seaweed: SeaweedFS) -> None:
