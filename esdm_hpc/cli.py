@@ -5,13 +5,14 @@
     esdm dump esdm://run1 tas 0:4,0 a region as text (or --npy FILE)
     esdm verify esdm://run1         read every block, report corruption (exit 1)
     esdm gc esdm://run1             remove what no committed epoch refers to
+    esdm drain esdm://run1 --wait   copy this node's burst-buffer data to the global tier
     esdm unlock esdm://run1         break an expired or abandoned write lease
     esdm events esdm://run1         the event log: commits, gc runs, user events
     esdm watch esdm://run1          print each new epoch (or event) as it is committed
     esdm vol-env                    the exports that route HDF5 programs through ESDM
 
-Exit codes: 0 success, 1 damage found by verify (or a watch --count that timed
-out first), 2 usage error, 3 other error (container missing, lease held,
+Exit codes: 0 success, 1 damage found by verify or refused by drain (or a watch
+--count that timed out first), 2 usage error, 3 other error (container missing, lease held,
 corrupt metadata), 130 a watch ended by Ctrl-C.
 """
 
@@ -30,11 +31,13 @@ import numpy as np
 
 from esdm_hpc.backends import open_backend
 from esdm_hpc.config import ConfigError, SiteConfig, load_config
+from esdm_hpc.drain import drain
 from esdm_hpc.epochs import events
 from esdm_hpc.epochs import lease as leases
 from esdm_hpc.epochs.history import History
 from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.errors import ContainerNotFoundError, CorruptMetadataError, EsdmError
+from esdm_hpc.fragment import Fragment
 from esdm_hpc.gc import collect_garbage
 from esdm_hpc.selection import parse_region
 from esdm_hpc.strings import is_string
@@ -105,6 +108,15 @@ def _parser() -> argparse.ArgumentParser:
     gc.add_argument("uri", help="esdm://name")
     gc.add_argument("--dry-run", action="store_true", help="only report what would be removed")
     gc.add_argument("--quiet", action="store_true", help="no progress bar")
+    stage = command("drain", cmd_drain, "copy this node's burst-buffer data to its global tier")
+    stage.add_argument("uri", help="esdm://name")
+    stage.add_argument(
+        "--wait", action="store_true", help="wait for a running writer's lease (see --timeout)"
+    )
+    stage.add_argument(
+        "--timeout", type=float, default=3600.0, help="seconds --wait waits (default: 3600)"
+    )
+    stage.add_argument("--quiet", action="store_true", help="no progress bar")
     unlock = command("unlock", cmd_unlock, "break an expired or abandoned write lease")
     unlock.add_argument("uri", help="esdm://name")
     unlock.add_argument(
@@ -179,7 +191,24 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"  epochs: {last.epoch + 1}  fragments: {len(fragments)}")
     for backend, nbytes in sorted(per_backend.items()):
         print(f"  {backend}: {_size(nbytes)}")
+    _print_at_risk(fragments)
     return 0
+
+
+def _print_at_risk(fragments: Sequence[Fragment]) -> None:
+    """Per epoch, what is only on node-local storage (not drained yet): lost with the node."""
+    at_risk: dict[int, Counter[str]] = {}
+    for fragment in fragments:
+        if fragment.is_local:
+            where = at_risk.setdefault(fragment.epoch, Counter())
+            for replica in fragment.replicas:
+                where[f"{replica.backend}@{replica.node}"] += replica.length
+    if not at_risk:
+        return
+    print("  at risk (only on node-local storage, not drained yet: run `esdm drain`):")
+    for epoch, where in sorted(at_risk.items()):
+        places = ", ".join(f"{_size(n)} on {place}" for place, n in sorted(where.items()))
+        print(f"    epoch {epoch}: {places}")
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
@@ -222,6 +251,22 @@ def cmd_gc(args: argparse.Namespace) -> int:
     print(f"{args.uri}: {verb} {len(report.removed)} objects ({_size(report.bytes_freed)}), "
           f"kept {report.kept}")  # fmt: skip
     return 0
+
+
+def cmd_drain(args: argparse.Namespace) -> int:
+    report = drain(
+        args.uri,
+        config=args.config,
+        wait=args.timeout if args.wait else 0.0,
+        progress=_progress("drain", args.quiet, unit="B"),
+    )
+    for refusal in report.refused:
+        print(f"esdm drain: {refusal}", file=sys.stderr)
+    epochs = f" in epoch(s) {', '.join(map(str, report.epochs))}" if report.epochs else ""
+    print(f"{args.uri}: drained {report.fragments} fragments ({_size(report.bytes)}){epochs}; "
+          f"removed {report.logs_removed} burst-buffer logs; "
+          f"{report.at_risk} fragments only on node-local storage")  # fmt: skip
+    return EXIT_DAMAGE if report.refused else 0
 
 
 def cmd_unlock(args: argparse.Namespace) -> int:
@@ -306,7 +351,7 @@ def _pid_alive(pid: int) -> bool:
     return state not in (b"Z", b"X")
 
 
-def _progress(label: str, quiet: bool) -> Callable[[int, int], None] | None:
+def _progress(label: str, quiet: bool, unit: str = "obj") -> Callable[[int, int], None] | None:
     if quiet:
         return None
     from tqdm import tqdm
@@ -317,8 +362,9 @@ def _progress(label: str, quiet: bool) -> Callable[[int, int], None] | None:
         if "bar" not in bar:
             # disable=None: a bar on terminals only, not in batch logs
             bar["bar"] = tqdm(
-                total=total, desc=label, unit="obj", file=sys.stderr, leave=False, disable=None
-            )
+                total=total, desc=label, unit=unit, file=sys.stderr, leave=False, disable=None,
+                unit_scale=unit == "B",
+            )  # fmt: skip
         bar["bar"].update(done - bar["bar"].n)
         if done >= total:
             bar["bar"].close()

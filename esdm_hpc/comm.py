@@ -105,6 +105,22 @@ def on_root(comm: Comm, action: Callable[[], T]) -> T:
     return outcome  # type: ignore[return-value]
 
 
+def on_every(comm: Comm, action: Callable[[], T]) -> T:
+    """Run ``action`` on every rank; if it fails on any, raise the error of the
+    lowest failing rank on all of them, so that none goes on to a collective
+    step the others never reach."""
+    result: T | None = None
+    error: Exception | None = None
+    try:
+        result = action()
+    except Exception as caught:
+        error = transportable(caught)
+    failed = [e for e in comm.allgather(error) if e is not None]
+    if failed:
+        raise error if error is not None else failed[0]
+    return result  # type: ignore[return-value]
+
+
 def transportable(error: Exception) -> Exception:
     """``error``, or an EsdmError saying the same if it cannot be pickled: what one
     rank sends the others must arrive, or they would wait for it forever."""

@@ -506,9 +506,6 @@ class _TypeDefaults:
     accessibility: Accessibility
     performance: PerformanceModel
     target_is_directory: bool
-    # False until its backend exists: validated like the others, then refused,
-    # so that no configuration is accepted that esdm_hpc.open cannot open
-    available: bool = True
 
 
 _TYPES: dict[str, _TypeDefaults] = {
@@ -518,7 +515,7 @@ _TYPES: dict[str, _TypeDefaults] = {
         "memory", "global", PerformanceModel(1e-6, 8.0 * GiB, 8.0 * GiB), False
     ),
     "burstbuffer": _TypeDefaults(
-        "bb", "node-local", PerformanceModel(1e-4, 4.0 * GiB, 4.0 * GiB), True, available=False
+        "bb", "node-local", PerformanceModel(1e-4, 4.0 * GiB, 4.0 * GiB), True
     ),
     "s3": _TypeDefaults("object", "global", PerformanceModel(2e-2, 200e6, 200e6), False),
 }
@@ -573,13 +570,7 @@ def _backend(raw: object, where: str, base_dir: str) -> BackendConfig:
         "drain_to": _Key(_identifier, None),
     }
     backend = BackendConfig(**_table(raw, where, schema))
-    if not defaults.available:
-        available = ", ".join(name for name, t in _TYPES.items() if t.available)
-        raise _Invalid(
-            f"{where}.type",
-            f"{_show(kind)} is not available yet (it arrives with the storage tiers); "
-            f"available: {available}",
-        )
+    _check_node_local(backend, where)
     return backend
 
 
@@ -637,6 +628,23 @@ def _check_ids(backends: tuple[BackendConfig, ...]) -> None:
         first[backend.id] = i
 
 
+def _check_node_local(backend: BackendConfig, where: str) -> None:
+    """Node-local storage is a burst buffer, whose data drains to a global tier:
+    anything else there would be lost with the node."""
+    local = backend.accessibility == "node-local"
+    if local != (backend.type == "burstbuffer"):
+        problem = "must be node-local" if not local else "only a burstbuffer backend is node-local"
+        raise _Invalid(f"{where}.accessibility", problem)
+    if local and backend.drain_to is None:
+        raise _Invalid(
+            f"{where}.drain_to",
+            "required for a burst buffer: the global backend its data drains to "
+            "(node-local data is lost with the node)",
+        )
+    if not local and backend.drain_to is not None:
+        raise _Invalid(f"{where}.drain_to", "only a burst buffer drains")
+
+
 def _check_drains(backends: tuple[BackendConfig, ...]) -> None:
     by_id = {b.id: b for b in backends}
     for i, backend in enumerate(backends):
@@ -650,22 +658,12 @@ def _check_drains(backends: tuple[BackendConfig, ...]) -> None:
             )
         if target.accessibility != "global":
             raise _Invalid(where, f"backend {target.id!r} is node-local; drains go to a global one")
-        chain = [backend.id]
-        while target is not None and target.id not in chain:  # a circle elsewhere: reported there
-            chain.append(target.id)
-            target = by_id.get(target.drain_to or "")
-        if target is not None and target.id == backend.id:
-            raise _Invalid(
-                where, f"drains go round in a circle: {' -> '.join([*chain, target.id])}"
-            )
 
 
 def _metadata_backend(chosen: str | None, backends: tuple[BackendConfig, ...]) -> str:
     """The named backend, else the first global posix one, else the first global one."""
     global_ids = [b.id for b in backends if b.accessibility == "global"]
-    if chosen is None:
-        if not global_ids:
-            raise _Invalid("metadata_backend", "no global backend to hold container metadata")
+    if chosen is None:  # there is one: every burst buffer drains to a global backend
         posix = [b.id for b in backends if b.accessibility == "global" and b.type == "posix"]
         return (posix or global_ids)[0]
     if chosen not in {b.id for b in backends}:

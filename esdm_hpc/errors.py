@@ -49,6 +49,10 @@ class CorruptDataError(EsdmError, OSError):
     """A block of a fragment does not match its checksum."""
 
 
+class ReplicaUnreachableError(EsdmError, OSError):
+    """Every replica of a fragment is on another node's burst buffer (not drained yet)."""
+
+
 __all__ = [
     "CollectiveMismatchError",
     "ContainerExistsError",
@@ -61,4 +65,5 @@ __all__ = [
     "LeaseLostError",
     "OverlappingWritesError",
     "PublishConflictError",
+    "ReplicaUnreachableError",
 ]

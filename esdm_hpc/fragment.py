@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,17 @@ def fragment_boxes(
         np.array(offsets, dtype=np.int64).reshape(n, ndim),
         np.array(counts, dtype=np.int64).reshape(n, ndim),
     )
+
+
+def newest_records(records: Iterable[Fragment]) -> list[Fragment]:
+    """One record per fragment, oldest first: where a later epoch gave a fragment new
+    replicas (a drain), that record in place of the earlier one; such a record
+    of a fragment not among ``records`` (a reader of an earlier epoch) is left out."""
+    newest: dict[str, Fragment] = {}
+    for fragment in records:
+        if fragment.replicated is None or fragment.id in newest:
+            newest[fragment.id] = fragment
+    return list(newest.values())
 
 
 def write_order(fragments: Sequence[Fragment]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,6 +81,20 @@ class Replica:
     location: str
     byte_offset: int
     length: int
+    # the node whose local storage holds it (a burst buffer); None: every node reaches it
+    node: str | None = None
+
+    def to_json(self) -> list[Any]:
+        fields = [self.backend, self.location, self.byte_offset, self.length]
+        return fields if self.node is None else [*fields, self.node]
+
+    @classmethod
+    def from_json(cls, record: Sequence[Any]) -> Replica:
+        backend, location, offset, length, *node = record
+        if len(node) > 1:
+            raise ValueError(f"replica of {len(record)} fields, not 4 or 5")
+        where = str(node[0]) if node else None
+        return cls(str(backend), str(location), int(offset), int(length), where)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +117,14 @@ class Fragment:
     replicas: tuple[Replica, ...]
     minimum: float | None = None
     maximum: float | None = None
+    # set on a record that a later epoch's commit made to give the fragment of epoch
+    # ``epoch`` new replicas (a drain): that epoch, whose manifest holds it
+    replicated: int | None = None
+
+    @property
+    def is_local(self) -> bool:
+        """Whether every replica is on node-local storage: lost with the node."""
+        return all(r.node is not None for r in self.replicas)
 
     @property
     def nblocks(self) -> int:
@@ -127,9 +160,10 @@ class Fragment:
             "nbytes": self.nbytes,
             "block_size": self.block_size,
             "checksums": self.checksums,
-            "replicas": [[r.backend, r.location, r.byte_offset, r.length] for r in self.replicas],
+            "replicas": [r.to_json() for r in self.replicas],
             "minimum": self.minimum,
             "maximum": self.maximum,
+            **({} if self.replicated is None else {"replicated": self.replicated}),
         }
 
     @classmethod
@@ -148,9 +182,14 @@ class Fragment:
             nbytes=record["nbytes"],
             block_size=record["block_size"],
             checksums=_digests_from_json(record["checksums"]),
-            replicas=tuple(
-                Replica(str(b), str(n), int(o), int(size)) for b, n, o, size in record["replicas"]
-            ),
+            replicas=tuple(Replica.from_json(r) for r in record["replicas"]),
             minimum=record["minimum"],
             maximum=record["maximum"],
+            replicated=_replicated(record.get("replicated")),
         )
+
+
+def _replicated(value: Any) -> int | None:
+    if value is not None and type(value) is not int:
+        raise ValueError(f"replicated {value!r} is not an epoch")
+    return value

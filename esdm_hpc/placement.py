@@ -4,12 +4,13 @@ one cost model (`CostModel`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from esdm_hpc.backends import Backend
 from esdm_hpc.config import BackendConfig, SiteConfig, Weights
-from esdm_hpc.fragment import Replica
+from esdm_hpc.errors import CorruptDataError, EsdmError, ReplicaUnreachableError
+from esdm_hpc.fragment import Fragment, Replica
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,39 @@ class CostModel:
         return backend.performance.latency_s + nbytes / bandwidth
 
 
-def choose_backends(config: SiteConfig, nbytes: int) -> list[BackendConfig]:
-    """The ``config.replicas`` global backends with the lowest `CostModel.write_cost` for
-    ``nbytes`` under ``config.weights`` (in configuration order where costs tie)."""
-    candidates = [b for b in config.backends if b.accessibility == "global"]
-    if len(candidates) == 1:  # no choice (the common site): no cost model per write
-        return candidates[: config.replicas]
+def choose_backends(
+    config: SiteConfig, nbytes: int, room: Callable[[BackendConfig], bool] = lambda _: True
+) -> list[BackendConfig]:
+    """Where a write of ``nbytes`` goes: the backends a rank reaches (every global one
+    and its node's burst buffers), by increasing `CostModel.write_cost` under
+    ``config.weights`` (in configuration order where costs tie), skipping those
+    without ``room`` for it. The cheapest takes it: a burst buffer alone (its drain
+    makes the global replicas later), or a global backend with the next global
+    ones up to ``config.replicas``. Where nothing has room, the cheapest global
+    ones are tried all the same, and the write fails there with the full disk's
+    error.
+    """
+    if len(config.backends) == 1:  # no choice (the common site): no cost model per write
+        return list(config.backends)
     model = CostModel(config.weights)
-    return sorted(candidates, key=lambda b: model.write_cost(b, nbytes))[: config.replicas]
+    ranked = sorted(config.backends, key=lambda b: model.write_cost(b, nbytes))
+    fitting = [b for b in ranked if room(b)]
+    if fitting and fitting[0].accessibility == "node-local":
+        return fitting[:1]
+    usable = [b for b in fitting if b.accessibility == "global"]
+    usable += [b for b in ranked if b.accessibility == "global" and b not in usable]
+    return usable[: config.replicas]
+
+
+def has_room(backend: Backend, nbytes: int) -> bool:
+    """Whether ``backend`` reports room for ``nbytes`` and a reserve (`ROOM_RESERVE`)."""
+    free = backend.free_bytes()
+    return free is None or free >= nbytes + ROOM_RESERVE
+
+
+# Kept free on a backend that reports its free space: a log's buffered small
+# appends (posix gathers up to 1 MiB) are written later than placement sees them.
+ROOM_RESERVE = 4 << 20
 
 
 # The weights do not change a read's cost, so reads need no site configuration:
@@ -67,10 +93,29 @@ _READS = CostModel(Weights())
 
 
 def cheapest_first(replicas: Sequence[Replica], backends: Mapping[str, Backend]) -> list[Replica]:
-    """The replicas on one of ``backends``, by increasing `CostModel.read_cost` of their
-    length (in the fragment's order where costs tie); the others are left out."""
-    reachable = [r for r in replicas if r.backend in backends]
+    """The replicas on one of ``backends`` (a node-local one only on its node), by
+    increasing `CostModel.read_cost` of their length (in the fragment's order
+    where costs tie); the others are left out."""
+    reachable = [r for r in replicas if reaches(backends, r)]
     return sorted(reachable, key=lambda r: _READS.read_cost(backends[r.backend].config, r.length))
+
+
+def reaches(backends: Mapping[str, Backend], replica: Replica) -> bool:
+    """Whether ``replica`` can be read through ``backends`` on this node."""
+    backend = backends.get(replica.backend)
+    return backend is not None and backend.node == replica.node
+
+
+def no_replica(path: str, fragment: Fragment, backends: Mapping[str, Backend]) -> EsdmError:
+    """The error of a read that reaches no replica of ``fragment`` of dataset ``path``."""
+    elsewhere = sorted({r.node for r in fragment.replicas if r.node is not None})
+    if elsewhere and not any(reaches(backends, r) for r in fragment.replicas):
+        nodes = ", ".join(elsewhere)
+        return ReplicaUnreachableError(
+            f"{path}: fragment {fragment.id} is only on the burst buffer of node {nodes}, "
+            f"not drained yet: run `esdm drain` on {nodes}, or read it there"
+        )
+    return CorruptDataError(f"{path}: fragment {fragment.id} has no readable replica")
 
 
 def split(

@@ -21,7 +21,7 @@ from esdm_hpc.fragment import Fragment, Replica
 from esdm_hpc.fragmentview import FragmentView
 from esdm_hpc.kernels import checksum
 from esdm_hpc.namespace import DatasetMeta
-from esdm_hpc.placement import cheapest_first
+from esdm_hpc.placement import cheapest_first, no_replica
 from esdm_hpc.readplan import BlockPlan, PartRead, contiguous_run
 from esdm_hpc.selection import Hyperslab
 
@@ -207,7 +207,7 @@ def _first_verified(
         if not failed:
             return
         error = error or next(iter(failed.values()))
-    raise error or CorruptDataError(f"{meta.path}: fragment {fragment.id} has no replica")
+    raise error or no_replica(meta.path, fragment, backends)
 
 
 class _Range(NamedTuple):

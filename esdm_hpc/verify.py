@@ -11,8 +11,9 @@ import numpy as np
 from esdm_hpc.backends import BackendError
 from esdm_hpc.epochs.chaincheck import MetadataDamage, check_chain
 from esdm_hpc.epochs.store import ContainerStore
-from esdm_hpc.fragment import Fragment, Replica
+from esdm_hpc.fragment import Fragment, Replica, newest_records
 from esdm_hpc.kernels.checksum import block_checksums
+from esdm_hpc.placement import reaches
 from esdm_hpc.reader import block_region
 from esdm_hpc.selection import Hyperslab
 
@@ -42,6 +43,7 @@ class VerifyReport:
     fragments: int = 0
     replicas: int = 0
     bytes_checked: int = 0
+    elsewhere: int = 0  # replicas on other nodes' burst buffers: checked there
     damage: list[MetadataDamage | Damage] = field(default_factory=list)
 
 
@@ -54,14 +56,18 @@ def verify(
     report = VerifyReport(chain.manifests, chain.packs, damage=list(chain.damage))
     datasets = chain.namespace.datasets if chain.namespace else {}
     checked = chain.manifests + chain.packs
-    total = checked + len(chain.fragments)
+    fragments = newest_records(chain.fragments)
+    total = checked + len(fragments)
     if progress:
         progress(checked, total)
-    for done, fragment in enumerate(chain.fragments, checked + 1):
+    for done, fragment in enumerate(fragments, checked + 1):
         meta = datasets.get(fragment.dataset)
         itemsize = meta.dtype.itemsize if meta else 1
         report.fragments += 1
         for replica in fragment.replicas:
+            if replica.backend in store.backends and not reaches(store.backends, replica):
+                report.elsewhere += 1
+                continue
             report.replicas += 1
             report.bytes_checked += replica.length
             problem = _check(store, fragment, replica, itemsize)

@@ -6,7 +6,9 @@ with every basic index form, synchronously and with ``write_async``, resizes,
 commits, closes and reopens the writer, refreshes a reader and travels back in
 time; on a small tmpfs of its own a ballast file fills the disk (a real
 ENOSPC), so writes and commits fail and must be refused as the README
-promises. After every step it reads everything back, whole and by random
+promises. With a burst buffer ("tiers") the writes land there, and the
+machine drains it to the disk (`esdm_hpc.drain`) and wipes it as a job's end
+does. After every step it reads everything back, whole and by random
 regions, in the writer, in a reader and at a committed epoch.
 
 Hypothesis runs on rank 0 only. Every step it draws goes to all ranks
@@ -51,12 +53,14 @@ import esdm_hpc
 from esdm_hpc.comm import Comm
 from esdm_hpc.container import Container
 from esdm_hpc.dataset import WriteRequest
+from esdm_hpc.drain import drain
 
 URI = "esdm://model"
 NAMES = ("a", "b", "c", "d")  # few: a name discarded with a failed epoch comes back
 MAX_ELEMENTS = 8192  # per dataset: big enough for writes that skip every buffer
 BAND = 2  # rows of axis 0 that one rank owns before the next rank's (`owner`)
 STEP_SECONDS = 60  # a step that takes longer hangs: dump every thread and exit
+DRAIN_BATCH = 4096  # bytes: a drain of a few fragments commits several epochs
 
 # --- dtypes and values -------------------------------------------------------------------
 
@@ -427,21 +431,17 @@ class Session:
     after them, so a check that fails on one rank leaves no rank waiting.
     """
 
-    def __init__(self, comm: Comm, disk: Disk, target: str, limit: int, block: int):
+    def __init__(self, comm: Comm, disk: Disk, target: str, limit: int, block: int, tiers: bool):
         self.comm = comm
         self.disk = disk
         self.target = target
-        self.config = {
-            "backends": [
-                {
-                    "id": "disk",
-                    "type": "posix",
-                    "target": target,
-                    "limits": {"max_fragment_bytes": limit},
-                }
-            ],
-            "block_size": block,
-        }
+        limits = {"max_fragment_bytes": limit}
+        backends = [{"id": "disk", "type": "posix", "target": target, "limits": limits}]
+        self.burst_buffer = f"{target}-bb" if tiers else None
+        if self.burst_buffer is not None:
+            backends.append({"id": "bb", "type": "burstbuffer", "target": self.burst_buffer,
+                             "drain_to": "disk", "limits": limits})  # fmt: skip
+        self.config = {"backends": backends, "block_size": block}
         self.model = Model()
         self.spare: int | None = None  # bytes free beside the ballast; None: no ballast
         # per asynchronous `Write` not waited for: the requests of this rank's parts
@@ -594,6 +594,29 @@ class Session:
         self.writer = writer
         assert writer.epoch == self.model.latest, f"reopened at {writer.epoch}"
 
+    def drain(self, wipe: bool) -> None:
+        """The stage-out at a job's end: the writer closes (committing what is
+        pending), the drain copies the burst buffer's fragments to the disk in
+        epochs of its own (each holding what the last one did), and with ``wipe``
+        the burst buffer goes, as a node's tmpfs does. Every epoch must read back
+        as before: readers open afresh (one opened before the drain may still
+        name a burst-buffer copy the drain removed)."""
+        if self.writer is not None:
+            self.close()
+        report = drain(URI, comm=self.comm, config=self.config, batch_bytes=DRAIN_BATCH)
+        for _ in report.epochs:
+            self.model.epochs.append(copy.deepcopy(self.model.epochs[-1]))
+        self.model.discarded()  # nothing was pending
+        assert (report.at_risk, report.refused) == (0, []), report
+        self.comm.Barrier()
+        if wipe and self.comm.rank == 0:
+            assert self.burst_buffer is not None
+            shutil.rmtree(self.burst_buffer)
+        self.comm.Barrier()
+        self.reader.close()
+        self.reader = self._open(epoch=self.reader_epoch)
+        self.reopen()
+
     # --- readers and the disk ----------------------------------------------------------------
 
     def refresh(self) -> None:
@@ -639,6 +662,8 @@ class Session:
             self.comm.Barrier()
             if self.comm.rank == 0:
                 shutil.rmtree(self.target)
+                if self.burst_buffer is not None:
+                    shutil.rmtree(self.burst_buffer, ignore_errors=True)
 
     # --- checks ------------------------------------------------------------------------------
 
@@ -697,9 +722,10 @@ class Lockstep:
     broadcasts each one; the others `follow`. A step's error on any rank is raised
     on rank 0, so hypothesis sees (and shrinks) every rank's failures."""
 
-    def __init__(self, comm: Comm, disk: Disk):
+    def __init__(self, comm: Comm, disk: Disk, tiers: bool):
         self.comm = comm
         self.disk = disk
+        self.tiers = tiers  # the writes go to a burst buffer, which the machine drains
         self.session: Session | None = None
 
     def do(self, action: str, **arguments: Any) -> None:
@@ -788,7 +814,8 @@ class ContainerMachine(RuleBasedStateMachine):
     def begin(self, data: st.DataObject, limit: int, block: int) -> None:
         target = self.lockstep.disk.root / f"case-{next(_cases)}"
         self.started = True
-        self.step(data, "begin", target=str(target), limit=limit, block=block)
+        self.step(data, "begin", target=str(target), limit=limit, block=block,
+                  tiers=self.lockstep.tiers)  # fmt: skip
         self.create(data)  # a dataset to write from the first step on
 
     @precondition(lambda self: self.writing() and len(self.model.pending) < len(NAMES))
@@ -885,6 +912,11 @@ class ContainerMachine(RuleBasedStateMachine):
     def free(self, data: st.DataObject) -> None:
         self.step(data, "free")
 
+    @precondition(lambda self: self.started and self.lockstep.tiers)
+    @rule(data=st.data(), wipe=st.booleans())
+    def drain(self, data: st.DataObject, wipe: bool) -> None:
+        self.step(data, "drain", wipe=wipe)
+
     def teardown(self) -> None:
         if self.started:
             self.lockstep.do("end")
@@ -904,8 +936,9 @@ def machine(lockstep: Lockstep) -> type[ContainerMachine]:
 
 
 def run(comm: Comm, kind: str, examples: int, steps: int) -> None:
-    """Run the machine on ``comm``, on a disk of ``kind``: hypothesis draws the steps
-    on rank 0 and every other rank follows them."""
+    """Run the machine on ``comm``, on a disk of ``kind`` ("plain", "tmpfs", or
+    "tiers": plain with a burst buffer): hypothesis draws the steps on rank 0 and
+    every other rank follows them."""
     checks = settings(
         max_examples=examples,
         stateful_step_count=steps,
@@ -915,7 +948,7 @@ def run(comm: Comm, kind: str, examples: int, steps: int) -> None:
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
     with disk(comm, kind) as where:
-        lockstep = Lockstep(comm, where)
+        lockstep = Lockstep(comm, where, tiers=kind == "tiers")
         if comm.rank != 0:
             lockstep.follow()
             return

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import esdm_hpc
-from esdm_hpc.backends import open_backend
+from esdm_hpc.backends import BurstBufferBackend, open_backend
 from esdm_hpc.config import (
     ConfigError,
     GiB,
@@ -46,7 +46,7 @@ SITE = {
         },
         {
             "id": "bb",
-            "type": "posix",
+            "type": "burstbuffer",
             "target": "/dev/shm/esdm",
             "tier": "bb",
             "accessibility": "node-local",
@@ -83,7 +83,7 @@ capacity = "2 PiB"
 
 [[backends]]
 id = "bb"
-type = "posix"
+type = "burstbuffer"
 target = "/dev/shm/esdm"
 tier = "bb"
 accessibility = "node-local"
@@ -101,7 +101,8 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-NODE_LOCAL = {"id": "bb", "type": "posix", "target": "/x", "accessibility": "node-local"}
+NODE_LOCAL = {"id": "bb", "type": "burstbuffer", "target": "/x", "drain_to": "a"}
+GLOBAL_A = {"id": "a", "type": "posix", "target": "/a"}
 
 
 def with_backend(**changes: object) -> dict:
@@ -205,14 +206,14 @@ def test_type_decides_defaults() -> None:
         {
             "backends": [
                 {"id": "m", "type": "memory", "target": "pool"},
-                {"id": "p", "type": "posix", "target": "/p", "accessibility": "node-local"},
+                {"id": "p", "type": "burstbuffer", "target": "/p", "drain_to": "m"},
             ]
         }
     )
     assert config.backend("m").tier == "memory"
     assert config.backend("m").target == "pool"  # a store name, not a path
     assert config.backend("m").performance.latency_s == 1e-6
-    assert config.backend("p").tier == "pfs"
+    assert (config.backend("p").tier, config.backend("p").accessibility) == ("bb", "node-local")
     # No global posix backend: metadata goes to the first global one.
     assert config.metadata_backend == "m"
 
@@ -251,7 +252,7 @@ def test_documented_examples_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_documented_messages_are_the_ones_given() -> None:
     doc = (Path(__file__).parents[1] / "docs/configuration.md").read_text()
-    burst = {"id": "bb", "type": "burstbuffer", "target": "/dev/shm/esdm"}
+    burst = {"id": "bb", "type": "burstbuffer", "target": "/dev/shm/esdm"}  # no drain_to
     fast = {"id": "b", "type": "posix", "target": "/b"}
     for config in (
         {"backends": [with_backend()["backends"][0], burst]},
@@ -387,28 +388,16 @@ def test_sizes_parse_exactly_up_to_63_bits(number: int, unit: str, exponent: int
             parse_size(text)
 
 
-# --- backend types not available yet (issue 11, defect 11) --------------------------------
+# --- burst buffers ------------------------------------------------------------------------
 
 
-def test_backend_types_not_available_yet_are_refused(tmp_path: Path) -> None:
-    backend = {"id": "bb", "type": "burstbuffer", "target": "/dev/shm/esdm", "drain_to": "a"}
-    site = {"backends": [{"id": "a", "type": "posix", "target": str(tmp_path)}, backend]}
-    expected = (
-        '<dict>: backends[1].type: "burstbuffer" is not available yet '
-        "(it arrives with the storage tiers); available: posix, memory, s3"
-    )
-    with pytest.raises(ConfigError) as error:
-        load_config(site)
-    assert str(error.value) == expected
-    with pytest.raises(ConfigError, match=re.escape(expected)):
-        esdm_hpc.open("esdm://x", "w", config=site)  # was NotImplementedError
-
-
-def test_a_hand_made_backend_of_a_type_not_available_is_a_value_error(tmp_path: Path) -> None:
-    posix = load_config(with_backend(target=str(tmp_path))).backends[0]
-    expected = r"unknown type 'burstbuffer' .available: posix, memory, s3"
-    with pytest.raises(ValueError, match=expected):
-        open_backend(dataclasses.replace(posix, type="burstbuffer"))
+def test_a_burst_buffer_opens_on_its_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESDM_NODE", "n7")
+    backend = {"id": "bb", "type": "burstbuffer", "target": str(tmp_path / "bb"), "drain_to": "a"}
+    site = load_config({"backends": [{"id": "a", "type": "posix", "target": "/a"}, backend]})
+    opened = open_backend(site.backend("bb"))
+    assert isinstance(opened, BurstBufferBackend)
+    assert opened.node == "n7" and opened.root == str(tmp_path / "bb" / "n7")
 
 
 # --- units -------------------------------------------------------------------------------
@@ -524,32 +513,29 @@ def test_error_names_file_key_path_and_value(tmp_path: Path) -> None:
         ),
         ({"metadata_backend": "nope"}, "metadata_backend: no backend 'nope'; configured: local"),
         (
-            {"backends": [NODE_LOCAL], "metadata_backend": "bb"},
+            {"backends": [GLOBAL_A, NODE_LOCAL], "metadata_backend": "bb"},
             "metadata_backend: backend 'bb' is node-local",
         ),
-        ({"backends": [NODE_LOCAL]}, "metadata_backend: no global backend"),
-        (with_backend(drain_to="tape"), r"backends\[0\].drain_to: no backend 'tape'"),
+        (with_backend(drain_to="tape"), r"backends\[0\].drain_to: only a burst buffer drains"),
         (
-            with_backend(drain_to="a"),
-            r"backends\[0\].drain_to: drains go round in a circle: a -> a",
+            {"backends": [GLOBAL_A, {**NODE_LOCAL, "drain_to": "tape"}]},
+            r"backends\[1\].drain_to: no backend 'tape'",
         ),
         (
-            {
-                "backends": [
-                    {"id": "a", "type": "posix", "target": "/a", "drain_to": "b"},
-                    {"id": "b", "type": "posix", "target": "/b", "drain_to": "a"},
-                ]
-            },
-            r"backends\[0\].drain_to: drains go round in a circle: a -> b -> a",
+            {"backends": [GLOBAL_A, {**NODE_LOCAL, "drain_to": "bb"}]},
+            r"backends\[1\].drain_to: backend 'bb' is node-local",
         ),
         (
-            {
-                "backends": [
-                    {"id": "a", "type": "posix", "target": "/a", "drain_to": "bb"},
-                    NODE_LOCAL,
-                ]
-            },
-            r"backends\[0\].drain_to: backend 'bb' is node-local",
+            {"backends": [GLOBAL_A, {**NODE_LOCAL, "drain_to": None}]},
+            r"backends\[1\].drain_to: required for a burst buffer",
+        ),
+        (
+            {"backends": [GLOBAL_A, {**NODE_LOCAL, "accessibility": "global"}]},
+            r"backends\[1\].accessibility: must be node-local",
+        ),
+        (
+            with_backend(accessibility="node-local"),
+            r"backends\[0\].accessibility: only a burstbuffer backend is node-local",
         ),
         ({"replicas": 2}, "replicas: 2 replicas need as many global backends, only 1"),
         ({"replicas": 0}, "replicas: must be a positive integer, got 0"),

@@ -75,7 +75,14 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     (
         "tools",
-        ("esdm_hpc.cli", "esdm_hpc.demo", "esdm_hpc.gc", "esdm_hpc.verify", "esdm_hpc.vol.*"),
+        (
+            "esdm_hpc.cli",
+            "esdm_hpc.demo",
+            "esdm_hpc.drain",
+            "esdm_hpc.gc",
+            "esdm_hpc.verify",
+            "esdm_hpc.vol.*",
+        ),
     ),
 )
 

@@ -1,11 +1,9 @@
-"""Storage backends behind one interface (`base`): posix, memory and s3.
-
-The burst buffer tier plugs in here without changes to the core.
-"""
+"""Storage backends behind one interface (`base`): posix, memory, burstbuffer and s3."""
 
 from __future__ import annotations
 
 from esdm_hpc.backends.base import Backend, BackendError, LogWriter, ObjectNotFoundError
+from esdm_hpc.backends.burstbuffer import BurstBufferBackend
 from esdm_hpc.backends.memory import MemoryBackend
 from esdm_hpc.backends.posix import PosixBackend
 from esdm_hpc.backends.s3 import S3Backend
@@ -14,6 +12,7 @@ from esdm_hpc.config import BackendConfig
 _IMPLEMENTATIONS: dict[str, type[Backend]] = {
     "posix": PosixBackend,
     "memory": MemoryBackend,
+    "burstbuffer": BurstBufferBackend,
     "s3": S3Backend,
 }
 
@@ -24,8 +23,6 @@ def open_backend(config: BackendConfig) -> Backend:
         implementation = _IMPLEMENTATIONS[config.type]
     except KeyError:
         known = ", ".join(_IMPLEMENTATIONS)
-        # load_config refuses the types not implemented yet (burstbuffer);
-        # a BackendConfig made by hand gets this ValueError for them
         raise ValueError(
             f"backend {config.id!r}: unknown type {config.type!r} (available: {known})"
         ) from None
@@ -35,6 +32,7 @@ def open_backend(config: BackendConfig) -> Backend:
 __all__ = [
     "Backend",
     "BackendError",
+    "BurstBufferBackend",
     "LogWriter",
     "MemoryBackend",
     "ObjectNotFoundError",

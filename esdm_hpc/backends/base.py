@@ -147,6 +147,17 @@ class Backend(_ClosedOnExit, ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id!r} at {self.config.target!r}>"
 
+    @property
+    def node(self) -> str | None:
+        """The node whose local storage this is (a burst buffer); None: every node
+        reaches the same objects."""
+        return None
+
+    def free_bytes(self) -> int | None:
+        """The bytes that can still be written here, as the storage reports it now
+        (None: it does not say). Placement spills to the next tier below that."""
+        return None
+
     # --- data logs --------------------------------------------------------------------
 
     @abstractmethod

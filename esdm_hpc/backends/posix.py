@@ -179,9 +179,10 @@ def _os_errors(backend: Backend, name: str, action: str) -> Iterator[None]:
 
 
 class PosixBackend(Backend):
-    def __init__(self, config: BackendConfig) -> None:
+    def __init__(self, config: BackendConfig, root: str | None = None) -> None:
+        """``root``: the directory the objects are in (default: the target)."""
         super().__init__(config)
-        self.root = os.path.abspath(config.target)
+        self.root = os.path.abspath(config.target if root is None else root)
         if os.path.lexists(self.root) and not os.path.isdir(self.root):
             raise BackendError(
                 f"backend {self.id!r}: target {self.root} exists and is not a directory"
@@ -381,6 +382,13 @@ class PosixBackend(Backend):
 
     def exists(self, name: str) -> bool:
         return os.path.isfile(self._path(name))
+
+    def free_bytes(self) -> int | None:
+        try:
+            status = os.statvfs(self.root)
+        except OSError:  # a target gone: the write that follows says so
+            return None
+        return status.f_bavail * status.f_frsize
 
     def list(self, prefix: str = "") -> Iterator[str]:
         check_prefix(prefix)

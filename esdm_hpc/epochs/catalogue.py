@@ -2,7 +2,9 @@
 
 The manifests it loaded, the fragment records of every dataset (from the
 packs and the manifests) and, per dataset read, the index over its fragments
-(`FragmentView`), rebuilt only when new records or shrinks arrive.
+(`FragmentView`), rebuilt only when new records or shrinks arrive. A record a
+later commit made to give a fragment new replicas (a drain: ``replicated``)
+takes the place of the fragment's record.
 """
 
 from __future__ import annotations
@@ -16,13 +18,23 @@ from esdm_hpc.namespace import DatasetMeta, Namespace
 
 
 class Catalogue:
-    def __init__(self, where: str, packed: list[dict[str, Any]], manifests: list[Manifest]):
+    def __init__(
+        self,
+        where: str,
+        packed: list[dict[str, Any]],
+        manifests: list[Manifest],
+        later_replicas: list[dict[str, Any]] | None = None,
+    ):
         self.where = where  # the container's URI, for messages
         self._manifests: list[Manifest] = []
         self._records: dict[str, list[dict[str, Any]]] = defaultdict(list)  # per dataset
+        # fragment id -> (dataset, index in its records): made at the first record
+        # of new replicas, which are rare (drains), and kept from then on
+        self._where: dict[str, tuple[str, int]] | None = None
         self._views: dict[str, FragmentView] = {}
         self._add_records(packed)
         self.absorb(manifests)
+        self._add_records(later_replicas or [])
 
     @property
     def manifests(self) -> list[Manifest]:
@@ -73,5 +85,25 @@ class Catalogue:
 
     def _add_records(self, records: list[dict[str, Any]]) -> None:
         for record in records:
-            self._records[record["dataset"]].append(record)
-            self._views.pop(record["dataset"], None)
+            dataset = record["dataset"]
+            if "replicated" in record:
+                self._replace(record)
+            else:
+                self._records[dataset].append(record)
+                if self._where is not None:
+                    self._where[record["id"]] = (dataset, len(self._records[dataset]) - 1)
+            self._views.pop(dataset, None)
+
+    def _replace(self, record: dict[str, Any]) -> None:
+        """Put ``record`` (new replicas) in place of its fragment's; a reader of an
+        epoch before the fragment's has none and ignores it."""
+        if self._where is None:
+            self._where = {
+                r["id"]: (dataset, i)
+                for dataset, records in self._records.items()
+                for i, r in enumerate(records)
+            }
+        found = self._where.get(record["id"])
+        if found is not None:
+            dataset, i = found
+            self._records[dataset][i] = record

@@ -179,8 +179,9 @@ class _Scan:
         by_epoch: dict[int, list[Fragment]] = {e: [] for e in epochs}
         for record in contents.fragments:
             fragment = decode_fragment(record, f"pack {contents.pack.name}")
-            if fragment.epoch in by_epoch:
-                by_epoch[fragment.epoch].append(fragment)
+            committed_in = fragment.epoch if fragment.replicated is None else fragment.replicated
+            if committed_in in by_epoch:
+                by_epoch[committed_in].append(fragment)
         return by_epoch
 
     def damage(self) -> list[MetadataDamage]:

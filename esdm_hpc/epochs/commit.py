@@ -125,6 +125,7 @@ def _publish(
     epoch = head.epoch + 1
     records = [record for text in encoded for record in json.loads(text)]
     check_overlaps(epoch, records, namespace, store.backends)
+    replicated = any("replicated" in record for record in records)
     manifest = Manifest(
         epoch=epoch,
         parent_checksum=head.checksum,
@@ -132,6 +133,7 @@ def _publish(
         writer=writer_record(nranks),
         namespace=namespace.to_json(),
         packs=_packs(store, parent.loaded),
+        replicated_in=parent.loaded[-1].replicated_in + ([epoch] if replicated else []),
     )
     data = manifest.encode(fragments_json=encoded)
     decoded = _readable(store, epoch, data)
@@ -173,7 +175,8 @@ def check_overlaps(
     """
     by_dataset: dict[str, list[dict]] = defaultdict(list)
     for record in records:
-        by_dataset[record["dataset"]].append(record)
+        if "replicated" not in record:  # new replicas of earlier epochs' fragments: no writes
+            by_dataset[record["dataset"]].append(record)
     for path, group in by_dataset.items():
         if len({r["rank"] for r in group}) < 2:
             continue

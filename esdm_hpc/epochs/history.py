@@ -8,7 +8,7 @@ from typing import Any
 from esdm_hpc.epochs.events import EventLog
 from esdm_hpc.epochs.manifest import Head, Manifest, decode_fragment, manifest_name
 from esdm_hpc.epochs.store import ContainerStore
-from esdm_hpc.fragment import Fragment
+from esdm_hpc.fragment import Fragment, newest_records
 from esdm_hpc.namespace import Namespace
 
 
@@ -17,6 +17,7 @@ class History:
     head: Head
     packed: list[dict[str, Any]]  # the fragment records of the packs before the manifests
     manifests: list[Manifest]  # up to the epoch loaded, oldest first
+    later_replicas: list[dict[str, Any]]  # records of later epochs giving new replicas
 
     @classmethod
     def load(cls, store: ContainerStore, epoch: int | None = None) -> History:
@@ -34,11 +35,18 @@ class History:
     def namespace(self) -> Namespace:
         return Namespace.from_json(self.last.namespace)
 
-    def fragments(self) -> list[Fragment]:
-        """Every fragment of every committed epoch (older epochs stay readable)."""
+    def records(self) -> list[Fragment]:
+        """Every fragment record of every committed epoch, as stored, oldest first:
+        those a drain made to give a fragment new replicas included."""
         packed = [decode_fragment(r, f"pack before epoch {self.manifests[0].epoch}")
                   for r in self.packed]  # fmt: skip
-        return packed + [f for m in self.manifests for f in m.fragments]
+        later = [decode_fragment(r, "a later epoch's new replicas") for r in self.later_replicas]
+        return packed + [f for m in self.manifests for f in m.fragments] + later
+
+    def fragments(self) -> list[Fragment]:
+        """Every fragment of every committed epoch (older epochs stay readable), with
+        its replicas as of the newest record of it."""
+        return newest_records(self.records())
 
     def referenced(self, store: ContainerStore) -> set[tuple[str, str]]:
         """(backend, object) pairs committed metadata refers to, and the event log
@@ -48,6 +56,6 @@ class History:
         # every epoch's manifest, read or not: each is an epoch to travel back to
         keep |= {(meta, store.prefix + manifest_name(e)) for e in range(self.last.epoch + 1)}
         keep |= {(meta, store.prefix + pack.name) for pack in self.last.packs}
-        keep |= {(r.backend, r.location) for f in self.fragments() for r in f.replicas}
+        keep |= {(r.backend, r.location) for f in self.records() for r in f.replicas}
         keep |= {(meta, name) for name in EventLog(store).names()}  # the log, not its temporaries
         return keep

@@ -161,6 +161,10 @@ class Manifest:
     # objects only where a reader needs them, not on every rank at every commit
     records: list[dict[str, Any]] = field(default_factory=list)
     packs: list[Pack] = field(default_factory=list)  # every pack of the epochs before
+    # the epochs up to this one whose manifests give committed fragments new
+    # replicas (drains): a reader of an earlier epoch reads them too, since a
+    # drained fragment's burst-buffer copy may be gone
+    replicated_in: list[int] = field(default_factory=list)
 
     @property
     def packed(self) -> int:
@@ -193,6 +197,7 @@ class Manifest:
             "writer": self.writer,
             "namespace": self.namespace,
             **({"packs": [p.to_json() for p in self.packs]} if self.packs else {}),
+            **({"replicated_in": self.replicated_in} if self.replicated_in else {}),
             "fragments": [],
         }
         head = _dumps(record)
@@ -218,11 +223,16 @@ class Manifest:
                 namespace=record["namespace"],
                 records=record["fragments"],
                 packs=[Pack.from_json(p, where) for p in record.get("packs", [])],
+                replicated_in=record.get("replicated_in", []),
             )
         except (KeyError, TypeError) as error:  # no writer writes this
             raise CorruptMetadataError(f"{where}: malformed manifest ({error!r})") from None
         # the chain is verified through parent_checksum: epoch 0 alone may have none
         parent = manifest.parent_checksum
+        if not isinstance(manifest.replicated_in, list) or not all(
+            type(e) is int and 0 < e <= manifest.epoch for e in manifest.replicated_in
+        ):
+            raise CorruptMetadataError(f"{where}: malformed manifest (replicated_in)")
         if type(manifest.epoch) is not int or (
             type(parent) is not int if manifest.epoch else parent is not None
         ):

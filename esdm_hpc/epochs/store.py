@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from esdm_hpc.backends import Backend
@@ -47,14 +47,19 @@ class Stored:
     name: str
     packs: list[tuple[Pack, bytes]]
     manifests: list[tuple[int, int, bytes]]  # epoch, checksum, data
+    # later manifests that give fragments new replicas (`ContainerStore.load`)
+    later: list[tuple[int, int, bytes]] = field(default_factory=list)
 
-    def decode(self) -> tuple[list[dict[str, Any]], list[Manifest]]:
-        """The fragment records of the packs, and the manifests."""
+    def decode(self) -> tuple[list[dict[str, Any]], list[Manifest], list[dict[str, Any]]]:
+        """The fragment records of the packs, the manifests, and the records of
+        later epochs that give the fragments new replicas."""
         packed = []
         for pack, data in self.packs:
             packed += decode_pack(data, pack, f"esdm://{self.name} {pack.name}").fragments
         manifests = [_decode_manifest(self.name, e, c, data) for e, c, data in self.manifests]
-        return packed, manifests
+        later = [_decode_manifest(self.name, e, c, data) for e, c, data in self.later]
+        replicas = [r for m in later for r in m.records if "replicated" in r]
+        return packed, manifests, replicas
 
 
 def _decode_manifest(container: str, epoch: int, expected_checksum: int, data: bytes) -> Manifest:
@@ -125,14 +130,14 @@ class ContainerStore:
             raise CorruptMetadataError(f"esdm://{self.name} {name}: missing ({missing})")
         return self.meta.read_small(self.prefix + name)
 
-    def _walk_to(self, head: Head, epoch: int) -> Iterator[tuple[Manifest, int, bytes]]:
-        """The walk down the chain a load of ``epoch`` takes: from manifest ``epoch``
-        if the pack holding epoch+1 (verified by its entry in HEAD's manifest)
-        records its checksum, else from HEAD's (epoch+1 is not packed yet, or its
-        pack is older than packs recording checksums)."""
-        if epoch == head.epoch:
-            return self._walk(head.epoch, head.checksum)
-        newest, data = self.read_manifest(head.epoch, head.checksum)
+    def _walk_to(
+        self, head: Head, epoch: int, newest: Manifest, data: bytes
+    ) -> Iterator[tuple[Manifest, int, bytes]]:
+        """The walk down the chain a load of ``epoch`` (< HEAD's) takes: from manifest
+        ``epoch`` if the pack holding epoch+1 (verified by its entry in HEAD's
+        manifest, ``newest``, stored as ``data``) records its checksum, else from
+        HEAD's (epoch+1 is not packed yet, or its pack is older than packs
+        recording checksums)."""
         pack = newest.pack_holding(epoch + 1)
         known = None if pack is None else self.read_pack(pack).manifest_checksum(epoch)
         if known is not None:
@@ -148,8 +153,14 @@ class ContainerStore:
         ``epoch`` by HEAD or by a pack HEAD's manifest verifies (``_walk_to``)."""
         epoch = head.epoch if epoch is None else epoch
         walked: list[tuple[int, int, bytes]] = []
-        lowest, packs = 0, []
-        for manifest, verified_by, data in self._walk_to(head, epoch):
+        lowest, packs, later = 0, [], []
+        if epoch == head.epoch:
+            walk = self._walk(head.epoch, head.checksum)
+        else:
+            newest, newest_data = self.read_manifest(head.epoch, head.checksum)
+            walk = self._walk_to(head, epoch, newest, newest_data)
+            later = self._replicated_after(head, epoch, newest.replicated_in)
+        for manifest, verified_by, data in walk:
             if manifest.epoch == epoch:
                 packs = manifest.packs
                 lowest = manifest.first_unpacked
@@ -161,10 +172,28 @@ class ContainerStore:
             self.name,
             [(pack, self._metadata(pack.name, "a manifest lists it")) for pack in packs],
             walked[::-1],
+            later,
         )
         for pack, data in stored.packs:  # here too: one error, raised where it was read
             verify_pack(data, pack, f"esdm://{self.name} {pack.name}")
         return stored
+
+    def _replicated_after(
+        self, head: Head, epoch: int, replicated_in: list[int]
+    ) -> list[tuple[int, int, bytes]]:
+        """The manifests after ``epoch`` that give fragments new replicas (drains,
+        listed in HEAD's ``replicated_in``), as stored, each with the checksum that
+        verified it: a reader of ``epoch`` needs them where a drained fragment's
+        burst-buffer copy is gone."""
+        wanted = [e for e in replicated_in if e > epoch]
+        found = []
+        if wanted:
+            for manifest, verified_by, data in self._walk(head.epoch, head.checksum):
+                if manifest.epoch in wanted:
+                    found.append((manifest.epoch, verified_by, data))
+                if manifest.epoch <= wanted[0]:
+                    break
+        return found[::-1]
 
     def write_pack(self, manifests: list[Manifest]) -> Pack:
         """Pack the records and parent checksums of the consecutive ``manifests``

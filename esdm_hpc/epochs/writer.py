@@ -8,22 +8,23 @@ commit is refused on every rank rather than publishing the epoch without it.
 
 from __future__ import annotations
 
+import errno
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from esdm_hpc.backends import Backend, LogWriter
+from esdm_hpc.backends import Backend, BackendError, LogWriter
 from esdm_hpc.backends.base import byte_view
-from esdm_hpc.config import SiteConfig
+from esdm_hpc.config import BackendConfig, SiteConfig
 from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.errors import EpochWriteError
 from esdm_hpc.faults import crash_point
 from esdm_hpc.fragment import Fragment, Replica, encode_digests
 from esdm_hpc.kernels import checksum
 from esdm_hpc.namespace import DatasetMeta, renamed
-from esdm_hpc.placement import choose_backends, split
+from esdm_hpc.placement import choose_backends, has_room, split
 from esdm_hpc.serialisation import for_dataset
 from esdm_hpc.strings import is_string
 
@@ -81,6 +82,7 @@ class EpochWriter:
         self._run: _Run | None = None
         self._lock = threading.Lock()  # synchronous writes and write_async's thread
         self._failed: BaseException | None = None  # the first failed write: the epoch is lost
+        self._full: set[str] = set()  # burst buffers a write found full in this epoch
 
     @property
     def fragments(self) -> list[Fragment]:
@@ -168,9 +170,7 @@ class EpochWriter:
         # out-of-order fields (HDF5 allows both), and bytes is what is stored
         payload = np.ascontiguousarray(serialisation.encode(piece)).reshape(-1).view(np.uint8)
         block_size = self.config.block_size
-        replicas = tuple(
-            [self._append(b.id, payload) for b in choose_backends(self.config, payload.nbytes)]
-        )
+        replicas = self._place(payload)
         seq = len(self._fragments)
         self._fragments.append(
             Fragment(
@@ -190,6 +190,39 @@ class EpochWriter:
                 **(_extremes(piece) if meta.hints.get("statistics") else _NO_EXTREMES),
             )
         )
+
+    def _place(self, payload: np.ndarray) -> tuple[Replica, ...]:
+        """Append ``payload`` where placement puts it. A burst buffer that fills up
+        under the write (its free space was taken between the look and the write)
+        is left for the rest of the epoch, and the write goes to the next tier."""
+        while True:
+            chosen = choose_backends(self.config, payload.nbytes, self._has_room(payload.nbytes))
+            try:
+                return tuple([self._append(b.id, payload) for b in chosen])
+            except BackendError as error:
+                if chosen[0].accessibility != "node-local" or not _is_full(error):
+                    raise
+                self._full.add(chosen[0].id)
+
+    def _has_room(self, nbytes: int) -> Callable[[BackendConfig], bool]:
+        def room(backend: BackendConfig) -> bool:
+            local = backend.accessibility == "node-local"
+            if local and backend.id in self._full:
+                return False
+            return has_room(self.store.backends[backend.id], nbytes)
+
+        return room
+
+    def replicate(self, fragment: Fragment, payload: np.ndarray, backend_id: str) -> Replica:
+        """Give the committed ``fragment`` (whose bytes are ``payload``, verified) a
+        replica on ``backend_id``: the record this epoch commits replaces the
+        fragment's, with the new replica in place of its node-local ones (a drain)."""
+        with self._lock:
+            replica = self._append(backend_id, payload)
+            kept = tuple(r for r in fragment.replicas if r.node is None)
+            record = replace(fragment, replicas=(*kept, replica), replicated=self.epoch)
+            self._fragments.append(record)
+        return replica
 
     def share(self, meta: DatasetMeta, fragments: Iterable[Fragment]) -> None:
         """Record ``fragments`` (another dataset's, oldest first) as written to the
@@ -228,7 +261,9 @@ class EpochWriter:
             self._logs[backend_id] = log
         start = log.append(payload)
         crash_point("write.appended")
-        return Replica(backend_id, log.name, start, payload.nbytes)
+        return Replica(
+            backend_id, log.name, start, payload.nbytes, self.store.backends[backend_id].node
+        )
 
     def sync(self) -> None:
         """Make every byte written so far durable: the first step of a commit.
@@ -257,6 +292,11 @@ class EpochWriter:
         for log in self._logs.values():
             log.discard()
         self._logs.clear()
+
+
+def _is_full(error: BackendError) -> bool:
+    cause = error.__cause__
+    return isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 _NO_EXTREMES: dict[str, float | None] = {"minimum": None, "maximum": None}

@@ -72,7 +72,11 @@ ONE_BACKEND_PER_TEST = settings(
 
 def backend_config(kind: str, target: str, **changes: object) -> BackendConfig:
     raw = {"id": f"test-{kind}", "type": kind, "target": target, **changes}
-    return load_config({"backends": [raw]}).backends[0]
+    backends = [raw]
+    if kind == "burstbuffer":  # it needs a global backend to drain to
+        raw.setdefault("drain_to", "global")
+        backends.append({"id": "global", "type": "memory", "target": "drained"})
+    return load_config({"backends": backends}).backends[0]
 
 
 def lock_elsewhere(other: Backend, name: str, timeout: float) -> BackendError | None:

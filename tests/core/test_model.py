@@ -7,7 +7,7 @@ from esdm_hpc.epochs import commit
 from tests.model import run
 
 
-@pytest.mark.parametrize("kind", ["plain", "tmpfs"])
+@pytest.mark.parametrize("kind", ["plain", "tmpfs", "tiers"])
 def test_the_api_matches_a_numpy_model_of_every_epoch(
     kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -71,23 +71,27 @@ def site(*backends: BackendConfig, weights: Weights = TIME) -> SiteConfig:
 
 
 @settings(max_examples=300, deadline=None)
-@given(sites(), sizes)
-def test_writes_go_to_the_cheapest_distinct_global_backends(
-    config: SiteConfig, nbytes: int
+@given(sites(), sizes, st.data())
+def test_writes_go_to_the_cheapest_burst_buffer_or_distinct_global_backends(
+    config: SiteConfig, nbytes: int, data: st.DataObject
 ) -> None:
-    chosen = choose_backends(config, nbytes)
-    candidates = [b for b in config.backends if b.accessibility == "global"]
-    assert len(chosen) == config.replicas == len(set(chosen))
-    assert all(b in candidates for b in chosen)
-    if len(candidates) > 1:  # by cost, equal costs in the configuration's order
-        model = CostModel(config.weights)
+    """The cheapest backend with room takes the write: a burst buffer alone, or a global
+    backend with the next cheapest global ones with room, up to ``replicas``."""
+    full = data.draw(st.sets(st.sampled_from([b.id for b in config.backends])), label="full")
+    chosen = choose_backends(config, nbytes, lambda b: b.id not in full)
+    model = CostModel(config.weights)
 
-        def rank(b: BackendConfig) -> tuple[float, int]:
-            return model.write_cost(b, nbytes), candidates.index(b)
+    def rank(b: BackendConfig) -> tuple[bool, float, int]:  # those with room first
+        return b.id in full, model.write_cost(b, nbytes), config.backends.index(b)
 
-        ranks = [rank(b) for b in chosen]
-        assert ranks == sorted(ranks)
-        assert all(rank(b) > ranks[-1] for b in candidates if b not in chosen)
+    ranked = sorted(config.backends, key=rank)
+    if len(config.backends) == 1:
+        assert chosen == list(config.backends)
+    elif ranked[0].accessibility == "node-local" and ranked[0].id not in full:
+        assert chosen == ranked[:1]
+    else:
+        candidates = [b for b in ranked if b.accessibility == "global"]
+        assert chosen == candidates[: config.replicas]
 
 
 @settings(max_examples=200, deadline=None)
@@ -96,8 +100,7 @@ def test_a_faster_backend_with_room_is_chosen_first(config: SiteConfig, nbytes: 
     """Whatever the weights, no backend ranks above one with no latency, the highest
     bandwidth and no capacity limit (equal costs keep the configuration's order)."""
     best = backend("best", latency=0.0, bandwidth=1e18)
-    others = [b for b in config.backends if b.accessibility == "global"]
-    assert choose_backends(site(best, *others, weights=config.weights), nbytes)[0] == best
+    assert choose_backends(site(best, *config.backends, weights=config.weights), nbytes)[0] == best
 
 
 def test_small_writes_go_to_the_low_latency_backend_and_large_to_the_high_bandwidth_one() -> None:
@@ -115,11 +118,15 @@ def test_the_capacity_weight_keeps_writes_off_a_nearly_full_backend() -> None:
     assert choose_backends(site(small, large, weights=Weights(1, 10)), 512 << 20) == [large]
 
 
-def test_a_single_global_backend_takes_every_write_and_node_local_ones_none() -> None:
+def test_a_burst_buffer_takes_writes_while_it_has_room_then_they_spill() -> None:
     slow = backend("slow", latency=60.0, bandwidth=1)
     local = backend("local", latency=0.0, bandwidth=1e18, accessibility="node-local")
-    assert choose_backends(site(local, slow), 1 << 30) == [slow]
-    assert choose_backends(site(slow, local), 0) == [slow]
+    assert choose_backends(site(local, slow), 1 << 30) == [local]
+    assert choose_backends(site(slow, local), 0) == [local]
+    assert choose_backends(site(slow, local), 0, lambda b: b is not local) == [slow]
+    # a cheaper global backend takes the write without the burst buffer
+    fast = backend("fast", latency=0.0, bandwidth=1e18)
+    assert choose_backends(site(fast, local), 1 << 30) == [fast]
 
 
 def test_a_write_lands_on_the_backend_the_model_chooses(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from tests.model import run
 pytestmark = pytest.mark.mpi
 
 
-@pytest.mark.parametrize("kind", ["plain", "tmpfs"])
+@pytest.mark.parametrize("kind", ["plain", "tmpfs", "tiers"])
 def test_the_api_on_every_rank_matches_a_numpy_model_of_every_epoch(
     kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
