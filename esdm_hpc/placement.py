@@ -84,7 +84,7 @@ def has_room(backend: Backend, nbytes: int) -> bool:
 
 # Kept free on a backend that reports its free space: a log's buffered small
 # appends (posix gathers up to 1 MiB) are written later than placement sees them.
-ROOM_RESERVE = 4 << 20
+ROOM_RESERVE = 2 << 20
 
 
 # The weights do not change a read's cost, so reads need no site configuration:

@@ -27,6 +27,11 @@ def this_node() -> str:
 
 
 class BurstBufferBackend(PosixBackend):
+    # Every append is written at once: on memory-speed storage gathering saves
+    # little, and a full burst buffer must fail the append (which then goes to
+    # the next tier), not a flush at the commit, which would lose the epoch.
+    gather_below = 0
+
     def __init__(self, config: BackendConfig) -> None:
         self._node = this_node()
         # a node name is one path component: it came from the host or ESDM_NODE

@@ -179,6 +179,8 @@ def _os_errors(backend: Backend, name: str, action: str) -> Iterator[None]:
 
 
 class PosixBackend(Backend):
+    gather_below = SMALL_APPEND_BYTES  # appends gathered in memory (`PosixLogWriter`)
+
     def __init__(self, config: BackendConfig, root: str | None = None) -> None:
         """``root``: the directory the objects are in (default: the target)."""
         super().__init__(config)
@@ -264,7 +266,9 @@ class PosixBackend(Backend):
                 fd = os.open(path, flags, FILE_MODE)
             except FileExistsError:
                 raise self.error(name, "cannot create log: it exists already") from None
-        return PosixLogWriter(self, name, fd, unsynced_dirs=[directory, *changed])
+        return PosixLogWriter(
+            self, name, fd, unsynced_dirs=[directory, *changed], gather_below=self.gather_below
+        )
 
     def read(self, name: str, offset: int, length: int) -> bytes:
         check_range(offset, length)
@@ -504,8 +508,17 @@ class PosixBackend(Backend):
 
 
 class PosixLogWriter(LogWriter):
-    def __init__(self, backend: Backend, name: str, fd: int, unsynced_dirs: list[str]) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        name: str,
+        fd: int,
+        unsynced_dirs: list[str],
+        gather_below: int = SMALL_APPEND_BYTES,
+    ) -> None:
+        """Appends smaller than ``gather_below`` are gathered in memory first."""
         self.name = name
+        self._gather_below = gather_below
         self._backend = backend
         self._fd: int | None = fd
         self._nbytes = 0  # appended, the buffered bytes included
@@ -521,7 +534,7 @@ class PosixLogWriter(LogWriter):
         view = byte_view(data)
         with self._lock:
             fd = self._open_fd()
-            small = view.nbytes < SMALL_APPEND_BYTES
+            small = view.nbytes < self._gather_below
             if not small or len(self._buffer) + view.nbytes > BUFFER_BYTES:
                 self._write_buffer()
             start = self._placed(self._nbytes, view.nbytes)

@@ -2,6 +2,7 @@ import errno
 import os
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,13 +20,13 @@ def config(tmp_path: Path) -> dict:
     return site(tmp_path)
 
 
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A real 2 MiB file system (tmpfs), for writes that fail with ENOSPC."""
-    mount = tmp_path / "tmpfs"
+@contextmanager
+def mounted_tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A real file system (tmpfs) of ``size`` on ``mount``, for the time of the block
+    (the test is skipped where none can be mounted)."""
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(mount)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if done.returncode != 0:
@@ -34,6 +35,13 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MiB file system (tmpfs), for writes that fail with ENOSPC."""
+    with mounted_tmpfs(tmp_path / "tmpfs", "2m") as mount:
+        yield mount
 
 
 def fill(directory: Path) -> Path:
