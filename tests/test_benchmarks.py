@@ -116,3 +116,27 @@ def test_open_benchmark_opens_on_every_rank_count(tmp_path: Path) -> None:
     assert set(opens) == {"1 rank(s)", "2 rank(s)"} and min(opens.values()) > 0
     chart = assert_chart(results)
     assert set(tmp_path.iterdir()) == {results, chart}, "the data directory was not removed"
+
+
+def test_tiers_benchmark_drains_and_reports_ratios(tmp_path: Path) -> None:
+    results = tmp_path / "tiers.json"
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    run = mpirun(
+        2,
+        "benchmarks/tiers.py", "--quick", "--dir", str(tmp_path), "--shm", str(shm),
+        "--json", str(results),
+        timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, report(run)
+    for line in (
+        "ratio ESDM-bb/raw-posix visible write:",
+        "ratio time to durable ESDM-bb+drain/raw-posix:",
+        "ratio drain/cp+fsync throughput:",
+    ):
+        assert line in run.stdout, report(run)
+    record = json.loads(results.read_text())
+    assert record["nprocs"] == 2 and record["summary"]["seconds"]["drain"] > 0
+    chart = assert_chart(results)
+    assert set(tmp_path.iterdir()) == {results, chart, shm}, "the data directory was not removed"
+    assert list(shm.iterdir()) == [], "the burst buffer was not removed"
