@@ -3,7 +3,8 @@
     esdm ls                         containers and their newest epoch
     esdm info esdm://run1           datasets, epochs, fragments, bytes per backend
     esdm dump esdm://run1 tas 0:4,0 a region as text (or --npy FILE)
-    esdm verify esdm://run1         read every block, report corruption (exit 1)
+    esdm verify esdm://run1         read every block, report corruption (exit 1);
+                                    --repair copies damaged replicas from good ones
     esdm gc esdm://run1             remove what no committed epoch refers to
     esdm drain esdm://run1 --wait   copy this node's burst-buffer data to the global tier
     esdm unlock esdm://run1         break an expired or abandoned write lease
@@ -39,10 +40,11 @@ from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.errors import ContainerNotFoundError, CorruptMetadataError, EsdmError
 from esdm_hpc.fragment import Fragment
 from esdm_hpc.gc import collect_garbage
+from esdm_hpc.repair import repair
 from esdm_hpc.selection import parse_region
 from esdm_hpc.strings import is_string
 from esdm_hpc.uri import container_name
-from esdm_hpc.verify import verify
+from esdm_hpc.verify import Damage, verify
 from esdm_hpc.vol import env as vol_env
 
 EXIT_DAMAGE, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 1, 2, 3, 130
@@ -104,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
     check = command("verify", cmd_verify, "read every committed block and check its checksum")
     check.add_argument("uri", help="esdm://name")
     check.add_argument("--quiet", action="store_true", help="no progress bar")
+    check.add_argument(
+        "--repair",
+        action="store_true",
+        help="copy each damaged replica anew from a good one (takes the write lease)",
+    )
     gc = command("gc", cmd_gc, "remove data and metadata no committed epoch refers to")
     gc.add_argument("uri", help="esdm://name")
     gc.add_argument("--dry-run", action="store_true", help="only report what would be removed")
@@ -235,10 +242,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
     report = verify(_store(args), progress=_progress("verify", args.quiet))
     for damage in report.damage:
         print(damage)
+    elsewhere = f", {report.elsewhere} on other nodes" if report.elsewhere else ""
     print(f"{args.uri}: {report.manifests} manifests, {report.packs} packs, "
-          f"{report.fragments} fragments, {report.replicas} replicas, "
+          f"{report.fragments} fragments, {report.replicas} replicas{elsewhere}, "
           f"{_size(report.bytes_checked)} checked, {len(report.damage)} damaged")  # fmt: skip
-    return EXIT_DAMAGE if report.damage else 0
+    if not (args.repair and report.damage):
+        return EXIT_DAMAGE if report.damage else 0
+    data = [d for d in report.damage if isinstance(d, Damage)]
+    fixed = repair(args.uri, data, config=args.config)
+    for line in fixed.repaired:
+        print(f"repaired {line}")
+    for line in fixed.unrepairable:
+        print(f"not repaired: {line}")
+    metadata = len(report.damage) - len(data)
+    epoch = f" in epoch {fixed.epoch}" if fixed.epoch is not None else ""
+    print(f"{args.uri}: repaired {len(fixed.repaired)} fragments{epoch}; "
+          f"{len(fixed.unrepairable)} have no good replica, {metadata} metadata objects "
+          "are damaged (not repairable)")  # fmt: skip
+    return EXIT_DAMAGE if fixed.unrepairable or metadata else 0
 
 
 def cmd_gc(args: argparse.Namespace) -> int:

@@ -34,6 +34,8 @@ KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
 BackendType = Literal["posix", "memory", "burstbuffer", "s3"]
 Accessibility = Literal["global", "node-local"]
+HookWhen = Literal["write", "commit"]
+OnFailure = Literal["record", "fail"]
 
 
 class ConfigError(EsdmError, ValueError):
@@ -115,6 +117,27 @@ class Weights:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HookConfig:
+    """An in-situ hook the configuration names (docs/configuration.md, "hooks"). Its
+    function is imported when a container is opened for writing (`hooks.configured`),
+    so tools that never run hooks (gc, verify, readers) need not import it."""
+
+    dataset: str  # the dataset's path, "/tas"
+    when: HookWhen
+    function: str  # "module:function"
+    args: Mapping[str, Any] = field(default_factory=Options, hash=False)  # keyword arguments
+    budget_s: float | None = None  # seconds per call; None: no budget
+    on_failure: OnFailure = "record"
+    containers: tuple[str, ...] | None = None  # name patterns (fnmatch); None: every container
+    name: str | None = None  # None: the function
+
+    @property
+    def label(self) -> str:
+        """The hook as messages name it."""
+        return f"{self.name or self.function} on {self.dataset} at {self.when}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class SiteConfig:
     """Everything the layout component and the backends need to know about the site."""
 
@@ -125,6 +148,8 @@ class SiteConfig:
     # checksum block size: what a read verifies at least; small enough that a
     # column through a big fragment reads little, large enough for a small manifest
     block_size: int = 16 * KiB
+    on_commit: tuple[OnCommit, ...] = ()  # commands started after commits (below)
+    hooks: tuple[HookConfig, ...] = ()  # in-situ hooks of the containers written (below)
     source: str = "<dict>"  # the file it came from, "<default>" or "<dict>"
 
     def backend(self, id: str) -> BackendConfig:
@@ -614,6 +639,154 @@ def _default_backend() -> BackendConfig:
     )
 
 
+# --- on-commit commands ----------------------------------------------------------------
+
+# An event kind of the container's event log (esdm_hpc/epochs/events.py checks user
+# events against it): defined here, where configured kinds are checked too.
+EVENT_KIND = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+
+
+@dataclass(frozen=True)
+class OnCommit:
+    """A command the writer's rank 0 starts after a commit (esdm_hpc/epochs/oncommit.py)."""
+
+    command: tuple[str, ...]  # the program and its arguments
+    every: int = 1  # after the epochs every, 2 * every, ...
+    # instead of every: after an epoch in which an event of one of these kinds was logged
+    events: tuple[str, ...] | None = None
+    containers: tuple[str, ...] | None = None  # name patterns (fnmatch); None: every container
+
+
+_every = _integer(1, 10**9, "a positive integer", "1e9")
+
+
+def _command(value: object, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise _Invalid(
+            where,
+            f'must be a list: the program and its arguments, e.g. ["sbatch", "post.sh"] '
+            f'(a shell command is ["sh", "-c", "..."]), got {_show(value)}',
+        )
+    if not isinstance(value, list) or not value:
+        raise _Invalid(where, f"must be a non-empty list of strings, got {_show(value)}")
+    if not isinstance(value[0], str) or not value[0].strip():
+        raise _Invalid(f"{where}[0]", f"must be the program to run, got {_show(value[0])}")
+    for i, item in enumerate(value):
+        # exec(2) takes C strings: a NUL would end the argument early
+        if not isinstance(item, str) or "\0" in item:
+            raise _Invalid(f"{where}[{i}]", f"must be a string without NUL, got {_show(item)}")
+    return tuple(value)
+
+
+def _kinds(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise _Invalid(where, f"must be a non-empty list of event kinds, got {_show(value)}")
+    for i, kind in enumerate(value):
+        if not isinstance(kind, str) or not EVENT_KIND.fullmatch(kind):
+            raise _Invalid(
+                f"{where}[{i}]",
+                f"must be an event kind (a letter, then up to 63 letters, digits, '_', '.', "
+                f"'-'), got {_show(kind)}",
+            )
+        if kind == "commit":
+            raise _Invalid(f"{where}[{i}]", "every commit is 'every = 1', not an event kind")
+    return tuple(value)
+
+
+def _patterns(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise _Invalid(where, f"must be a non-empty list of container names, got {_show(value)}")
+    for i, pattern in enumerate(value):
+        _string(pattern, f"{where}[{i}]")
+        if pattern.startswith("esdm://"):
+            raise _Invalid(f"{where}[{i}]", f"a name without esdm://, got {_show(pattern)}")
+    return tuple(value)
+
+
+def _on_commit_entry(raw: object, where: str) -> OnCommit:
+    schema = {
+        "command": _Key(_command),
+        "every": _Key(_every, None),
+        "events": _Key(_kinds, None),
+        "containers": _Key(_patterns, None),
+    }
+    values = _table(raw, where, schema)
+    if values["every"] is not None and values["events"] is not None:
+        raise _Invalid(where, "give every (epochs) or events (kinds), not both")
+    return OnCommit(values["command"], values["every"] or 1, values["events"], values["containers"])
+
+
+def _on_commit(value: object, where: str) -> tuple[OnCommit, ...]:
+    if not isinstance(value, list):
+        raise _Invalid(where, f"must be a list of command tables, got {_show(value)}")
+    return tuple(_on_commit_entry(item, f"{where}[{i}]") for i, item in enumerate(value))
+
+
+# --- in-situ hooks ---------------------------------------------------------------------
+
+_FUNCTION = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+_budget = _measure(
+    _seconds,
+    'a positive duration (seconds or a string like "50 ms")',
+    _Range(1e-6, 3600, "1 us", "1 hour"),
+)
+
+
+def _function(value: object, where: str) -> str:
+    if not isinstance(value, str) or not _FUNCTION.fullmatch(value):
+        raise _Invalid(
+            where,
+            f'must be "module:function" (like "mypkg.insitu:regional_mean"), got {_show(value)}',
+        )
+    return value
+
+
+def _dataset_path(value: object, where: str) -> str:
+    path = _string(value, where).strip("/")
+    if not path or "//" in path:
+        raise _Invalid(where, f'must be the path of a dataset, like "/tas", got {_show(value)}')
+    return "/" + path
+
+
+def _hook_args(value: object, where: str) -> Options:
+    if not isinstance(value, Mapping):
+        raise _Invalid(where, f"must be a table of keyword arguments, got {_show(value)}")
+    for key in value:
+        if not (isinstance(key, str) and key.isidentifier()):
+            raise _Invalid(_join(where, _name(key)), "must be a Python name (a keyword argument)")
+    return Options(value)
+
+
+def _hook(value: object, where: str) -> HookConfig:
+    schema = {
+        "dataset": _Key(_dataset_path),
+        "when": _Key(_choice(get_args(HookWhen))),
+        "function": _Key(_function),
+        "args": _Key(_hook_args, Options()),
+        "budget_s": _Key(_budget, None),
+        "on_failure": _Key(_choice(get_args(OnFailure)), "record"),
+        "containers": _Key(_patterns, None),
+        "name": _Key(_string, None),
+    }
+    return HookConfig(**_table(value, where, schema))
+
+
+def _hooks(value: object, where: str) -> tuple[HookConfig, ...]:
+    if not isinstance(value, list):
+        raise _Invalid(where, f"must be a list of hook tables, got {_show(value)}")
+    hooks = tuple(_hook(item, f"{where}[{i}]") for i, item in enumerate(value))
+    first: dict[tuple[tuple[str, ...] | None, str, str, str], int] = {}
+    for i, hook in enumerate(hooks):
+        key = (hook.containers, hook.dataset, hook.when, hook.name or hook.function)
+        if key in first:
+            raise _Invalid(
+                f"{where}[{i}]",
+                f"the hook {hook.label} is there already ({where}[{first[key]}]): name one",
+            )
+        first[key] = i
+    return hooks
+
+
 # --- cross-references ------------------------------------------------------------------
 
 
@@ -696,6 +869,8 @@ def _site(raw: object, base_dir: str, source: str) -> SiteConfig:
             "replicas": _Key(_replicas, 1),
             "metadata_backend": _Key(_identifier, None),
             "block_size": _Key(_block_size, SiteConfig.block_size),
+            "hooks": _Key(_hooks, ()),
+            "on_commit": _Key(_on_commit, ()),
         },
     )
     backends = values["backends"] or (_default_backend(),)
@@ -709,6 +884,8 @@ def _site(raw: object, base_dir: str, source: str) -> SiteConfig:
         replicas=values["replicas"],
         metadata_backend=metadata_backend,
         block_size=values["block_size"],
+        hooks=values["hooks"],
+        on_commit=values["on_commit"],
         source=source,
     )
 

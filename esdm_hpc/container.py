@@ -33,6 +33,7 @@ from esdm_hpc.epochs.pending import PendingNamespace
 from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.fragmentview import FragmentView
 from esdm_hpc.group import Group
+from esdm_hpc.hooks import Hook, Hooks, configured
 from esdm_hpc.namespace import DatasetMeta, Namespace
 from esdm_hpc.reader import read_region, read_regions
 from esdm_hpc.uri import container_name
@@ -62,13 +63,15 @@ def open(
     name = container_name(uri)
     agree(comm, "open", {"uri": uri, "mode": mode, "epoch": epoch, "overwrite": overwrite})
     site = load_config(config)
+    # imported and checked before the lease is taken: a bad hook opens nothing
+    hooks = configured(site, name, comm) if mode != "r" else []
     backends = {b.id: open_backend(b) for b in site.backends}
     store = ContainerStore(name, backends, site.metadata_backend)
     session = on_root(comm, lambda: secrets.token_hex(4))
     opened = on_root(comm, lambda: open_on_root(store, mode, epoch, overwrite, session))
     try:
         return Container(mode=mode, comm=comm, config=site, store=store, session=session,
-                         opened=opened)  # fmt: skip
+                         opened=opened, hooks=hooks)  # fmt: skip
     except BaseException:  # the open failed: nothing may keep the lease
         if opened.lease is not None and comm.rank == 0:
             leases.release(store, opened.lease)
@@ -89,6 +92,7 @@ class Container(Group):
         store: ContainerStore,
         session: str,
         opened: Opened,
+        hooks: Sequence[Hook] = (),
     ):
         super().__init__(self, "/")
         self.uri = f"esdm://{store.name}"
@@ -112,6 +116,7 @@ class Container(Group):
                 comm, self.catalogue, self._epoch, namespace, dirty=opened.fresh
             )
         self._closed = False
+        self._hooks = Hooks(self, hooks)
         # rank 0 holds the lease for all, renewed while the process lives
         self._lease = (
             leases.LeaseKeeper(store, opened.lease)
@@ -151,7 +156,15 @@ class Container(Group):
     @property
     def pending(self) -> bool:
         """Whether this process has anything to commit: writes or namespace changes."""
-        return self._pending is not None and (self._pending.dirty or self.open_epoch.pending)
+        return self._pending is not None and (
+            self._pending.dirty or self.open_epoch.pending or self._hooks.waiting
+        )
+
+    @property
+    def hooks(self) -> Hooks:
+        """The in-situ hooks of this container (esdm_hpc/hooks.py): those the site
+        configuration names, and those added (`Dataset.on_write`, `on_commit`)."""
+        return self._hooks
 
     @property
     def open_epoch(self) -> OpenEpoch:
@@ -219,11 +232,14 @@ class Container(Group):
     def write(self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray) -> None:
         """Write ``data`` (of the dataset's dtype) at ``offset`` in the open epoch."""
         self._writing(f"writing {meta.path}").write(meta, offset, data)
+        self._hooks.written(meta, offset, data)
 
     def write_async(
         self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray
     ) -> Future[None]:
-        return self._writing(f"writing {meta.path}").write_async(meta, offset, data)
+        request = self._writing(f"writing {meta.path}").write_async(meta, offset, data)
+        self._hooks.written(meta, offset, data)
+        return request
 
     def wait(self) -> None:
         """Block until every ``write_async`` of this process is written; raise the first error."""
@@ -282,10 +298,13 @@ class Container(Group):
         pending, epoch = self.edit("commit"), self.open_epoch
         lease = None if self._lease is None else self._lease.lease
         try:
-            proposal = Proposal(pending.namespace, epoch.writer, epoch.finish_requests())
+            # derived datasets go into this epoch, committed with the raw data
+            failed = self._hooks.before_commit(self._head.epoch + 1)
+            proposal = Proposal(pending.namespace, epoch.writer, epoch.finish_requests() or failed)
             parent = Parent(self._head, self.catalogue.manifests, lease)
             done = commit(self.comm, self.store, proposal, parent)
         except BaseException:
+            self._hooks.refused()
             epoch.end(committed=False)
             pending.reset()
             epoch.start(self._head.epoch + 1)
@@ -297,6 +316,7 @@ class Container(Group):
         self.catalogue.forget_packed()
         pending.reset()
         epoch.start(self._head.epoch + 1)
+        self._hooks.committed(self.epoch)
         return self.epoch
 
     def log_event(self, kind: str, **fields: Any) -> events.Event:
@@ -339,6 +359,8 @@ class Container(Group):
         if self._closed:
             return
         try:
+            if self.writable:
+                self._hooks.drain()  # their outputs land in the last commit
             if self.writable and any(self.comm.allgather(self.pending)):
                 self.commit()
         finally:
@@ -347,6 +369,7 @@ class Container(Group):
     def abort(self) -> None:
         """Close without committing: the open epoch's logs become orphans for gc."""
         self._closed = True
+        self._hooks.close()
         if self._epoch is not None:
             self._epoch.close()
             self._epoch = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,7 @@ from esdm_hpc.selection import Key, hyperslab
 from esdm_hpc.strings import is_string
 
 if TYPE_CHECKING:
-    pass
+    from esdm_hpc.hooks import Hook, OnFailure
 
 
 # a checked write: the dataset, the offset of the slab, the data in its dtype and shape
@@ -160,6 +160,37 @@ class Dataset(Node):
         if slab.empty:
             return None
         return meta, slab.offset, array.astype(meta.dtype, copy=False)
+
+    def on_write(
+        self,
+        function: Callable[..., Any],
+        *,
+        args: Mapping[str, Any] | None = None,
+        budget: float | None = None,
+        on_failure: OnFailure = "record",
+        name: str | None = None,
+    ) -> Hook:
+        """Call ``function(block, offset[, comm], **args)`` after each write of this
+        dataset, on the rank that wrote it (registering is collective). What it returns
+        goes to the dataset's on_commit hooks (`CommitContext.results`); a Numba
+        function taking ``(block, offset)`` is the fast path. See esdm_hpc/hooks.py."""
+        return self._container.hooks.add(self.name, "write", function, args=args, budget=budget,
+                                         on_failure=on_failure, name=name)  # fmt: skip
+
+    def on_commit(
+        self,
+        function: Callable[..., Any],
+        *,
+        args: Mapping[str, Any] | None = None,
+        budget: float | None = None,
+        on_failure: OnFailure = "record",
+        name: str | None = None,
+    ) -> Hook:
+        """Call ``function(context, **args)`` on every rank at each commit that follows
+        writes of this dataset (collective); ``context.write`` adds derived datasets to
+        the epoch being committed, atomically with the raw data. See esdm_hpc/hooks.py."""
+        return self._container.hooks.add(self.name, "commit", function, args=args, budget=budget,
+                                         on_failure=on_failure, name=name)  # fmt: skip
 
     def resize(self, shape: tuple[int, ...] | int, axis: int | None = None) -> None:
         """Change the shape within ``maxshape`` (collective).

@@ -31,14 +31,14 @@ import numpy as np
 
 from esdm_hpc.backends import Backend
 from esdm_hpc.comm import Comm, as_comm, on_every
+from esdm_hpc.config import BackendConfig, SiteConfig
 from esdm_hpc.container import Container
 from esdm_hpc.container import open as open_container
 from esdm_hpc.epochs import events
 from esdm_hpc.epochs.history import History
 from esdm_hpc.errors import LeaseHeldError
 from esdm_hpc.fragment import Fragment, Replica
-from esdm_hpc.kernels.checksum import block_checksums
-from esdm_hpc.placement import reaches
+from esdm_hpc.placement import choose_backends, reaches
 from esdm_hpc.selection import Hyperslab
 
 logger = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ def _copy(container: Container, source: _Source, payload: np.ndarray, report: Dr
     the disk); the disk's copy is checked by every read of it and `esdm verify`."""
     fragment, replica = source.fragment, source.replica
     source.backend.readinto(replica.location, replica.byte_offset, payload)
-    bad = _bad_blocks(fragment, payload)
+    bad = fragment.mismatched_blocks(payload)
     if bad:
         region = Hyperslab(fragment.offset, fragment.count)
         report.refused.append(
@@ -183,18 +183,20 @@ def _copy(container: Container, source: _Source, payload: np.ndarray, report: Dr
         )
         logger.error("%s", report.refused[-1])
         return
-    target = source.backend.config.drain_to
-    assert target is not None  # the configuration requires it of a burst buffer
-    container.open_epoch.writer.replicate(fragment, payload, target)
+    kept = [r for r in fragment.replicas if r.node is None]
+    targets = _targets(container.config, source.backend.config, len(kept))
+    container.open_epoch.writer.replicate(fragment, payload, targets, kept)
     report.bytes += replica.length
     report.fragments += 1
 
 
-def _bad_blocks(fragment: Fragment, payload: np.ndarray) -> list[int]:
-    if payload.nbytes != fragment.nbytes:
-        return list(range(fragment.nblocks))
-    digests = block_checksums(payload, fragment.block_size)
-    return [int(b) for b in np.nonzero(digests != fragment.digests())[0]]
+def _targets(config: SiteConfig, burst_buffer: BackendConfig, kept: int) -> list[str]:
+    """Where a fragment drains to: the burst buffer's ``drain_to``, and the cheapest
+    other global backends until it has ``config.replicas`` global replicas."""
+    assert burst_buffer.drain_to is not None  # the configuration requires it
+    cheapest = choose_backends(config, 0, lambda b: b.accessibility == "global")
+    others = [b.id for b in cheapest if b.id != burst_buffer.drain_to]
+    return [burst_buffer.drain_to, *others][: max(1, config.replicas - kept)]
 
 
 def _remove_drained(container: Container, comm: Comm) -> int:

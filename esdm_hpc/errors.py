@@ -7,6 +7,10 @@ class EsdmError(Exception):
     """Base of the middleware's own errors."""
 
 
+class EsdmWarning(UserWarning):
+    """Base of the middleware's own warnings."""
+
+
 class ContainerNotFoundError(EsdmError, FileNotFoundError):
     """The container does not exist (or has no committed epoch)."""
 
@@ -61,6 +65,7 @@ __all__ = [
     "CorruptMetadataError",
     "EpochWriteError",
     "EsdmError",
+    "EsdmWarning",
     "LeaseHeldError",
     "LeaseLostError",
     "OverlappingWritesError",

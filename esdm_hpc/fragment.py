@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from esdm_hpc import serialisation
+from esdm_hpc.kernels.checksum import block_checksums
 
 
 def fragment_boxes(
@@ -139,6 +140,14 @@ class Fragment:
         low, high = first // 3, -(-stop // 3)
         raw = binascii.a2b_base64(self.checksums[32 * low : 32 * high], strict_mode=True)
         return np.frombuffer(raw, dtype=DIGEST)[first - 3 * low : stop - 3 * low]
+
+    def mismatched_blocks(self, payload: np.ndarray | bytes) -> list[int]:
+        """The blocks of ``payload`` (the fragment's bytes, whole) that do not match
+        its checksums; all of them if it is not of the fragment's size."""
+        if len(memoryview(payload).cast("B")) != self.nbytes:
+            return list(range(self.nblocks))
+        digests = block_checksums(payload, self.block_size)
+        return [int(b) for b in np.nonzero(digests != self.digests())[0]]
 
     @property
     def stop(self) -> tuple[int, ...]:

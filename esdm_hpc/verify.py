@@ -6,13 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from esdm_hpc.backends import BackendError
 from esdm_hpc.epochs.chaincheck import MetadataDamage, check_chain
 from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.fragment import Fragment, Replica, newest_records
-from esdm_hpc.kernels.checksum import block_checksums
 from esdm_hpc.placement import reaches
 from esdm_hpc.reader import block_region
 from esdm_hpc.selection import Hyperslab
@@ -100,8 +97,7 @@ def _check(
         data = backend.read(replica.location, replica.byte_offset, replica.length)
     except BackendError as error:
         return damage((), f"unreadable ({error})", whole)
-    digests = block_checksums(data, fragment.block_size)
-    bad = tuple(int(b) for b in np.nonzero(digests != fragment.digests())[0])
+    bad = tuple(fragment.mismatched_blocks(data))
     if not bad:
         return None
     return damage(bad, "checksum mismatch", block_region(fragment, bad[0], itemsize))

@@ -1,4 +1,3 @@
-import dataclasses
 import json
 import os
 import pickle
@@ -233,7 +232,7 @@ def test_documented_examples_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("SCRATCH", str(tmp_path / "scratch"))
     doc = (Path(__file__).parents[1] / "docs/configuration.md").read_text()
     examples = re.findall(r"```(json|toml)\n(.*?)```", doc, re.DOTALL)
-    assert [kind for kind, _ in examples] == ["json", "toml", "json", "toml"]
+    assert [kind for kind, _ in examples] == ["json", "toml", "json", "toml", "toml", "toml"]
     configs = []
     for i, (kind, text) in enumerate(examples):
         (tmp_path / f"example{i}.{kind}").write_text(text)
@@ -241,13 +240,15 @@ def test_documented_examples_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert configs[0].backends == configs[1].backends
     assert configs[0].backend("scratch").target == str(tmp_path / "scratch/esdm")
     assert [b.type for b in configs[0].backends] == ["posix", "posix"]
-    objects = configs[3].backend("objects")  # the s3 example
+    assert [c.command[0] for c in configs[3].on_commit] == ["sbatch", "sh"]  # on_commit
+    assert [h.function for h in configs[4].hooks] == ["mymodel.insitu:regional_mean"]  # hooks
+    objects = configs[5].backend("objects")  # the s3 example
     assert (objects.type, objects.target, objects.options["bucket"]) == (
         "s3",
         "runs/2026/",
         "climate",
     )
-    assert configs[3].metadata_backend == "project"
+    assert configs[5].metadata_backend == "project"
 
 
 def test_documented_messages_are_the_ones_given() -> None:

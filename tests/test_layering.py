@@ -58,6 +58,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "esdm_hpc.epochs.history",
             "esdm_hpc.epochs.chaincheck",
             "esdm_hpc.epochs.events",
+            "esdm_hpc.epochs.oncommit",
         ),
     ),
     (
@@ -71,6 +72,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "esdm_hpc.attributes",
             "esdm_hpc.copying",
             "esdm_hpc.creation",
+            "esdm_hpc.hooks",
         ),
     ),
     (
@@ -80,6 +82,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "esdm_hpc.demo",
             "esdm_hpc.drain",
             "esdm_hpc.gc",
+            "esdm_hpc.repair",
             "esdm_hpc.verify",
             "esdm_hpc.vol.*",
         ),

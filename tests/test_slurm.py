@@ -3,14 +3,18 @@
 Starts the cluster with slurm/start-cluster.sh in a fresh run directory on free
 ports, runs tests/programs/slurm_ranks.py through ``srun --mpi=pmix`` (OpenMPI
 and mpi4py over PMIx) and through ``sbatch --wait slurm/bench.sbatch``, checks
-every rank's block checksums against ones computed here, and stops the cluster
-again (also when a test fails). Needs root and the Debian slurm/munge packages.
+every rank's block checksums against ones computed here, proves that a
+model's commits submit a post-processing job each (an on-commit command
+running ``sbatch slurm/postprocess.py``) that reads that epoch and writes a
+derived container, and stops the cluster again (also when a test fails).
+Needs root and the Debian slurm/munge packages.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -18,13 +22,17 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
+import esdm_hpc
+from esdm_hpc.epochs.events import EventLog
 from esdm_hpc.kernels.checksum import block_checksums
 
 pytestmark = pytest.mark.slow
@@ -34,6 +42,7 @@ START = ROOT / "slurm" / "start-cluster.sh"
 STOP = ROOT / "slurm" / "stop-cluster.sh"
 BENCH = ROOT / "slurm" / "bench.sbatch"
 PROGRAM = ROOT / "tests" / "programs" / "slurm_ranks.py"
+POSTPROCESS = ROOT / "slurm" / "postprocess.py"
 
 # Daemons are in sbin, which a CI PATH may lack.
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
@@ -274,3 +283,74 @@ def test_sbatch_wait_bench_template(cluster: Cluster) -> None:
     assert proc.returncode == 0, f"batch job failed (exit {proc.returncode})\n{context}"
     assert job_output.startswith("# esdm-bench job="), context
     _check_ranks(job_output, ntasks, mib, context)
+
+
+# Two ranks write half of the field T each, new values every step, and commit
+# every step (epochs 1..steps); the site configuration's on-commit command submits
+# slurm/postprocess.py after each commit.
+MODEL = """
+import sys
+import numpy as np
+from mpi4py import MPI
+import esdm_hpc
+config, steps = sys.argv[1], int(sys.argv[2])
+comm = MPI.COMM_WORLD
+with esdm_hpc.open("esdm://run", "w", comm=comm, config=config) as c:
+    c.create_dataset("T", shape=(4, 6), dtype="f8")
+    rows = slice(2 * comm.rank, 2 * comm.rank + 2)
+    for step in range(steps):
+        c["T"][rows] = np.arange(12.0).reshape(2, 6) ** (1 + step / 4) + 10 * comm.rank - step
+        c.commit()
+"""
+POST_JOB = "esdm-post-test"
+
+
+def _wait_for_jobs(cluster: Cluster, name: str) -> None:
+    deadline = time.monotonic() + JOB_TIMEOUT
+    while True:
+        queued = subprocess.run(["squeue", "-h", "-n", name, "-o", "%i %T"], env=cluster.env,
+                                capture_output=True, text=True, timeout=30, check=True)  # fmt: skip
+        if not queued.stdout.strip():
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"jobs {name} still queued:\n{queued.stdout}\n{cluster.logs()}")
+        time.sleep(0.5)
+
+
+def test_commit_submits_a_post_processing_job_that_reads_its_epoch(cluster: Cluster) -> None:
+    work = cluster.run_dir / "oncommit"  # on this machine: the jobs see it as the model does
+    work.mkdir()
+    config = work / "site.json"
+    submit = ["sbatch", f"--job-name={POST_JOB}", f"--output={work}/post-%j.out", str(POSTPROCESS)]
+    config.write_text(json.dumps({
+        "backends": [{"id": "disk", "type": "posix", "target": str(work / "disk")}],
+        "on_commit": [{"command": submit}],
+    }))  # fmt: skip
+    # the job's python (postprocess.py's "#!/usr/bin/env python3") is this venv's
+    env = dict(cluster.env, PATH=os.pathsep.join([str(Path(sys.executable).parent),
+                                                  cluster.env["PATH"]]))  # fmt: skip
+    steps = 3
+    cmd = ["srun", "--mpi=pmix", "--ntasks=2", "--nodes=1", "--time=3", "--kill-on-bad-exit=1",
+           sys.executable, "-c", MODEL, str(config), str(steps)]  # fmt: skip
+    model = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True,
+                           timeout=JOB_TIMEOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert model.returncode == 0, f"model failed:\n{model.stdout}\n{model.stderr}"
+    # the model's rank 0 waited for its sbatch calls before it ended
+    _wait_for_jobs(cluster, POST_JOB)
+    outputs = sorted(work.glob("post-*.out"))
+    context = "\n".join(f"----- {p.name}\n{p.read_text()}" for p in outputs)
+    assert len(outputs) == steps, f"one job per epoch, by rank 0 only\n{context}"
+    seen = set()
+    for epoch in range(1, steps + 1):
+        with esdm_hpc.open("esdm://run", config=str(config), epoch=epoch) as raw:
+            expected = np.mean(raw["T"][...], axis=-1)
+        seen.add(expected.tobytes())
+        with esdm_hpc.open(f"esdm://run-post-e{epoch}", config=str(config)) as derived:
+            assert dict(derived.attrs) == {"source": "esdm://run", "source_epoch": epoch}, context
+            assert np.array_equal(derived["T"][...], expected), f"epoch {epoch}\n{context}"
+    assert len(seen) == steps  # each epoch's field differs: reading HEAD would be caught
+    with esdm_hpc.open("esdm://run", config=str(config)) as raw:
+        logged = EventLog(raw.store).read(kinds=["derived", "command"])
+    assert sorted((e.kind, e.epoch, e.fields["container"]) for e in logged) == [
+        ("derived", epoch, f"esdm://run-post-e{epoch}") for epoch in range(1, steps + 1)
+    ], context

@@ -12,7 +12,8 @@
    previous epoch as HEAD; nothing after it can fail the commit, so what a
    writer is told is what readers see;
 5. rank 0 appends the commit event to the container's event log
-   (`events.record_commit`: a failure to write it is logged, not raised).
+   (`events.record_commit`: a failure to write it is logged, not raised) and
+   starts the configured on-commit commands (`oncommit.after_commit`, never raises).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 
 from esdm_hpc.backends import Backend
 from esdm_hpc.comm import Comm, transportable
-from esdm_hpc.epochs import events
+from esdm_hpc.epochs import events, oncommit
 from esdm_hpc.epochs import lease as leases
 from esdm_hpc.epochs.lease import Lease
 from esdm_hpc.epochs.manifest import (
@@ -114,7 +115,8 @@ def commit(comm: Comm, store: ContainerStore, proposal: Proposal, parent: Parent
     assert outcome is not None
     new_head, data = outcome
     if decoded is not None:  # rank 0, published: never raises (the outcome is decided)
-        events.record_commit(store, new_head.epoch, decoded.writer)
+        logged = events.record_commit(store, new_head.epoch, decoded.writer)
+        oncommit.after_commit(writer.config, store, new_head.epoch, logged)
     return Committed(new_head, decoded or _readable(store, new_head.epoch, data))
 
 

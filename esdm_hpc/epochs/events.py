@@ -38,7 +38,7 @@ from typing import Any
 
 from esdm_hpc.backends import open_backend
 from esdm_hpc.backends.posix import PosixBackend, is_lustre
-from esdm_hpc.config import load_config
+from esdm_hpc.config import EVENT_KIND, load_config
 from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.errors import ContainerNotFoundError
 from esdm_hpc.kernels.checksum import checksum
@@ -48,8 +48,8 @@ logger = logging.getLogger(__name__)
 
 EVENTS = "events/"
 # Kinds esdm itself writes; a user event may not pretend to be one.
-RESERVED_KINDS = ("commit", "gc")
-KIND = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+RESERVED_KINDS = ("commit", "gc", "command")
+KIND = EVENT_KIND
 _NAME = re.compile(r"(\d{12})\.json")
 # The polling fallback's interval, and how often a notified watcher looks
 # anyway (a commit between the first look and the watcher's start).

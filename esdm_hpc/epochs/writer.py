@@ -213,16 +213,21 @@ class EpochWriter:
 
         return room
 
-    def replicate(self, fragment: Fragment, payload: np.ndarray, backend_id: str) -> Replica:
-        """Give the committed ``fragment`` (whose bytes are ``payload``, verified) a
-        replica on ``backend_id``: the record this epoch commits replaces the
-        fragment's, with the new replica in place of its node-local ones (a drain)."""
+    def replicate(
+        self,
+        fragment: Fragment,
+        payload: np.ndarray,
+        backend_ids: Iterable[str],
+        keep: Iterable[Replica],
+    ) -> None:
+        """Give the committed ``fragment`` (whose bytes are ``payload``, verified) new
+        replicas on ``backend_ids``: the record this epoch commits replaces the
+        fragment's, with the replicas ``keep`` and the new ones (a drain keeps none
+        of the burst buffer's, a repair all but the damaged one)."""
         with self._lock:
-            replica = self._append(backend_id, payload)
-            kept = tuple(r for r in fragment.replicas if r.node is None)
-            record = replace(fragment, replicas=(*kept, replica), replicated=self.epoch)
+            new = [self._append(backend_id, payload) for backend_id in backend_ids]
+            record = replace(fragment, replicas=(*keep, *new), replicated=self.epoch)
             self._fragments.append(record)
-        return replica
 
     def share(self, meta: DatasetMeta, fragments: Iterable[Fragment]) -> None:
         """Record ``fragments`` (another dataset's, oldest first) as written to the

@@ -2,16 +2,22 @@
 
 Commits, gc runs and user events land in order with their fields; a torn or
 damaged event object leaves the others readable and the next append works;
+appenders SIGKILLed at random points of their appends (50 processes) lose no
+event they acknowledged and leave no number without a readable event;
 `watch` wakes on commits of another process within 2 s, through file-system
-notifications and through the polling fallback; `esdm events` and `esdm
-watch` print them with the documented exit codes.
+notifications and through the polling fallback, and `esdm watch` sees each
+epoch (and commit event) of a writer committing 100 epochs at full speed
+exactly once; `esdm events` and `esdm watch` print them with the documented
+exit codes.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -175,6 +181,58 @@ def test_torn_event_leaves_the_others_readable_and_the_next_append_works(
     ]  # fmt: skip (the temporary object went, gc logged)
 
 
+KILL_TRIALS = 50
+
+
+def _append_until_killed(c: esdm_hpc.Container, trial: int, ack: int) -> None:
+    """A forked child: log events without end, acknowledging each once log_event returned."""
+    try:
+        for i in itertools.count():
+            event = c.log_event("trial", trial=trial, i=i)
+            os.write(ack, f"{event.seq} {i}\n".encode())  # one write: whole lines only
+    finally:
+        os._exit(1)  # never back into pytest
+
+
+def test_every_acknowledged_event_survives_sigkill_during_appends(config_file: str) -> None:
+    rng = random.Random(15)
+    log = EventLog(store_of(config_file))
+    acked_total, interrupted = 0, 0
+    left: set[str] = set()  # the temporary objects of interrupted appends
+    with esdm_hpc.open(URI, config=config_file) as c:
+        for trial in range(KILL_TRIALS):
+            before = log.last_seq()
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(read_end)
+                _append_until_killed(c, trial, write_end)
+            os.close(write_end)
+            time.sleep(rng.uniform(0.002, 0.04))  # a random point of some append
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            with os.fdopen(read_end, "rb") as acks:
+                acked = [tuple(map(int, line.split())) for line in acks.read().splitlines()]
+            stored = log.read(after=before)
+            # every acknowledged event, as acknowledged; at most one more, the one
+            # whose acknowledgement the kill prevented
+            assert [(e.seq, e.fields["i"]) for e in stored[: len(acked)]] == acked
+            assert len(stored) - len(acked) in (0, 1)
+            assert all(e.kind == "trial" and e.fields["trial"] == trial for e in stored)
+            acked_total += len(acked)
+            temporary = {p.name for p in events_dir(config_file).glob(".esdm-tmp-*")}
+            interrupted += bool(temporary - left)
+            left = temporary
+    assert acked_total >= KILL_TRIALS, "the appenders were killed before they appended"
+    # some were killed inside create_exclusive (its temporary object left), not only
+    # between appends
+    assert interrupted > 0
+    # every number taken holds a readable event: no append was torn
+    code, out, err = esdm("--config", config_file, "events", URI, "--json")
+    assert code == 0 and err == "", err
+    assert [json.loads(line)["seq"] for line in out.splitlines()] == list(range(log.last_seq() + 1))
+
+
 def test_a_commit_event_that_cannot_be_written_never_fails_the_commit(
     config_file: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -271,6 +329,47 @@ def test_watch_of_kinds_yields_those_events_of_another_process(config_file: str)
         ("note", epoch, {"step": step}) for step, (epoch, _) in enumerate(committed)
     ]
     thread.join(10)
+
+
+def watching(pid: int) -> bool:
+    """Whether process ``pid`` has an inotify watch (it took its first look before)."""
+    fdinfo = Path(f"/proc/{pid}/fdinfo")
+    for entry in fdinfo.iterdir():
+        try:
+            if "inotify wd:" in entry.read_text():
+                return True
+        except OSError:  # the descriptor closed meanwhile
+            continue
+    return False
+
+
+def test_esdm_watch_sees_every_epoch_of_a_fast_writer_once(config_file: str) -> None:
+    count = 100
+    argv = [sys.executable, "-m", "esdm_hpc.cli", "--config", config_file, "watch", URI,
+            "--count", str(count), "--timeout", "60", "--json"]  # fmt: skip
+    watchers = [subprocess.Popen(argv + extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for extra in ([], ["--kind", "commit"])]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 15
+        while not all(watching(w.pid) for w in watchers):
+            assert time.monotonic() < deadline, "the watchers did not start"
+            assert all(w.poll() is None for w in watchers), watchers[0].communicate()
+            time.sleep(0.05)
+        done = subprocess.run([sys.executable, "-c", WRITER, config_file, str(count), "0", "no"],
+                              capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        committed = [int(line.split()[0]) for line in done.stdout.splitlines()]
+        outputs = [w.communicate(timeout=30) for w in watchers]
+    finally:
+        for w in watchers:
+            w.kill()
+            w.wait()
+    assert committed == list(range(2, count + 2))
+    (epochs, err), (commits, _) = outputs
+    assert [w.returncode for w in watchers] == [0, 0], err
+    assert [json.loads(line)["epoch"] for line in epochs.splitlines()] == committed
+    commit_events = [json.loads(line) for line in commits.splitlines()]
+    assert [e["epoch"] for e in commit_events] == committed
+    assert len({e["seq"] for e in commit_events}) == count
 
 
 @pytest.mark.parametrize("mode", ["notified", "polled", "memory"])
