@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from esdm_hpc.backends.base import Backend, BackendError, LogWriter, ObjectNotFoundError
+from esdm_hpc.backends.base import (
+    Backend,
+    BackendError,
+    CompareAndSwap,
+    LogWriter,
+    ObjectNotFoundError,
+    Versioned,
+)
 from esdm_hpc.backends.burstbuffer import BurstBufferBackend
 from esdm_hpc.backends.memory import MemoryBackend
 from esdm_hpc.backends.posix import PosixBackend
@@ -33,10 +40,12 @@ __all__ = [
     "Backend",
     "BackendError",
     "BurstBufferBackend",
+    "CompareAndSwap",
     "LogWriter",
     "MemoryBackend",
     "ObjectNotFoundError",
     "PosixBackend",
     "S3Backend",
+    "Versioned",
     "open_backend",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
@@ -236,7 +237,8 @@ class Backend(_ClosedOnExit, ABC):
         """Hold the lock ``name`` exclusively for the ``with`` block.
 
         What publishes HEAD or changes a lease does it under the container's
-        lock: read, compare, replace, with no other process in between. A lock
+        lock (where the backend is no `CompareAndSwap`): read, compare,
+        replace, with no other process in between. A lock
         dies with the process that holds it, so a crash never leaves one behind.
         Waits at most ``timeout`` seconds, then raises BackendError.
         """
@@ -258,3 +260,37 @@ class Backend(_ClosedOnExit, ABC):
             f"short read of bytes [{offset}, {offset + length}): "
             f"only {got} of {length} bytes exist there",
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    """An object's content and the version it had when read (an S3 ETag)."""
+
+    data: bytes
+    version: str
+
+
+class CompareAndSwap(ABC):
+    """What a backend that replaces objects by compare-and-swap adds (s3: conditional
+    writes), beside `Backend`.
+
+    Metadata on such a backend needs no lock: HEAD and the lease are read
+    with their version and replaced only if nobody changed them in between
+    (docs/architecture.md §3.4, §3.5). A lock there could only be a lease that
+    a frozen holder outlives; a compare-and-swap cannot be outlived. Backends
+    without it (posix, memory) publish under `Backend.locked`.
+    """
+
+    @abstractmethod
+    def read_versioned(self, name: str) -> Versioned | None:
+        """The object and its version; None if it does not exist."""
+
+    @abstractmethod
+    def replace_if(self, name: str, data: bytes, version: str | None) -> str | None:
+        """Write ``data`` if the object is still at ``version`` (None: if it does not
+        exist): its new version, or None if it was not (another writer was first).
+
+        A write retried after its answer was lost counts as done when the object
+        holds exactly ``data``. BackendError if the store cannot compare (it
+        ignores the conditions).
+        """

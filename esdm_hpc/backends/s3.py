@@ -13,10 +13,8 @@ GET of 64 MiB in 8 ranges          0.20 s   0.35 s (8 threads)
 
 obstore wins where metadata lives (small requests: HEAD, leases, locks, three
 times faster), reads ranges concurrently and coalesces close ones itself
-(`obstore.get_ranges`), retries 5xx, throttling, timeouts and dropped
-connections with exponential backoff and jitter under a time bound, writes
-conditionally (``If-None-Match: *``, ``If-Match``), and hands back buffers
-without a copy.
+(`obstore.get_ranges`), writes conditionally (``If-None-Match: *``,
+``If-Match``), and hands back buffers without a copy.
 
 How the interface maps onto S3 (docs/architecture.md §5):
 
@@ -35,6 +33,21 @@ How the interface maps onto S3 (docs/architecture.md §5):
   cached; a range past the cached end fetches the index again.
 - `write_atomic` is a PUT (S3 replaces whole objects); `create_exclusive` a
   PUT with ``If-None-Match: *``.
+- Metadata needs no lock here: the backend is a `CompareAndSwap`.
+  `read_versioned` is a GET that keeps the ETag, `replace_if` a PUT with
+  ``If-Match`` on that ETag (``If-None-Match: *`` for an object that must not
+  exist yet). A container's HEAD, manifests and lease use them
+  (docs/architecture.md §3.4, §3.5).
+- Failed requests are retried here, not inside obstore, so that each retry is
+  logged (logger ``esdm_hpc.backends.s3`` at INFO, a retry being the ordinary
+  answer to throttling: backend, object, attempt, cause): 5xx answers,
+  throttling, timeouts and dropped connections, with exponential backoff and
+  full jitter, at most ``retries`` times and never past ``retry_timeout``;
+  then a BackendError naming backend and object. A refusal (no permission, a
+  bad request) is not retried. A conditional PUT whose answer was lost may
+  have been applied: when its retry finds the condition failed, the backend
+  reads the object, and if it holds exactly the bytes written the write counts
+  as done (`S3Backend.put_conditional`).
 - `locked` creates the lock object with ``If-None-Match: *``, holding the
   holder's token and an expiry (``lock_lease`` seconds ahead, renewed with
   ``If-Match`` while the block runs). **S3 cannot release a lock when its
@@ -43,9 +56,11 @@ How the interface maps onto S3 (docs/architecture.md §5):
   holder frozen longer than its lease loses the lock; this assumes clocks of
   the hosts agree to well within the lease.
 - Stores that ignore conditional headers exist. Before the first
-  `create_exclusive` or `locked` (what metadata needs: leases, HEAD under the
-  lock) the backend probes: a second exclusive create of a probe object must
-  be refused, else every such call raises BackendError.
+  conditional write (`create_exclusive`, `replace_if`, `locked`: what metadata
+  needs) the backend probes once: a second exclusive create of a probe object
+  and a replacement of it with a wrong ``If-Match`` must both be refused, else
+  every such call raises BackendError saying why. SeaweedFS (4.48) honours
+  both headers.
 
 Credentials come from the options (``access_key_id``, ``secret_access_key``,
 ``session_token``) or, absent there, from the environment as the AWS tools
@@ -55,8 +70,10 @@ read it (``AWS_ACCESS_KEY_ID`` and so on); they are never printed.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -64,13 +81,19 @@ import uuid
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import obstore
-from obstore.exceptions import AlreadyExistsError, BaseError, NotFoundError, PreconditionError
+from obstore.exceptions import (
+    AlreadyExistsError,
+    BaseError,
+    GenericError,
+    NotFoundError,
+    PreconditionError,
+)
 from obstore.store import S3Store
 
 from esdm_hpc.backends.base import (
@@ -78,7 +101,10 @@ from esdm_hpc.backends.base import (
     Backend,
     BackendError,
     Buffer,
+    CompareAndSwap,
     LogWriter,
+    ObjectNotFoundError,
+    Versioned,
     byte_view,
     check_name,
     check_prefix,
@@ -99,10 +125,22 @@ RETRY_SECONDS = 20.0
 REQUEST_SECONDS = 30.0
 LOCK_LEASE_SECONDS = 30.0
 CONCURRENCY = 16
+# The backoff between attempts of a request: full jitter below a bound that
+# doubles from the first to the last.
+FIRST_BACKOFF = 0.05
+LAST_BACKOFF = 2.0
+
+logger = logging.getLogger(__name__)
 
 _MISSING = (FileNotFoundError, NotFoundError)
 _EXISTS = (FileExistsError, AlreadyExistsError, PreconditionError)
 _T = TypeVar("_T")
+# How obstore's message gives the HTTP status of an answer.
+_STATUS = re.compile(r"status code: (\d{3})")
+# Answers worth asking again: a timeout, throttling, the server's failures.
+_RETRY_STATUSES = frozenset((408, 429))
+# The condition of a PUT: the object must not exist, or must have this ETag.
+PutMode = str | dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -141,18 +179,28 @@ def open_store(config: BackendConfig, settings: S3Settings) -> S3Store:
         "timeout": timedelta(seconds=settings.request_seconds),
         "connect_timeout": timedelta(seconds=min(5.0, settings.request_seconds)),
     }
-    retry = {
-        "max_retries": settings.retries,
-        "retry_timeout": timedelta(seconds=settings.retry_seconds),
-        "backoff": {
-            "init_backoff": timedelta(milliseconds=50),
-            "max_backoff": timedelta(seconds=2),
-        },
-    }
     prefix = config.target.strip("/") or None
+    # the backend retries itself (`S3Backend.call`), so that each retry is logged
     return S3Store(
-        options["bucket"], prefix=prefix, client_options=client, retry_config=retry, **keys
+        options["bucket"],
+        prefix=prefix,
+        client_options=client,
+        retry_config={"max_retries": 0},
+        **keys,
     )
+
+
+def transient(error: BaseException) -> bool:
+    """Whether a failed request may succeed when sent again: a lost connection, a
+    timeout, throttling or a 5xx answer; not a refusal (permissions, a bad request)."""
+    if not isinstance(error, (GenericError, ConnectionError, TimeoutError)):
+        return False
+    status = _STATUS.search(str(error))
+    return status is None or int(status[1]) >= 500 or int(status[1]) in _RETRY_STATUSES
+
+
+def first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def part_key(name: str, start: int) -> str:
@@ -180,6 +228,15 @@ def encode_index(parts: Sequence[tuple[int, int]]) -> bytes:
     return json.dumps({"format": "esdm-s3-log/1", "parts": list(parts)}).encode()
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    """A whole object as one GET returned it."""
+
+    data: bytes
+    e_tag: str
+    content_type: str | None
+
+
 @dataclass
 class _Piece:
     """One range of one part, and the bytes of the caller's buffer it fills."""
@@ -189,7 +246,7 @@ class _Piece:
     target: memoryview
 
 
-class S3Backend(Backend):
+class S3Backend(Backend, CompareAndSwap):
     def __init__(self, config: BackendConfig) -> None:
         super().__init__(config)
         self.settings = S3Settings.of(config.options)
@@ -207,33 +264,48 @@ class S3Backend(Backend):
         return name
 
     def call(self, name: str, what: str, operation: Callable[[], _T]) -> _T:
-        """``operation()``, its failures as BackendError naming this backend and ``name``."""
-        try:
-            return operation()
-        except _MISSING:
-            raise self.not_found(name) from None
-        except (BaseError, OSError) as exc:
-            if isinstance(exc, (BackendError, *_EXISTS)):
-                raise
-            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            retried = f"{self.settings.retries} retries within {self.settings.retry_seconds:g} s"
-            raise self.error(name, f"{what} failed (after up to {retried}): {problem}") from None
+        """``operation()``, sent again while it fails for a passing cause (`transient`)
+        within the retry budget, each retry logged; its failures as BackendError
+        naming this backend and ``name`` (a missing object as ObjectNotFoundError;
+        a failed condition is raised as it is)."""
+        retries, limit = self.settings.retries, self.settings.retry_seconds
+        started = time.monotonic()
+        attempt = 1
+        while True:
+            try:
+                return operation()
+            except _MISSING:
+                raise self.not_found(name) from None
+            except (BaseError, OSError) as exc:
+                if isinstance(exc, (BackendError, *_EXISTS)):
+                    raise
+                if not transient(exc):
+                    raise self.error(name, f"{what} failed: {first_line(exc)}") from None
+                elapsed = time.monotonic() - started
+                pause = random.uniform(0, min(LAST_BACKOFF, FIRST_BACKOFF * 2 ** (attempt - 1)))
+                if attempt > retries or elapsed + pause > limit:
+                    raise self.error(
+                        name,
+                        f"{what} failed after {attempt} attempts in {elapsed:.1f} s (the retry "
+                        f"budget: {retries} retries within {limit:g} s): {first_line(exc)}",
+                    ) from None
+                logger.info(
+                    "backend %r: %s: %s failed (attempt %d of at most %d), retrying in %.0f ms: %s",
+                    self.id, name, what, attempt, retries + 1, pause * 1000, first_line(exc),
+                )  # fmt: skip
+                time.sleep(pause)
+                attempt += 1
 
     # --- data logs -------------------------------------------------------------------
 
     def create_log(self, name: str) -> S3LogWriter:
         self.check(name)
+        self.forget(name)
+        # a log's name is its writer's own (session token, rank), so an empty index
+        # found by a retried create is the one this create wrote
         attributes = {"Content-Type": LOG_CONTENT_TYPE}
-        try:
-            self.call(
-                name,
-                "create log",
-                lambda: obstore.put(
-                    self.store, name, encode_index([]), mode="create", attributes=attributes
-                ),
-            )
-        except _EXISTS:
-            raise self.error(name, "cannot create log: it exists already") from None
+        if self.put_conditional(name, encode_index([]), "create", attributes) is None:
+            raise self.error(name, "cannot create log: it exists already")
         return S3LogWriter(self, name)
 
     def forget(self, name: str) -> None:
@@ -246,17 +318,27 @@ class S3Backend(Backend):
             cached = self._layouts.get(name)
         if cached is not None and cached.size >= end:
             return cached
-        result = self.call(name, "read", lambda: obstore.get(self.store, name))
-        data = self.call(name, "read", lambda: bytes(result.bytes()))
-        if result.attributes.get("Content-Type") != LOG_CONTENT_TYPE:
-            return _Layout(size=len(data), content=data)
+        fetched = self.fetch(name)
+        if fetched.content_type != LOG_CONTENT_TYPE:
+            return _Layout(size=len(fetched.data), content=fetched.data)
         try:
-            layout = _Layout.of_index(data)
+            layout = _Layout.of_index(fetched.data)
         except (ValueError, KeyError, TypeError) as exc:
             raise self.error(name, f"the log's index is damaged: {exc}") from None
         with self._layouts_lock:
             self._layouts[name] = layout
         return layout
+
+    def fetch(self, name: str) -> _Fetched:
+        """The whole object ``name``, with its ETag: one GET, retried as a whole."""
+
+        def get() -> _Fetched:
+            result = obstore.get(self.store, name)
+            data = bytes(result.bytes())  # a connection lost in the body fails here
+            content_type = result.attributes.get("Content-Type")
+            return _Fetched(data, result.meta["e_tag"] or "", str(content_type or "") or None)
+
+        return self.call(name, "read", get)
 
     def read(self, name: str, offset: int, length: int) -> bytes:
         buffer = bytearray(length)
@@ -389,51 +471,87 @@ class S3Backend(Backend):
         return self.read(name, 0, layout.size)
 
     def create_exclusive(self, name: str, data: bytes) -> bool:
+        return self.replace_if(name, data, None) is not None
+
+    # --- compare-and-swap --------------------------------------------------------------
+
+    def read_versioned(self, name: str) -> Versioned | None:
+        self.check(name)
+        try:
+            fetched = self.fetch(name)
+        except ObjectNotFoundError:
+            return None
+        return Versioned(fetched.data, fetched.e_tag)
+
+    def replace_if(self, name: str, data: bytes, version: str | None) -> str | None:
         self.check(name)
         self.require_conditional_writes()
-        return self.put_new(name, bytes(data)) is not None
+        self.forget(name)
+        return self.put_conditional(
+            name, bytes(data), "create" if version is None else {"e_tag": version}
+        )
 
-    def put_new(self, name: str, data: bytes) -> str | None:
-        """Create ``name`` with ``If-None-Match: *``: its ETag, or None if it exists."""
-        try:
-            result = self.call(
-                name, "create", lambda: obstore.put(self.store, name, data, mode="create")
-            )
-        except _EXISTS:
-            return None
-        return result["e_tag"] or ""
+    def put_conditional(
+        self, name: str, data: bytes, mode: PutMode, attributes: dict[str, str] | None = None
+    ) -> str | None:
+        """PUT ``data`` at ``name`` if ``mode`` holds (``"create"``: it does not exist,
+        ``{"e_tag": ...}``: it has that ETag): the new ETag, or None if it did not.
 
-    def put_over(self, name: str, data: bytes, e_tag: str) -> str | None:
-        """Replace ``name`` if its ETag is ``e_tag`` (``If-Match``): the new ETag, else None."""
+        An attempt whose answer was lost may have been applied, and then the
+        retry finds the condition failed: the object holding exactly ``data``
+        means it was, and the write counts as done.
+        """
+        attempts = 0
+
+        def put() -> str:
+            nonlocal attempts
+            attempts += 1
+            result = obstore.put(self.store, name, data, mode=mode, attributes=attributes)
+            return result["e_tag"] or ""
+
+        what = "create" if mode == "create" else "replace"
         try:
-            result = self.call(
-                name, "replace", lambda: obstore.put(self.store, name, data, mode={"e_tag": e_tag})
-            )
+            return self.call(name, what, put)
         except _EXISTS:
-            return None
-        except BackendError:
-            if not self.exists(name):
-                return None
-            raise
-        return result["e_tag"] or ""
+            pass
+        except ObjectNotFoundError:  # If-Match on an object deleted meanwhile
+            if mode == "create":
+                raise
+        if attempts > 1:
+            found = self.read_versioned(name)
+            if found is not None and found.data == data:
+                return found.version
+        return None
 
     def require_conditional_writes(self) -> None:
-        """BackendError unless the store refuses a second exclusive create (once per backend)."""
+        """BackendError unless the store refuses a second exclusive create and a
+        replacement with a wrong ETag (probed once per backend)."""
         with self._probe_lock:
             if self._conditional_ok:
                 return
             probe = f"{PROBE_ROOT}{uuid.uuid4().hex}"
             try:
-                first = self.put_new(probe, b"1")
-                second = self.put_new(probe, b"2")
-            finally:
-                self.call(probe, "delete", lambda: obstore.delete(self.store, probe))
-            if first is None or second is not None:
+                first = self.put_conditional(probe, b"1", "create")
+                second = self.put_conditional(probe, b"2", "create")
+                wrong = self.put_conditional(probe, b"3", {"e_tag": '"esdm-probe-wrong-etag"'})
+            except BackendError:
+                with suppress(BackendError):  # the probe's failure is the one to report
+                    self.call(probe, "delete", lambda: obstore.delete(self.store, probe))
+                raise
+            self.call(probe, "delete", lambda: obstore.delete(self.store, probe))
+            ignored = (
+                "If-None-Match: * (a second exclusive create succeeded)"
+                if first is None or second is not None
+                else "If-Match (a replacement with a wrong ETag succeeded)"
+                if wrong is not None
+                else None
+            )
+            if ignored is not None:
                 raise self.error(
                     probe,
-                    "the store ignores conditional writes (If-None-Match: *): a second "
-                    "exclusive create succeeded, so leases, locks and HEAD cannot live here; "
-                    "put the metadata_backend elsewhere",
+                    f"the store ignores conditional writes: {ignored}, so container "
+                    "metadata (HEAD, manifests, leases) and locks cannot live here; name "
+                    "another backend in metadata_backend",
                 )
             self._conditional_ok = True
 
@@ -499,7 +617,7 @@ class S3Lock:
     def acquire(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         for attempt in range(1_000_000):
-            e_tag = self.backend.put_new(self.name, self.body())
+            e_tag = self.backend.put_conditional(self.name, self.body(), "create")
             if e_tag is None:
                 e_tag = self.take_if_stale()
             if e_tag is not None:
@@ -534,12 +652,14 @@ class S3Lock:
             return result.meta["e_tag"] or ""
         if expires >= time.time():
             return None
-        return self.backend.put_over(self.name, self.body(), result.meta["e_tag"] or "")
+        return self.backend.put_conditional(
+            self.name, self.body(), {"e_tag": result.meta["e_tag"] or ""}
+        )
 
     def renew(self) -> None:
         while not self._stop.wait(self.lease / 3):
             try:
-                e_tag = self.backend.put_over(self.name, self.body(), self.e_tag)
+                e_tag = self.backend.put_conditional(self.name, self.body(), {"e_tag": self.e_tag})
             except BackendError:
                 continue  # the next renewal may get through before the lease ends
             if e_tag is None:

@@ -5,9 +5,10 @@ the holder's identity. While its process lives, a `LeaseKeeper` thread renews
 the lease, so a model that runs for hours between outputs keeps it. A lease
 expires only when its writer is gone (or frozen past it): then it is taken
 over, and `esdm unlock` breaks one explicitly. Every change of the LEASE
-object happens under the container's lock (`ContainerStore.locked`) as read,
-compare, write, and a commit publishes only while its writer still holds the
-lease (`check`), so a writer whose lease was taken can never publish.
+object is one `ContainerStore.update` (read, compare, write, with no other
+writer in between: under the container's lock, or by compare-and-swap on s3),
+and a commit publishes only while its writer still holds the lease (`check`),
+so a writer whose lease was taken can never publish.
 """
 
 from __future__ import annotations
@@ -21,13 +22,17 @@ import threading
 import time
 from dataclasses import asdict, dataclass, replace
 
-from esdm_hpc.epochs.store import ContainerStore
+from esdm_hpc.epochs.store import Change, ContainerStore
 from esdm_hpc.errors import CorruptMetadataError, EsdmError, LeaseHeldError, LeaseLostError
 
 DEFAULT_SECONDS = 3600.0
+LEASE = "LEASE"  # the object, next to HEAD
 # A keeper renews this many times per lease period: a renewal that fails (a
 # full disk, a slow server) is tried again well before the lease runs out.
 RENEWALS_PER_PERIOD = 4
+# Lost races in a row after which a change of the lease gives up: each means
+# another writer changed the lease meanwhile, which a lease does not see often.
+RACES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +65,7 @@ class Lease:
 
 
 def lease_name(store: ContainerStore) -> str:
-    return store.prefix + "LEASE"
+    return store.prefix + LEASE
 
 
 def current(store: ContainerStore) -> Lease | None:
@@ -68,15 +73,34 @@ def current(store: ContainerStore) -> Lease | None:
     name = lease_name(store)
     if not store.meta.exists(name):
         return None
-    return Lease.decode(store.meta.read_small(name), f"esdm://{store.name} LEASE")
+    return _decode(store, store.meta.read_small(name))
 
 
-def _holder(store: ContainerStore) -> Lease | None:
-    """The lease that counts for taking it: a damaged one is as good as expired."""
+def _decode(store: ContainerStore, data: bytes | None) -> Lease | None:
+    if not data:  # missing, or given up where leases are swapped (emptied)
+        return None
+    return Lease.decode(data, f"esdm://{store.name} LEASE")
+
+
+def _holder(store: ContainerStore, data: bytes | None) -> Lease | None:
+    """The lease stored as ``data`` as it counts for taking it: a damaged one is as
+    good as expired."""
     try:
-        return current(store)
+        return _decode(store, data)
     except CorruptMetadataError:
         return None
+
+
+def _change(store: ContainerStore, change: Change) -> None:
+    """Update the LEASE object by ``change``. Where it is swapped, a lost race means
+    the lease changed after it was read (another writer, or this process's
+    keeper renewing it), so ``change`` decides again on what it is now."""
+    for _ in range(RACES):
+        if store.update(LEASE, change):
+            return
+    raise EsdmError(
+        f"esdm://{store.name}: the lease changed {RACES} times while this writer read it"
+    )
 
 
 def acquire(store: ContainerStore, token: str, seconds: float | None = None) -> Lease:
@@ -88,25 +112,41 @@ def acquire(store: ContainerStore, token: str, seconds: float | None = None) -> 
         token=token,
         expires=time.time() + (seconds or default_seconds()),
     )
-    with store.locked():
-        holder = _holder(store)
+
+    def take(data: bytes | None) -> bytes:
+        holder = _holder(store, data)
         if holder is not None and not holder.expired:
             raise LeaseHeldError(
                 f"esdm://{store.name} is open for writing by {holder.describe()}; "
                 f"one writer at a time (`esdm unlock esdm://{store.name}` breaks an "
                 "abandoned lease)"
             )
-        name = lease_name(store)
-        store.meta.delete(name)  # an expired or damaged one: its writer is gone
-        if not store.meta.create_exclusive(name, lease.encode()):
-            raise LeaseHeldError(f"esdm://{store.name}: another writer took the lease just now")
+        if not store.swaps:  # under the lock: deleted first, never written through a
+            # container directory that is a link leading outside (the delete refuses)
+            store.meta.delete(lease_name(store))
+        return lease.encode()  # over an expired or damaged one: its writer is gone
+
+    _change(store, take)
     return lease
 
 
 def check(store: ContainerStore, lease: Lease) -> None:
-    """Raise LeaseLostError unless ``lease`` is still the stored one (call it under
-    ``store.locked()``: the answer holds for as long as the lock)."""
-    holder = _holder(store)
+    """Raise LeaseLostError unless ``lease`` is still the stored one.
+
+    Under the container's lock (`ContainerStore.update`), the answer holds for
+    as long as the lock. Where leases are swapped nothing holds an answer, so
+    the check renews the lease: no other writer can take it for a whole period.
+    """
+    if store.swaps:
+        renew(store, lease)
+        return
+    name = lease_name(store)
+    data = store.meta.read_small(name) if store.meta.exists(name) else None
+    _check_holder(store, lease, data)
+
+
+def _check_holder(store: ContainerStore, lease: Lease, data: bytes | None) -> None:
+    holder = _holder(store, data)
     if holder is None or holder.token != lease.token:
         taken = f"it is now held by {holder.describe()}" if holder else "it was broken"
         raise LeaseLostError(
@@ -118,32 +158,40 @@ def check(store: ContainerStore, lease: Lease) -> None:
 def renew(store: ContainerStore, lease: Lease, seconds: float | None = None) -> Lease:
     """The lease extended by ``seconds`` from now; LeaseLostError if it is not ours."""
     renewed = replace(lease, expires=time.time() + (seconds or default_seconds()))
-    with store.locked():
-        check(store, lease)
-        store.meta.write_atomic(lease_name(store), renewed.encode())
+
+    def extend(data: bytes | None) -> bytes:
+        _check_holder(store, lease, data)
+        return renewed.encode()
+
+    _change(store, extend)
     return renewed
 
 
 def release(store: ContainerStore, lease: Lease) -> None:
-    with store.locked():
-        holder = _holder(store)
-        if holder is not None and holder.token == lease.token:
-            store.meta.delete(lease_name(store))
+    def give_up(data: bytes | None) -> bytes | None:
+        holder = _holder(store, data)
+        return b"" if holder is not None and holder.token == lease.token else None
+
+    _change(store, give_up)
 
 
 def break_lease(store: ContainerStore, holder: Lease | None) -> bool:
     """Remove the lease of ``holder`` (None: a damaged one) if it is still the stored
     one (`esdm unlock`); its writer can no longer commit. Whether it was removed."""
-    with store.locked():
+    removed = False
+
+    def remove(data: bytes | None) -> bytes | None:
+        nonlocal removed
         try:
-            found = current(store)
+            found = _decode(store, data)
         except CorruptMetadataError:
-            stored = holder is None
+            removed = holder is None
         else:
-            stored = found is not None and holder is not None and found.token == holder.token
-        if stored:
-            store.meta.delete(lease_name(store))
-    return stored
+            removed = found is not None and holder is not None and found.token == holder.token
+        return b"" if removed else None
+
+    _change(store, remove)
+    return removed
 
 
 class LeaseKeeper:

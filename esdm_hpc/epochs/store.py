@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from esdm_hpc.backends import Backend
+from esdm_hpc.backends import Backend, CompareAndSwap
 from esdm_hpc.config import ConfigError
 from esdm_hpc.epochs.manifest import (
     Head,
@@ -25,16 +25,19 @@ from esdm_hpc.errors import ContainerNotFoundError, CorruptMetadataError, Publis
 from esdm_hpc.faults import crash_point
 from esdm_hpc.kernels.checksum import checksum
 
-# Types that may hold container metadata. HEAD is published under the
-# container's lock (docs/architecture.md §3.4); an s3 lock is a lease that a
-# frozen holder can outlive, so publishing there needs HEAD replaced by
-# compare-and-swap (If-Match), which the tiers issue brings. Until then s3
-# holds data only.
-METADATA_TYPES = ("posix", "memory")
+# Types that may hold container metadata (docs/architecture.md §3.4): posix and
+# memory publish HEAD under the container's lock, s3 by compare-and-swap (its
+# backend is a `CompareAndSwap`: an s3 lock would be a lease that a frozen
+# holder can outlive). A burst buffer is node-local, out of other nodes' reach.
+METADATA_TYPES = ("posix", "memory", "s3")
 # The container's lock object (`ContainerStore.locked`), next to HEAD.
 LOCK = "LOCK"
-# Called under the lock before a publication writes anything; raises to refuse it.
+# Called before a publication writes anything (in its `ContainerStore.update` of
+# HEAD); raises to refuse it.
 Guard = Callable[[], None]
+# What `ContainerStore.update` is given: the object's content (None: missing),
+# and it returns the new content, None to leave it, or b"" to remove it.
+Change = Callable[[bytes | None], bytes | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +87,7 @@ class ContainerStore:
         if self.meta.config.type not in METADATA_TYPES:
             raise ConfigError(
                 f"esdm://{name}: the metadata backend {self.meta.id!r} is of type "
-                f"{self.meta.config.type!r}, which holds data only for now; name a posix "
+                f"{self.meta.config.type!r}, which holds data only; name a posix or s3 "
                 "backend in metadata_backend"
             )
         self.prefix = f"containers/{name}/"
@@ -228,9 +231,43 @@ class ContainerStore:
         manifests.reverse()
         return manifests
 
+    @property
+    def swaps(self) -> bool:
+        """Whether metadata objects are replaced by compare-and-swap (s3), not under a lock."""
+        return isinstance(self.meta, CompareAndSwap)
+
     def locked(self) -> AbstractContextManager[None]:
-        """The container's lock: publishing HEAD and changing the lease happen under it."""
+        """The container's lock, where metadata is not swapped: publishing HEAD and
+        changing the lease happen under it (`update`)."""
         return self.meta.locked(self.prefix + LOCK)
+
+    def update(self, name: str, change: Change) -> bool:
+        """Replace the container's metadata object ``name`` (HEAD, LEASE) by what
+        ``change`` makes of its content, as one step no other writer comes
+        between; whether it was replaced.
+
+        Under the container's lock (posix, memory): always. By compare-and-swap
+        where the metadata backend swaps (s3): the object is replaced only if it
+        is still as it was read, else False (another writer was first; its change
+        stands). ``change`` raises to refuse. Removing empties the object there,
+        as S3 cannot delete conditionally; an empty object reads as missing.
+        """
+        path = self.prefix + name
+        meta = self.meta
+        if not isinstance(meta, CompareAndSwap):
+            with self.locked():
+                new = change(meta.read_small(path) if meta.exists(path) else None)
+                if new == b"":
+                    meta.delete(path)
+                elif new is not None:
+                    meta.write_atomic(path, new)
+            return True
+        stored = meta.read_versioned(path)
+        content = None if stored is None or stored.data == b"" else stored.data
+        new = change(content)
+        if new is None or (new == b"" and content is None):
+            return True
+        return meta.replace_if(path, new, None if stored is None else stored.version) is not None
 
     def publish(
         self, manifest: Manifest, parent: Head | None = None, guard: Guard | None = None
@@ -242,29 +279,65 @@ class ContainerStore:
     ) -> Head:
         """Write the manifest, then point HEAD at it: the atomic step of a commit.
 
-        Under the container's lock, so publishing epoch n is exclusive: ``guard``
-        (the writer's lease check) runs first and raises to refuse; then HEAD
-        must still be ``parent``, the HEAD the writer built on (None: there is
-        none yet), or nothing is written.
+        One `update` of HEAD, so publishing epoch n is exclusive: ``guard`` (the
+        writer's lease check) runs first and raises to refuse; then HEAD must
+        still be ``parent``, the HEAD the writer built on (None: there is none
+        yet), or nothing is written. Where HEAD is swapped, a writer that
+        replaced it after this one read it wins, and this one is refused too.
         """
-        with self.locked():
+        name = manifest_name(epoch)
+        head = Head(epoch, name, checksum(data))
+
+        def point_at_manifest(stored: bytes | None) -> bytes:
             if guard is not None:
                 guard()
-            found = self.head() if self.exists() else None
+            found = None if stored is None else Head.decode(stored, f"esdm://{self.name} HEAD")
             if found != parent:
                 now = "no HEAD" if found is None else f"HEAD at epoch {found.epoch}"
-                built = "a new container" if parent is None else f"epoch {parent.epoch}"
-                raise PublishConflictError(
-                    f"esdm://{self.name}: another writer published first ({now}; this "
-                    f"writer built on {built}); nothing was committed"
-                )
-            name = manifest_name(epoch)
-            self.meta.write_atomic(self.prefix + name, data)
+                raise self._conflict(now, parent)
+            leased = guard is not None or parent is None
+            if not self._write_manifest(name, data, parent, leased):
+                raise self._conflict(f"{name} written by another writer", parent)
             crash_point("publish.manifest-written")
-            head = Head(epoch, name, checksum(data))
-            self.meta.write_atomic(self.prefix + "HEAD", head.encode())
-            crash_point("publish.head-renamed")
+            return head.encode()
+
+        if not self.update("HEAD", point_at_manifest):
+            raise self._conflict("HEAD replaced while this writer published", parent)
+        crash_point("publish.head-renamed")
         return head
+
+    def _write_manifest(self, name: str, data: bytes, parent: Head | None, leased: bool) -> bool:
+        """Write the manifest that HEAD will name (within `publish_encoded`'s update);
+        False if another writer's is in the way.
+
+        Under the lock, by replacing whatever a failed commit left there. Where
+        HEAD is swapped, by exclusive create. A manifest of this epoch already
+        there is a failed commit's, or a racing writer's about to be named by its
+        HEAD: only the lease holder replaces it (``leased``: its guard passed, or
+        it creates the container just after taking the lease), and only while
+        HEAD, read again, is still ``parent`` and the manifest unchanged since
+        read. A writer frozen past its lease in between could still lose its
+        manifest so; its HEAD's checksum then refuses the replacement
+        (CorruptMetadataError), never wrong data.
+        """
+        path = self.prefix + name
+        meta = self.meta
+        if not isinstance(meta, CompareAndSwap):
+            meta.write_atomic(path, data)
+            return True
+        if meta.replace_if(path, data, None) is not None:
+            return True
+        if not leased or (self.head() if self.exists() else None) != parent:
+            return False
+        stored = meta.read_versioned(path)
+        return stored is not None and meta.replace_if(path, data, stored.version) is not None
+
+    def _conflict(self, now: str, parent: Head | None) -> PublishConflictError:
+        built = "a new container" if parent is None else f"epoch {parent.epoch}"
+        return PublishConflictError(
+            f"esdm://{self.name}: another writer published first ({now}; this writer "
+            f"built on {built}); nothing was committed"
+        )
 
     # --- data logs ------------------------------------------------------------
 

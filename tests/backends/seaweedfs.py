@@ -1,6 +1,9 @@
 """A real SeaweedFS server on loopback for the S3 tests: `SeaweedFS` starts ``weed mini``
 (master, volume, filer and S3 gateway in one process) on free ports with a
-temporary data directory and credentials of its own, and stops it."""
+temporary data directory and credentials of its own (or, with ``authenticate``
+off, none: it then takes any signature, so a test proxy may rewrite requests),
+and stops it; started again after a kill, it serves the same data on the same
+ports."""
 
 from __future__ import annotations
 
@@ -57,8 +60,13 @@ class SeaweedFS:
     """One ``weed mini`` process; `start` waits until its S3 gateway answers."""
 
     data_dir: Path
-    s3_port: int = 0
+    ports: list[int] = field(default_factory=list)  # chosen at the first start
+    authenticate: bool = True
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def s3_port(self) -> int:
+        return self.ports[0]
 
     @property
     def endpoint(self) -> str:
@@ -90,21 +98,20 @@ class SeaweedFS:
             ]
         }
         (self.data_dir / "s3.json").write_text(json.dumps(identities))
-        ports = free_ports(11)
-        self.s3_port = ports[0]
+        auth = [f"-s3.config={self.data_dir / 's3.json'}"] if self.authenticate else []
+        self.ports = self.ports or free_ports(11)
         names = (
             "s3.port", "s3.port.grpc", "master.port", "master.port.grpc", "volume.port",
             "volume.port.grpc", "filer.port", "filer.port.grpc", "admin.port", "admin.port.grpc",
             "debug.port",
         )  # fmt: skip
-        flags = [f"-{name}={port}" for name, port in zip(names, ports, strict=True)]
+        flags = [f"-{name}={port}" for name, port in zip(names, self.ports, strict=True)]
         command = [
             weed, "mini", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             *flags, "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false",
-            "-admin.ui=false", f"-s3.config={self.data_dir / 's3.json'}", f"-bucket={BUCKET}",
-            "-master.volumeSizeLimitMB=64",
+            "-admin.ui=false", *auth, f"-bucket={BUCKET}", "-master.volumeSizeLimitMB=64",
         ]  # fmt: skip
-        log = (self.data_dir / "weed.log").open("wb")
+        log = (self.data_dir / "weed.log").open("ab")
         self.process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )

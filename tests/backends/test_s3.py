@@ -1,6 +1,7 @@
 """The s3 backend against a real SeaweedFS: the conformance suite, then what only s3
-does (logs across flushes, the conditional-write probe, stale locks, retries
-ending in a clear error when the server dies, containers on s3)."""
+does (logs across flushes, stale locks, retries ending in a clear error when the
+server dies, a container's data on s3). Faults: test_s3_faults.py; metadata on
+s3 and the conditional-write probe: test_s3_metadata.py."""
 
 from __future__ import annotations
 
@@ -18,23 +19,9 @@ import pytest
 import esdm_hpc
 from esdm_hpc.backends import Backend, BackendError, S3Backend, open_backend
 from esdm_hpc.backends import s3 as s3_module
-from esdm_hpc.config import ConfigError
 from tests.backends.conformance import LOG, BackendTests, backend_config, lock_elsewhere
-from tests.backends.seaweedfs import SeaweedFS, SeaweedUnavailable
-
-
-def start_server(directory: Path) -> SeaweedFS:
-    try:
-        return SeaweedFS(directory).start()
-    except SeaweedUnavailable as why:
-        pytest.skip(f"SeaweedFS cannot start: {why}")
-
-
-@pytest.fixture(scope="session")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
-    server = start_server(tmp_path_factory.mktemp("seaweedfs"))
-    yield server
-    server.stop()
+from tests.backends.conftest import start_server
+from tests.backends.seaweedfs import SeaweedFS
 
 
 def s3_config(server: SeaweedFS, **options: Any) -> Any:
@@ -174,27 +161,6 @@ def test_a_container_on_s3_round_trips(seaweed: SeaweedFS, tmp_path: Path) -> No
     assert not any(name.endswith("HEAD") for name in s3.list())
 
 
-def test_metadata_stays_off_s3_until_head_is_replaced_by_compare_and_swap(
-    seaweed: SeaweedFS, tmp_path: Path
-) -> None:
-    # an s3 lock is a lease a frozen holder can outlive: publishing HEAD under it
-    # would not be exclusive (docs/architecture.md §3.4)
-    with pytest.raises(ConfigError, match="'object' is of type 's3', which holds data only"):
-        esdm_hpc.open("esdm://runs/two", "w", config=site(seaweed, tmp_path, "object"))
-
-
-def test_a_store_ignoring_conditional_writes_is_refused(
-    s3: S3Backend, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # as such a store behaves: a create with If-None-Match: * overwrites
-    original = s3.put_new
-    monkeypatch.setattr(s3, "put_new", lambda name, data: original(name, data) or "etag")
-    with pytest.raises(BackendError, match="ignores conditional writes"):
-        s3.create_exclusive("lease", b"x")
-    with pytest.raises(BackendError, match="ignores conditional writes"), s3.locked("LOCK"):
-        pass
-
-
 def test_a_killed_server_gives_a_clear_error_after_bounded_retries(tmp_path: Path) -> None:
     server = start_server(tmp_path / "doomed")
     try:
@@ -216,4 +182,5 @@ def test_a_killed_server_gives_a_clear_error_after_bounded_retries(tmp_path: Pat
     assert errors and elapsed < 15
     for name, error in errors.items():
         assert f"backend 'test-s3': {name}:" in str(error)
-        assert "failed (after up to 2 retries within 1 s)" in str(error)
+        assert "failed after 3 attempts in" in str(error)
+        assert "(the retry budget: 2 retries within 1 s)" in str(error)
