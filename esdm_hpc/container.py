@@ -10,14 +10,14 @@ and the VOL connector use the public methods below.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from esdm_hpc.backends import Backend, open_backend
+from esdm_hpc.backends import Backend, BackendError, open_backend
 from esdm_hpc.comm import Comm, agree, as_comm, on_root
 from esdm_hpc.config import SiteConfig, load_config
 from esdm_hpc.copying import CopyOptions, copy_object
@@ -31,6 +31,7 @@ from esdm_hpc.epochs.open_epoch import OpenEpoch
 from esdm_hpc.epochs.opening import Opened, open_on_root
 from esdm_hpc.epochs.pending import PendingNamespace
 from esdm_hpc.epochs.store import ContainerStore
+from esdm_hpc.errors import ReplicaUnreachableError
 from esdm_hpc.fragmentview import FragmentView
 from esdm_hpc.group import Group
 from esdm_hpc.hooks import Hook, Hooks, configured
@@ -39,6 +40,9 @@ from esdm_hpc.reader import read_region, read_regions
 from esdm_hpc.uri import container_name
 
 MODES = ("r", "w", "a")
+
+
+T = TypeVar("T")
 
 
 def open(
@@ -101,6 +105,7 @@ class Container(Group):
         self.config = config
         self.store = store
         self._head = opened.head
+        self._replicas_seen = opened.head  # new replicas are loaded up to this HEAD
         # of the shown epoch's manifest (HEAD's, unless travelled back): refresh
         # checks that the newer part of the chain leads back to it
         self._checksum = opened.stored.manifests[-1][1]
@@ -219,7 +224,9 @@ class Container(Group):
         """The committed data of the box at ``offset`` of ``count`` (into ``out``)."""
         if self._closed:
             raise ValueError(f"{self.uri} is closed")
-        return read_region(meta, self.view(meta), offset, count, self.backends, out)
+        return self._read_again_if_moved(
+            lambda: read_region(meta, self.view(meta), offset, count, self.backends, out)
+        )
 
     def read_many(
         self, meta: DatasetMeta, regions: Sequence[tuple[tuple[int, ...], np.ndarray]]
@@ -227,7 +234,22 @@ class Container(Group):
         """`read` for several boxes (offset, out), planned and read together."""
         if self._closed:
             raise ValueError(f"{self.uri} is closed")
-        read_regions(meta, self.view(meta), regions, self.backends)
+        self._read_again_if_moved(
+            lambda: read_regions(meta, self.view(meta), regions, self.backends)
+        )
+
+    def _read_again_if_moved(self, read: Callable[[], T]) -> T:
+        """``read``; where storage failed it, once more with the replicas committed
+        since this container looked (a drain or a repair since deleted or replaced
+        copies its records name), if there are any."""
+        try:
+            return read()
+        except (BackendError, ReplicaUnreachableError):
+            self._replicas_seen, records = self.store.replicas_since(self._replicas_seen)
+            if not records:
+                raise
+            self.catalogue.absorb_replicas(records)
+            return read()
 
     def write(self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray) -> None:
         """Write ``data`` (of the dataset's dtype) at ``offset`` in the open epoch."""

@@ -599,8 +599,8 @@ class Session:
         pending), the drain copies the burst buffer's fragments to the disk in
         epochs of its own (each holding what the last one did), and with ``wipe``
         the burst buffer goes, as a node's tmpfs does. Every epoch must read back
-        as before: readers open afresh (one opened before the drain may still
-        name a burst-buffer copy the drain removed)."""
+        as before, in the reader opened before the drain too (its records name
+        the burst-buffer copies the drain removed)."""
         if self.writer is not None:
             self.close()
         report = drain(URI, comm=self.comm, config=self.config, batch_bytes=DRAIN_BATCH)
@@ -613,8 +613,6 @@ class Session:
             assert self.burst_buffer is not None
             shutil.rmtree(self.burst_buffer)
         self.comm.Barrier()
-        self.reader.close()
-        self.reader = self._open(epoch=self.reader_epoch)
         self.reopen()
 
     # --- readers and the disk ----------------------------------------------------------------

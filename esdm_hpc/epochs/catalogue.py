@@ -66,6 +66,11 @@ class Catalogue:
             self._manifests.append(manifest)
             self._add_records(manifest.records)
 
+    def absorb_replicas(self, records: list[dict[str, Any]]) -> None:
+        """Take the new replicas of committed fragments from later epochs' ``records``
+        (`ContainerStore.replicas_since`); the epoch shown stays as it is."""
+        self._add_records([r for r in records if "replicated" in r])
+
     def forget_packed(self) -> None:
         """Drop the manifests the newest one's packs hold: their records stay."""
         packed = self.last.packed

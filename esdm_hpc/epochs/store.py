@@ -198,6 +198,16 @@ class ContainerStore:
                     break
         return found[::-1]
 
+    def replicas_since(self, seen: Head) -> tuple[Head, list[dict[str, Any]]]:
+        """HEAD now, and the records of the epochs after ``seen`` that give fragments
+        new replicas (drains, repairs): what a reader loaded before them needs
+        once the copies its records name are gone."""
+        head = self.head()
+        if head.epoch == seen.epoch:
+            return head, []
+        manifests = self.chain(head, since=seen.epoch, since_checksum=seen.checksum)
+        return head, [r for m in manifests for r in m.records if "replicated" in r]
+
     def write_pack(self, manifests: list[Manifest]) -> Pack:
         """Pack the records and parent checksums of the consecutive ``manifests``
         into one object."""

@@ -86,6 +86,7 @@ def test_writes_land_on_the_burst_buffer_and_drain_to_the_disk(tmp_path: Path, c
     info = capsys.readouterr().out
     assert "at risk (only on node-local storage" in info and "epoch 6: 4.0 KiB on bb@" in info
 
+    before = esdm_hpc.open(URI, config=config)  # its records name the burst-buffer copies
     report = drain(URI, config=config, batch_bytes=8192)
     assert (report.fragments, report.bytes, report.refused) == (STEPS, STEPS * 4096, [])
     assert len(report.epochs) == 3 and report.at_risk == 0 and report.logs_removed == STEPS
@@ -93,6 +94,9 @@ def test_writes_land_on_the_burst_buffer_and_drain_to_the_disk(tmp_path: Path, c
     assert bb_logs(tmp_path) == []
     shutil.rmtree(tmp_path / "bb")  # the job's end: the node's tmpfs is gone
     assert_every_epoch_reads_back(config)
+    with before:  # finds the copies gone, and the drain's records
+        np.testing.assert_array_equal(before["t"][STEPS - 1], step_values(STEPS - 1))
+        assert before.epoch == STEPS
     with esdm_hpc.open(URI, config=config) as container:
         assert not verify(container.store).damage
     assert drain(URI, config=config).fragments == 0  # nothing left: no epoch either
