@@ -1,6 +1,7 @@
 """The ``esdm`` command: look into containers and look after them.
 
     esdm ls                         containers and their newest epoch
+    esdm backends                   configured and measured latency, bandwidth, free space
     esdm info esdm://run1           datasets, epochs, fragments, bytes per backend
     esdm dump esdm://run1 tas 0:4,0 a region as text (or --npy FILE)
     esdm verify esdm://run1         read every block, report corruption (exit 1);
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from esdm_hpc import measured
 from esdm_hpc.backends import open_backend
 from esdm_hpc.config import ConfigError, SiteConfig, load_config
 from esdm_hpc.drain import drain
@@ -94,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     command("ls", cmd_ls, "list the containers of the site and their newest epoch")
+    command("backends", cmd_backends, "the site's backends: configured and measured performance")
     info = command("info", cmd_info, "datasets, shapes, epochs, fragments and bytes per backend")
     info.add_argument("uri", help="esdm://name")
     info.add_argument("--epoch", type=int, help="describe this epoch (default: newest)")
@@ -172,6 +175,37 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if not names:
         print(f"no containers on {meta.id} ({site.backend(meta.id).target})", file=sys.stderr)
     return 0
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    site = _site(args)
+    meta = open_backend(site.backend(site.metadata_backend))
+    placement = "learned" if site.performance_model == "learned" else "configured"
+    print(f"{site.source}: placement by the {placement} figures; metadata on {meta.id}")
+    print(f"  {'backend':<12} {'type':<12} {'tier':<8} {'where':<11} {'':<11}"
+          f"{'latency':>10} {'write':>12} {'read':>12} {'free':>10}")  # fmt: skip
+    for config in site.backends:
+        backend = open_backend(config)
+        free = backend.free_bytes()
+        model, learned = config.performance, measured.load(meta, config.id)
+        print(f"  {config.id:<12} {config.type:<12} {config.tier:<8} {config.accessibility:<11} "
+              f"{'configured':<11}{_ms(model.latency_s):>10} {_rate(model.write_bandwidth):>12} "
+              f"{_rate(model.read_bandwidth):>12} "
+              f"{_size(free) if free is not None else '-':>10}")  # fmt: skip
+        latency = _ms(learned.latency_s) if learned.latency_s is not None else "-"
+        write = _rate(learned.write_bandwidth) if learned.write_bandwidth is not None else "-"
+        samples = f"({learned.latency_samples} + {learned.bandwidth_samples} epochs)"
+        print(f"  {'':<45}{'measured':<11}{latency:>10} {write:>12} {'-':>12} "
+              f"{'':>10} {samples}")  # fmt: skip
+    return 0
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g} ms"
+
+
+def _rate(bytes_per_second: float) -> str:
+    return f"{_size(int(bytes_per_second))}/s"
 
 
 def cmd_info(args: argparse.Namespace) -> int:

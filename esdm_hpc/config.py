@@ -34,6 +34,7 @@ KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
 BackendType = Literal["posix", "memory", "burstbuffer", "s3"]
 Accessibility = Literal["global", "node-local"]
+PerformanceSource = Literal["configured", "learned"]
 HookWhen = Literal["write", "commit"]
 OnFailure = Literal["record", "fail"]
 
@@ -130,11 +131,32 @@ class HookConfig:
     on_failure: OnFailure = "record"
     containers: tuple[str, ...] | None = None  # name patterns (fnmatch); None: every container
     name: str | None = None  # None: the function
+    blocks: bool = True  # on_commit: the context holds this rank's blocks (copies of them)
 
     @property
     def label(self) -> str:
         """The hook as messages name it."""
         return f"{self.name or self.function} on {self.dataset} at {self.when}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TriggerConfig:
+    """A dataset the configuration holds the last steps of in memory, persisted when a
+    trigger fires (docs/configuration.md, "triggers"); imported as `HookConfig`'s."""
+
+    dataset: str  # the dataset's path, "/tas"
+    function: str  # "module:function", called as function(context, **args) -> bool
+    keep_last: int  # steps held, the newest included
+    then: int = 0  # steps persisted as written after each trigger
+    args: Mapping[str, Any] = field(default_factory=Options, hash=False)  # keyword arguments
+    on_failure: OnFailure = "record"
+    containers: tuple[str, ...] | None = None  # name patterns (fnmatch); None: every container
+    name: str | None = None  # None: the function
+
+    @property
+    def label(self) -> str:
+        """The trigger as messages name it."""
+        return f"{self.name or self.function} on {self.dataset}, keep_last {self.keep_last}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,8 +170,12 @@ class SiteConfig:
     # checksum block size: what a read verifies at least; small enough that a
     # column through a big fragment reads little, large enough for a small manifest
     block_size: int = 16 * KiB
+    # "learned": placement uses the measured latency and bandwidth of each backend
+    # (esdm_hpc/measured.py) once known; "configured": the figures above, always
+    performance_model: PerformanceSource = "configured"
     on_commit: tuple[OnCommit, ...] = ()  # commands started after commits (below)
     hooks: tuple[HookConfig, ...] = ()  # in-situ hooks of the containers written (below)
+    triggers: tuple[TriggerConfig, ...] = ()  # datasets persisted only when triggered (below)
     source: str = "<dict>"  # the file it came from, "<default>" or "<dict>"
 
     def backend(self, id: str) -> BackendConfig:
@@ -767,8 +793,18 @@ def _hook(value: object, where: str) -> HookConfig:
         "on_failure": _Key(_choice(get_args(OnFailure)), "record"),
         "containers": _Key(_patterns, None),
         "name": _Key(_string, None),
+        "blocks": _Key(_flag, True),
     }
-    return HookConfig(**_table(value, where, schema))
+    hook = HookConfig(**_table(value, where, schema))
+    if hook.when == "write" and not hook.blocks:
+        raise _Invalid(_join(where, "blocks"), "is for hooks at commit (on_write hooks get one)")
+    return hook
+
+
+def _flag(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(where, f"must be true or false, got {_show(value)}")
+    return value
 
 
 def _hooks(value: object, where: str) -> tuple[HookConfig, ...]:
@@ -785,6 +821,40 @@ def _hooks(value: object, where: str) -> tuple[HookConfig, ...]:
             )
         first[key] = i
     return hooks
+
+
+_keep = _integer(1, 10**6, "a positive integer (steps)", "1e6")
+_then = _integer(0, 10**9, "a non-negative integer (steps)", "1e9")
+
+
+def _trigger(value: object, where: str) -> TriggerConfig:
+    schema = {
+        "dataset": _Key(_dataset_path),
+        "function": _Key(_function),
+        "keep_last": _Key(_keep),
+        "then": _Key(_then, 0),
+        "args": _Key(_hook_args, Options()),
+        "on_failure": _Key(_choice(get_args(OnFailure)), "record"),
+        "containers": _Key(_patterns, None),
+        "name": _Key(_string, None),
+    }
+    return TriggerConfig(**_table(value, where, schema))
+
+
+def _triggers(value: object, where: str) -> tuple[TriggerConfig, ...]:
+    if not isinstance(value, list):
+        raise _Invalid(where, f"must be a list of trigger tables, got {_show(value)}")
+    triggers = tuple(_trigger(item, f"{where}[{i}]") for i, item in enumerate(value))
+    first: dict[tuple[tuple[str, ...] | None, str], int] = {}
+    for i, trigger in enumerate(triggers):
+        key = (trigger.containers, trigger.dataset)
+        if key in first:
+            raise _Invalid(
+                f"{where}[{i}]",
+                f"{trigger.dataset} has a trigger already ({where}[{first[key]}]): one a dataset",
+            )
+        first[key] = i
+    return triggers
 
 
 # --- cross-references ------------------------------------------------------------------
@@ -869,7 +939,11 @@ def _site(raw: object, base_dir: str, source: str) -> SiteConfig:
             "replicas": _Key(_replicas, 1),
             "metadata_backend": _Key(_identifier, None),
             "block_size": _Key(_block_size, SiteConfig.block_size),
+            "performance_model": _Key(
+                _choice(get_args(PerformanceSource)), SiteConfig.performance_model
+            ),
             "hooks": _Key(_hooks, ()),
+            "triggers": _Key(_triggers, ()),
             "on_commit": _Key(_on_commit, ()),
         },
     )
@@ -884,7 +958,9 @@ def _site(raw: object, base_dir: str, source: str) -> SiteConfig:
         replicas=values["replicas"],
         metadata_backend=metadata_backend,
         block_size=values["block_size"],
+        performance_model=values["performance_model"],
         hooks=values["hooks"],
+        triggers=values["triggers"],
         on_commit=values["on_commit"],
         source=source,
     )

@@ -35,6 +35,7 @@ from esdm_hpc.errors import ReplicaUnreachableError
 from esdm_hpc.fragmentview import FragmentView
 from esdm_hpc.group import Group
 from esdm_hpc.hooks import Hook, Hooks, configured
+from esdm_hpc.measured import learned_site
 from esdm_hpc.namespace import DatasetMeta, Namespace
 from esdm_hpc.reader import read_region, read_regions
 from esdm_hpc.uri import container_name
@@ -70,6 +71,8 @@ def open(
     # imported and checked before the lease is taken: a bad hook opens nothing
     hooks = configured(site, name, comm) if mode != "r" else []
     backends = {b.id: open_backend(b) for b in site.backends}
+    if site.performance_model == "learned":
+        site = on_root(comm, lambda: learned_site(site, backends[site.metadata_backend]))
     store = ContainerStore(name, backends, site.metadata_backend)
     session = on_root(comm, lambda: secrets.token_hex(4))
     opened = on_root(comm, lambda: open_on_root(store, mode, epoch, overwrite, session))

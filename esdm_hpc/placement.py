@@ -22,18 +22,22 @@ class CostModel:
     is avoided). ``weights.time`` and ``weights.capacity`` trade the two off;
     ``weights.cost`` has no term yet, since the configuration gives no price per byte.
 
-    The estimates come from each backend's configured `PerformanceModel`. Where a
-    model learns, measured latency and bandwidth per backend go in `_seconds`, and
-    free capacity (``statvfs``, bucket limits) in the share of `write_cost`: writes
-    and reads then both follow them.
+    The estimates come from each backend's `PerformanceModel`: the configured one,
+    or with ``performance_model = "learned"`` the measured write latency and
+    bandwidth in its place (`measured.learned_site`). Free space decides only
+    whether a backend has room (`has_room`), not its cost.
     """
 
     weights: Weights
 
+    def write_seconds(self, backend: BackendConfig, nbytes: int) -> float:
+        """The estimated time of writing ``nbytes`` to ``backend``."""
+        return self._seconds(backend, nbytes, backend.performance.write_bandwidth)
+
     def write_cost(self, backend: BackendConfig, nbytes: int) -> float:
         """The weighted cost of writing ``nbytes`` to ``backend``: lower is better."""
         model = backend.performance
-        time = self._seconds(backend, nbytes, model.write_bandwidth)
+        time = self.write_seconds(backend, nbytes)
         share = nbytes / model.capacity if model.capacity else 0.0
         return self.weights.time * time + self.weights.capacity * share
 

@@ -39,7 +39,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("backends", ("esdm_hpc.backends.*",)),
-    ("placement", ("esdm_hpc.placement",)),
+    ("placement", ("esdm_hpc.placement", "esdm_hpc.measured")),
     ("store", ("esdm_hpc.epochs.manifest", "esdm_hpc.epochs.store")),
     (
         "paths",

@@ -26,7 +26,9 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from esdm_hpc import measured
 from esdm_hpc.backends import Backend
 from esdm_hpc.comm import Comm, transportable
 from esdm_hpc.epochs import events, oncommit
@@ -90,21 +92,24 @@ def commit(comm: Comm, store: ContainerStore, proposal: Proposal, parent: Parent
     # Records travel as JSON text: cheap to pickle, and rank 0 splices them
     # into the manifest without decoding and encoding them again.
     if local_error is None:
-        sent = (encode_fragments(writer.fragments), None)
+        sent = (encode_fragments(writer.fragments), None, writer.timings)
     else:  # nothing of this epoch will be published: only the error travels
-        sent = ("[]", transportable(local_error))
+        sent = ("[]", transportable(local_error), {})
     gathered = comm.gather(sent, root=0)
     outcome: tuple[Head, bytes] | Exception | None = None
     decoded: Manifest | None = None  # rank 0's, decoded before publishing
     if comm.rank == 0:
         assert gathered is not None
-        failed = [failure for _, failure in gathered if failure is not None]
+        failed = [failure for _, failure, _ in gathered if failure is not None]
+        timings = measured.summed(t for _, _, t in gathered)
         try:
             if failed:
                 raise failed[0]
-            encoded = [text for text, _ in gathered]
+            encoded = [text for text, _, _ in gathered]
+            writer_info = {**writer_record(comm.size),
+                           "backends": {b: t.to_json() for b, t in timings.items()}}  # fmt: skip
             new_head, data, decoded = _publish(
-                store, proposal.namespace, parent, comm.size, encoded
+                store, proposal.namespace, parent, writer_info, encoded
             )
             outcome = (new_head, data)
         except Exception as error:  # every rank raises it, none waits for rank 0
@@ -117,11 +122,16 @@ def commit(comm: Comm, store: ContainerStore, proposal: Proposal, parent: Parent
     if decoded is not None:  # rank 0, published: never raises (the outcome is decided)
         logged = events.record_commit(store, new_head.epoch, decoded.writer)
         oncommit.after_commit(writer.config, store, new_head.epoch, logged)
+        measured.record(store.meta, timings)
     return Committed(new_head, decoded or _readable(store, new_head.epoch, data))
 
 
 def _publish(
-    store: ContainerStore, namespace: Namespace, parent: Parent, nranks: int, encoded: list[str]
+    store: ContainerStore,
+    namespace: Namespace,
+    parent: Parent,
+    writer: dict[str, Any],
+    encoded: list[str],
 ) -> tuple[Head, bytes, Manifest]:
     head, lease = parent.head, parent.lease
     epoch = head.epoch + 1
@@ -132,7 +142,7 @@ def _publish(
         epoch=epoch,
         parent_checksum=head.checksum,
         created=datetime.datetime.now(datetime.UTC).isoformat(),
-        writer=writer_record(nranks),
+        writer=writer,
         namespace=namespace.to_json(),
         packs=_packs(store, parent.loaded),
         replicated_in=parent.loaded[-1].replicated_in + ([epoch] if replicated else []),

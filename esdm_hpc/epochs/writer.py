@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
@@ -23,8 +24,9 @@ from esdm_hpc.errors import EpochWriteError
 from esdm_hpc.faults import crash_point
 from esdm_hpc.fragment import Fragment, Replica, encode_digests
 from esdm_hpc.kernels import checksum
+from esdm_hpc.measured import Timing
 from esdm_hpc.namespace import DatasetMeta, renamed
-from esdm_hpc.placement import choose_backends, has_room, split
+from esdm_hpc.placement import CostModel, choose_backends, has_room, split
 from esdm_hpc.serialisation import for_dataset
 from esdm_hpc.strings import is_string
 
@@ -83,6 +85,8 @@ class EpochWriter:
         self._lock = threading.Lock()  # synchronous writes and write_async's thread
         self._failed: BaseException | None = None  # the first failed write: the epoch is lost
         self._full: set[str] = set()  # burst buffers a write found full in this epoch
+        self._timings: dict[str, Timing] = {}  # per backend: this epoch's appends and syncs
+        self._model = CostModel(config.weights)
 
     @property
     def fragments(self) -> list[Fragment]:
@@ -197,6 +201,9 @@ class EpochWriter:
         is left for the rest of the epoch, and the write goes to the next tier."""
         while True:
             chosen = choose_backends(self.config, payload.nbytes, self._has_room(payload.nbytes))
+            for backend in chosen:
+                timing = self._timing(backend.id)
+                timing.predicted_s += self._model.write_seconds(backend, payload.nbytes)
             try:
                 return tuple([self._append(b.id, payload) for b in chosen])
             except BackendError as error:
@@ -264,7 +271,12 @@ class EpochWriter:
             backend: Backend = self.store.backends[backend_id]
             log = backend.create_log(self.store.log_name(self.epoch, self.rank, self.session))
             self._logs[backend_id] = log
+        began = time.perf_counter()
         start = log.append(payload)
+        timing = self._timing(backend_id)
+        timing.seconds += time.perf_counter() - began
+        timing.appends += 1
+        timing.bytes += payload.nbytes
         crash_point("write.appended")
         return Replica(
             backend_id, log.name, start, payload.nbytes, self.store.backends[backend_id].node
@@ -281,9 +293,23 @@ class EpochWriter:
                     f"failed ({self._failed}); the epoch is discarded"
                 ) from self._failed
             self._store_run()  # a failure fails the commit: this epoch is discarded
-        for log in self._logs.values():
+        for backend_id, log in self._logs.items():
+            began = time.perf_counter()
             log.sync()
+            self._timing(backend_id).seconds += time.perf_counter() - began
         crash_point("write.synced")
+
+    def _timing(self, backend_id: str) -> Timing:
+        timing = self._timings.get(backend_id)
+        if timing is None:
+            timing = self._timings[backend_id] = Timing()
+        return timing
+
+    @property
+    def timings(self) -> dict[str, Timing]:
+        """Per backend, this epoch's appends and syncs so far, and what placement
+        predicted of them (`measured`)."""
+        return self._timings
 
     def close(self) -> None:
         """Release the logs of a committed epoch (they are durable already)."""
