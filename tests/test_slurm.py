@@ -354,3 +354,59 @@ def test_commit_submits_a_post_processing_job_that_reads_its_epoch(cluster: Clus
     assert sorted((e.kind, e.epoch, e.fields["container"]) for e in logged) == [
         ("derived", epoch, f"esdm://run-post-e{epoch}") for epoch in range(1, steps + 1)
     ], context
+
+
+BURST_BUFFER = ROOT / "slurm" / "burst-buffer.sbatch"
+# Two ranks write half of T each at every step and commit; with the site's burst
+# buffer the data is only node-local until the job's stage-out drains it.
+BB_MODEL = """
+import sys
+import numpy as np
+from mpi4py import MPI
+import esdm_hpc
+steps = int(sys.argv[1])
+comm = MPI.COMM_WORLD
+with esdm_hpc.open("esdm://staged", "w", comm=comm) as c:
+    c.create_dataset("T", shape=(steps, 4, 512), dtype="f8")
+    rows = slice(2 * comm.rank, 2 * comm.rank + 2)
+    for step in range(steps):
+        c["T"][step, rows] = np.full((2, 512), 10.0 * step + comm.rank)
+        c.commit()
+"""
+
+
+def test_a_job_on_the_burst_buffer_stages_out_with_esdm_drain(cluster: Cluster) -> None:
+    work = cluster.run_dir / "bb-job"
+    work.mkdir()
+    steps = 3
+    (work / "model.py").write_text(BB_MODEL)
+    site = {
+        "backends": [
+            {"id": "disk", "type": "posix", "target": str(work / "disk")},
+            {"id": "bb", "type": "burstbuffer", "target": str(work / "bb"), "drain_to": "disk"},
+        ]
+    }
+    (work / "site.json").write_text(json.dumps(site))
+    env = dict(cluster.env, ESDM_VENV=sys.prefix, ESDM_ROOT=str(ROOT),
+               ESDM_CONFIG=str(work / "site.json"), ESDM_STAGE_OUT="esdm://staged")  # fmt: skip
+    output = work / "job-%j.out"
+    cmd = ["sbatch", "--wait", "--parsable", "--ntasks=2", "--time=3", f"--output={output}",
+           str(BURST_BUFFER), "model.py", str(steps)]  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True,
+                              timeout=JOB_TIMEOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"sbatch --wait did not finish in {JOB_TIMEOUT}s: {exc}\n{cluster.logs()}")
+    job_id = proc.stdout.strip().split(";")[0]
+    out_file = Path(str(output).replace("%j", job_id))
+    job_output = out_file.read_text() if out_file.is_file() else "(no output file)"
+    context = f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}\njob output:\n{job_output}"
+    assert proc.returncode == 0, context
+    assert "esdm://staged: drained 6 fragments" in job_output, context
+    assert "0 fragments only on node-local storage" in job_output, context
+    assert not list((work / "bb").rglob("*.log")), "burst-buffer logs left after the drain"
+    shutil.rmtree(work / "bb")  # the node's tmpfs at the job's end
+    with esdm_hpc.open("esdm://staged", config=site) as container:
+        values = container["T"][...]
+    expected = np.array([[[10.0 * s + r] * 512 for r in (0, 0, 1, 1)] for s in range(steps)])
+    np.testing.assert_array_equal(values, expected)
