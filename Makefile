@@ -59,6 +59,11 @@ vol: setup
 demo: setup
 	mpirun -n 4 $(PY) -m esdm_hpc.demo
 
+# The storage tiers: a burst buffer on /dev/shm that drains to disk and to S3
+# (SeaweedFS, started on loopback and stopped again); docs/architecture.md §5.
+demo-tiers: setup
+	mpirun -n 2 $(PY) -m esdm_hpc.tiers_demo
+
 test: setup vol
 	$(PY) -m pytest tests
 

@@ -38,6 +38,7 @@ from esdm_hpc.drain import drain
 from esdm_hpc.epochs import events
 from esdm_hpc.epochs import lease as leases
 from esdm_hpc.epochs.history import History
+from esdm_hpc.epochs.manifest import Manifest
 from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.errors import ContainerNotFoundError, CorruptMetadataError, EsdmError
 from esdm_hpc.fragment import Fragment
@@ -100,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     info = command("info", cmd_info, "datasets, shapes, epochs, fragments and bytes per backend")
     info.add_argument("uri", help="esdm://name")
     info.add_argument("--epoch", type=int, help="describe this epoch (default: newest)")
+    info.add_argument(
+        "--placement",
+        action="store_true",
+        help="per epoch: where its data is now, and its writes' predicted and measured times",
+    )
     dump = command("dump", cmd_dump, "print a region of a dataset, or save it as .npy")
     dump.add_argument("uri", help="esdm://name")
     dump.add_argument("dataset", help="dataset path, e.g. tas or /atmos/tas")
@@ -233,7 +239,36 @@ def cmd_info(args: argparse.Namespace) -> int:
     for backend, nbytes in sorted(per_backend.items()):
         print(f"  {backend}: {_size(nbytes)}")
     _print_at_risk(fragments)
+    if args.placement:
+        _print_placement(store.chain(history.head)[: last.epoch + 1], fragments)
     return 0
+
+
+def _print_placement(manifests: Sequence[Manifest], fragments: Sequence[Fragment]) -> None:
+    """Per epoch: where its fragments' replicas are now (a drain or a repair moves
+    them), and what its commit recorded of each backend's writes (`measured`)."""
+    where: dict[int, Counter[str]] = {}
+    for fragment in fragments:
+        for replica in fragment.replicas:
+            place = replica.backend if replica.node is None else f"{replica.backend}@{replica.node}"
+            where.setdefault(fragment.epoch, Counter())[place] += replica.length
+    print("  placement (where each epoch's data is now; its writes: predicted / measured):")
+    for manifest in manifests[1:]:
+        places = ", ".join(
+            f"{p} {_size(n)}" for p, n in sorted(where.get(manifest.epoch, {}).items())
+        )
+        moved = sorted({r["epoch"] for r in manifest.records if "replicated" in r})
+        if moved:
+            places += f"{', ' if places else ''}new replicas of epochs {moved[0]}-{moved[-1]}"
+        timings = manifest.writer.get("backends", {})
+        writes = "; ".join(
+            f"{backend} {_ms(t['predicted_s'])} / {_ms(t['seconds'])}"
+            for backend, t in sorted(timings.items())
+        )
+        print(
+            f"    epoch {manifest.epoch}: {places or 'no data'}"
+            + (f"  [{writes}]" if writes else "")
+        )
 
 
 def _print_at_risk(fragments: Sequence[Fragment]) -> None:

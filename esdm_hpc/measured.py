@@ -140,8 +140,9 @@ _kept_lock = threading.Lock()
 
 
 @atexit.register
-def _store_at_exit() -> None:
-    """What the last `STORE_SECONDS` of the process taught (best effort)."""
+def flush() -> None:
+    """Store what this process learned and has not stored yet (at its exit too; best
+    effort: an estimate never fails the program)."""
     with _kept_lock:
         for kept in _kept.values():
             try:

@@ -24,6 +24,7 @@ import pytest
 import esdm_hpc
 from esdm_hpc import cli
 from esdm_hpc.epochs.lease import Lease, lease_name
+from tests.mpirun import mpirun
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -655,3 +656,19 @@ def test_corrupt_metadata_is_an_error_not_a_usage_error(esdm, run1: str, tmp_pat
     result = esdm("info", run1)
     assert "esdm://run1 HEAD: unreadable" in result.err
     assert result.code == 3
+
+
+def test_the_tiers_demo_drains_to_disk_and_s3(tmp_path: Path) -> None:
+    """`make demo-tiers`: a real SeaweedFS, a burst buffer, the drain, the placement."""
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    run = mpirun(2, "-m", "esdm_hpc.tiers_demo", "--dir", str(tmp_path / "data"),
+                 "--shm", str(shm), timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    out = run.stdout
+    assert "at risk (only on node-local storage" in out
+    assert "drained 12 fragments" in out and "0 fragments only on node-local storage" in out
+    assert "epoch 7: new replicas of epochs 1-6" in out
+    assert "epoch 6: disk 2.0 MiB, s3 2.0 MiB" in out
+    assert "read back from disk/S3" in out and "configured against measured" in out
+    assert list(shm.iterdir()) == []

@@ -80,10 +80,12 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "esdm_hpc.cli",
             "esdm_hpc.demo",
+            "esdm_hpc.tiers_demo",
             "esdm_hpc.drain",
             "esdm_hpc.gc",
             "esdm_hpc.repair",
             "esdm_hpc.verify",
+            "esdm_hpc.testing.*",
             "esdm_hpc.vol.*",
         ),
     ),

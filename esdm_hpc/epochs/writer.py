@@ -201,9 +201,6 @@ class EpochWriter:
         is left for the rest of the epoch, and the write goes to the next tier."""
         while True:
             chosen = choose_backends(self.config, payload.nbytes, self._has_room(payload.nbytes))
-            for backend in chosen:
-                timing = self._timing(backend.id)
-                timing.predicted_s += self._model.write_seconds(backend, payload.nbytes)
             try:
                 return tuple([self._append(b.id, payload) for b in chosen])
             except BackendError as error:
@@ -266,21 +263,20 @@ class EpochWriter:
         return f"e{self.epoch}-{self.session}-r{self.rank}-{seq}"
 
     def _append(self, backend_id: str, payload: np.ndarray) -> Replica:
+        backend: Backend = self.store.backends[backend_id]
         log = self._logs.get(backend_id)
         if log is None:
-            backend: Backend = self.store.backends[backend_id]
             log = backend.create_log(self.store.log_name(self.epoch, self.rank, self.session))
             self._logs[backend_id] = log
+        timing = self._timing(backend_id)
+        timing.predicted_s += self._model.write_seconds(backend.config, payload.nbytes)
         began = time.perf_counter()
         start = log.append(payload)
-        timing = self._timing(backend_id)
         timing.seconds += time.perf_counter() - began
         timing.appends += 1
         timing.bytes += payload.nbytes
         crash_point("write.appended")
-        return Replica(
-            backend_id, log.name, start, payload.nbytes, self.store.backends[backend_id].node
-        )
+        return Replica(backend_id, log.name, start, payload.nbytes, backend.node)
 
     def sync(self) -> None:
         """Make every byte written so far durable: the first step of a commit.

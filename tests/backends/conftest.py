@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.backends.seaweedfs import SeaweedFS, SeaweedUnavailable
+from esdm_hpc.testing.seaweedfs import SeaweedFS, SeaweedUnavailable
 
 
 def start_server(directory: Path) -> SeaweedFS:

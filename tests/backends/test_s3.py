@@ -19,9 +19,9 @@ import pytest
 import esdm_hpc
 from esdm_hpc.backends import Backend, BackendError, S3Backend, open_backend
 from esdm_hpc.backends import s3 as s3_module
+from esdm_hpc.testing.seaweedfs import SeaweedFS
 from tests.backends.conformance import LOG, BackendTests, backend_config, lock_elsewhere
 from tests.backends.conftest import start_server
-from tests.backends.seaweedfs import SeaweedFS
 
 
 def s3_config(server: SeaweedFS, **options: Any) -> Any:

@@ -26,10 +26,10 @@ import pytest
 import esdm_hpc
 from esdm_hpc.backends import BackendError, S3Backend, open_backend
 from esdm_hpc.config import load_config
+from esdm_hpc.testing.seaweedfs import SeaweedFS, answers
 from tests.backends.conformance import backend_config
 from tests.backends.conftest import start_server
 from tests.backends.faultproxy import KINDS, FaultPlan, FaultProxy
-from tests.backends.seaweedfs import SeaweedFS, answers
 
 BACKEND_LOGGER = "esdm_hpc.backends.s3"
 # Enough retries that a 30% fault rate never exhausts them, and small enough

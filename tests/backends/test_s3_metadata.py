@@ -33,10 +33,10 @@ from esdm_hpc.epochs import lease as leases
 from esdm_hpc.epochs.manifest import Manifest
 from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.errors import LeaseHeldError, LeaseLostError, PublishConflictError
+from esdm_hpc.testing.seaweedfs import SeaweedFS, SeaweedUnavailable
 from tests.backends.conformance import backend_config
 from tests.backends.conftest import start_server
 from tests.backends.faultproxy import FaultPlan, FaultProxy
-from tests.backends.seaweedfs import SeaweedFS, SeaweedUnavailable
 
 LEASE_SECONDS = 0.6
 

@@ -15,8 +15,8 @@ from mpi4py import MPI
 
 import esdm_hpc
 from esdm_hpc.backends import BackendError
+from esdm_hpc.testing.seaweedfs import SeaweedFS, SeaweedUnavailable
 from tests.backends.faultproxy import FaultProxy
-from tests.backends.seaweedfs import SeaweedFS, SeaweedUnavailable
 
 SHAPE = (16, 12)
 

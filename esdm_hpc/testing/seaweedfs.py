@@ -1,9 +1,9 @@
-"""A real SeaweedFS server on loopback for the S3 tests: `SeaweedFS` starts ``weed mini``
-(master, volume, filer and S3 gateway in one process) on free ports with a
-temporary data directory and credentials of its own (or, with ``authenticate``
-off, none: it then takes any signature, so a test proxy may rewrite requests),
-and stops it; started again after a kill, it serves the same data on the same
-ports."""
+"""A real SeaweedFS server on loopback for the S3 tests and the tiers demo:
+`SeaweedFS` starts ``weed mini`` (master, volume, filer and S3 gateway in one
+process) on free ports with a temporary data directory and credentials of its
+own (or, with ``authenticate`` off, none: it then takes any signature, so a
+test proxy may rewrite requests), and stops it; started again after a kill,
+it serves the same data on the same ports."""
 
 from __future__ import annotations
 
