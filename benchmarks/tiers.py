@@ -18,9 +18,18 @@ block of a 3-D float32 field at every step, each step durable before the next.
 - cp+fsync: the tmpfs peer's files copied to the disk and fsynced, the peer of the
   drain's throughput.
 
+S3 (rank 0 alone, on a SeaweedFS server started on loopback, unless --no-s3):
+ESDM with its data on s3 (metadata on the disk) writes the same steps and
+reads them back whole, against the raw client (obstore) putting and getting
+one object per step; then a 16x16 column over all steps and levels is read,
+and the bytes the s3 backend fetched are compared with the bytes asked, at
+the default checksum block size and at a small one (a read fetches whole
+checksum blocks, to verify them).
+
 Targets (issue 13): application-visible bandwidth >= 2.5x posix and >= 2.5x
 h5py-collective and >= 0.8x tmpfs; time to durable on disk <= 1.15x posix;
-drain throughput >= 0.8x cp+fsync.
+drain throughput >= 0.8x cp+fsync; on S3, write and read >= 0.9x the raw
+client and a column read moving <= 1.2x the bytes asked.
 
 With --json, the figures go there and their chart next to it (the same path, .png).
 """
@@ -53,6 +62,7 @@ from write_read import (
     Profiler,
     Progress,
     RawPosix,
+    Region,
     System,
     Workload,
     h5py,
@@ -63,12 +73,16 @@ from write_read import (
 )
 from write_read import Esdm as EsdmOnDisk
 
+import esdm_hpc
 from esdm_hpc.drain import drain
 
 TARGET_VS_DISK = 2.5  # application-visible bandwidth against posix and h5py on the disk
 TARGET_VS_TMPFS = 0.8
 TARGET_DURABLE = 1.15  # time to durable on disk, at most this times posix's
 TARGET_DRAIN = 0.8  # drain throughput against cp + fsync
+TARGET_S3 = 0.9  # ESDM on s3 against the raw client, write and read
+TARGET_COLUMN = 1.2  # bytes a column read fetches from s3, at most this times those asked
+SMALL_BLOCK = 32  # bytes: a checksum block size at which a column fetches what it asks
 
 
 class EsdmBurstBuffer(EsdmOnDisk):
@@ -166,6 +180,20 @@ def summarise(runs: list[dict[str, float]], workload: Workload) -> dict[str, Any
     return {"seconds": best, "mib_s": bandwidth, "durable_s": durable, "ratios": ratios}
 
 
+def s3_summary(s3: dict[str, float], nbytes: int) -> dict[str, Any]:
+    asked = s3["column bytes asked"]
+    return {
+        "mib_s": {name: nbytes / MiB / s3[name] for name in
+                  ("esdm write", "raw write", "esdm read", "raw read")},
+        "column_bytes": {"asked": asked, "default block": s3["column bytes default"],
+                         f"{SMALL_BLOCK} B blocks": s3[f"column bytes {SMALL_BLOCK} B"]},
+        "ratios": {"write_vs_raw": s3["raw write"] / s3["esdm write"],
+                   "read_vs_raw": s3["raw read"] / s3["esdm read"],
+                   "column_default": s3["column bytes default"] / asked,
+                   "column_small": s3[f"column bytes {SMALL_BLOCK} B"] / asked},
+    }  # fmt: skip
+
+
 def report(summary: dict[str, Any], workload: Workload) -> None:
     mib_s, ratios = summary["mib_s"], summary["ratios"]
     print(f"\n  {'system':<18} {'MiB/s':>9}  (open + {workload.steps} durable steps + close)")
@@ -187,6 +215,36 @@ def report(summary: dict[str, Any], workload: Workload) -> None:
     line("ESDM-bb/raw-tmpfs visible write", "visible_vs_tmpfs", TARGET_VS_TMPFS)
     line("time to durable ESDM-bb+drain/raw-posix", "durable_vs_posix", TARGET_DURABLE, True)
     line("drain/cp+fsync throughput", "drain_vs_cp", TARGET_DRAIN)
+    if "s3" in summary:
+        s3 = summary["s3"]
+        print("\n  S3 (one process, SeaweedFS on loopback):")
+        for name, value in s3["mib_s"].items():
+            print(f"  {name:<18} {value:9.1f} MiB/s")
+        column = s3["column_bytes"]
+        print(f"  16x16 column: {column['asked']} bytes asked, {column['default block']} "
+              f"fetched (default checksum blocks), {column[f'{SMALL_BLOCK} B blocks']} "
+              f"fetched ({SMALL_BLOCK} B blocks)")  # fmt: skip
+        ratios = s3["ratios"]
+        for label, key, target, at_most in (
+            ("ESDM/raw-client S3 write", "write_vs_raw", TARGET_S3, False),
+            ("ESDM/raw-client S3 read", "read_vs_raw", TARGET_S3, False),
+            (
+                "S3 column bytes fetched/asked, default blocks",
+                "column_default",
+                TARGET_COLUMN,
+                True,
+            ),
+            (
+                f"S3 column bytes fetched/asked, {SMALL_BLOCK} B blocks",
+                "column_small",
+                TARGET_COLUMN,
+                True,
+            ),
+        ):
+            met = ratios[key] <= target if at_most else ratios[key] >= target
+            sign = "<=" if at_most else ">="
+            print(f"ratio {label}: {ratios[key]:.2f}x (target {sign} {target}x: "
+                  f"{'met' if met else 'MISSED'})")  # fmt: skip
 
 
 def chart(summary: dict[str, Any], workload: Workload, path: Path) -> None:
@@ -213,7 +271,84 @@ def chart(summary: dict[str, Any], workload: Workload, path: Path) -> None:
             {"drain": [mib_s["drain"]], "cp+fsync": [mib_s["cp+fsync"]]},
         ),
     ]
+    if "s3" in summary:
+        s3 = summary["s3"]["mib_s"]
+        panels.append(
+            Panel(
+                "S3 (SeaweedFS): ESDM against the raw client",
+                "MiB/s",
+                ["write", "read"],
+                {
+                    "esdm": [s3["esdm write"], s3["esdm read"]],
+                    "raw client": [s3["raw write"], s3["raw read"]],
+                },
+            )
+        )
     write_chart(path, f"Tiers on {workload.nprocs} rank(s): burst buffer, drain, disk", panels)
+
+
+def s3_run(workload: Workload, directory: Path) -> dict[str, float]:
+    """The S3 measurements, on one process (rank 0): seconds and bytes by name."""
+    import obstore
+    from obstore.store import S3Store
+
+    from esdm_hpc.testing.seaweedfs import BUCKET, SeaweedFS
+
+    server = SeaweedFS(directory / "seaweedfs").start()
+    try:
+        options = server.options()
+        raw = S3Store(BUCKET, endpoint=options["endpoint"], region=options["region"],
+                      access_key_id=options["access_key_id"],
+                      secret_access_key=options["secret_access_key"],
+                      client_options={"allow_http": True})  # fmt: skip
+        full = Region("all", (0, 0, 0, 0), workload.full_shape)
+        data = workload.expected(full)
+        seconds: dict[str, float] = {}
+        start = time.perf_counter()
+        for step in range(workload.steps):
+            obstore.put(raw, f"raw/step{step}", memoryview(data[step]).cast("B"))
+        seconds["raw write"] = time.perf_counter() - start
+        start = time.perf_counter()
+        for step in range(workload.steps):
+            obstore.get(raw, f"raw/step{step}").bytes()
+        seconds["raw read"] = time.perf_counter() - start
+        for block, label in ((None, "default"), (SMALL_BLOCK, f"{SMALL_BLOCK} B")):
+            config = {
+                "backends": [
+                    {"id": "disk", "type": "posix", "target": str(directory / "meta")},
+                    {"id": "s3", "type": "s3", "target": f"esdm-{label}/", "options": options},
+                ],
+                "metadata_backend": "disk",
+                **({} if block is None else {"block_size": block}),
+            }
+            config["backends"][0]["performance"] = {"write_bandwidth": "1 MB/s"}  # data to s3
+            uri = f"esdm://s3-{block or 'default'}"
+            start = time.perf_counter()
+            with esdm_hpc.open(uri, "w", config=config) as container:
+                field = container.create_dataset("field", shape=workload.full_shape, dtype=DTYPE)
+                for step in range(workload.steps):
+                    field[step] = data[step]
+                    container.commit()
+            if block is None:
+                seconds["esdm write"] = time.perf_counter() - start
+            with esdm_hpc.open(uri, config=config) as container:
+                s3 = container.backends["s3"]
+                if block is None:
+                    start = time.perf_counter()
+                    back = container["field"][...]
+                    seconds["esdm read"] = time.perf_counter() - start
+                    if not np.array_equal(back, data):
+                        raise AssertionError("esdm on s3: the data reads back wrong")
+                column = workload.column
+                before = s3.traffic.bytes_read
+                got = container["field"][column.index]
+                seconds[f"column bytes {label}"] = s3.traffic.bytes_read - before
+                if not np.array_equal(got, workload.expected(column)):
+                    raise AssertionError("esdm on s3: the column reads back wrong")
+        seconds["column bytes asked"] = workload.column.nbytes
+        return seconds
+    finally:
+        server.stop()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -225,6 +360,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dir", type=Path, help="parent of the data directory on the disk")
     parser.add_argument("--shm", type=Path, default=Path("/dev/shm"), help="the tmpfs")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--no-s3", action="store_true", help="skip the S3 measurements")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one run (smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -261,8 +397,17 @@ def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
         if comm.rank == 0:
             shutil.rmtree(disk, ignore_errors=True)
             shutil.rmtree(shm, ignore_errors=True)
+    s3 = None
+    if comm.rank == 0 and not args.no_s3:
+        s3_dir = Path(tempfile.mkdtemp(prefix="esdm-tiers-s3-", dir=args.dir or None))
+        try:
+            s3 = s3_run(Workload.create(shape, steps, 1), s3_dir)
+        finally:
+            shutil.rmtree(s3_dir, ignore_errors=True)
     if comm.rank == 0:
         summary = summarise(runs, workload)
+        if s3 is not None:
+            summary["s3"] = s3_summary(s3, workload.total_bytes)
         report(summary, workload)
         if args.json is not None:
             record = {

@@ -146,7 +146,7 @@ class TriggerConfig:
 
     dataset: str  # the dataset's path, "/tas"
     function: str  # "module:function", called as function(context, **args) -> bool
-    keep_last: int  # steps held, the newest included
+    keep_last: int  # steps held: the last ones committed
     then: int = 0  # steps persisted as written after each trigger
     args: Mapping[str, Any] = field(default_factory=Options, hash=False)  # keyword arguments
     on_failure: OnFailure = "record"
@@ -173,6 +173,8 @@ class SiteConfig:
     # "learned": placement uses the measured latency and bandwidth of each backend
     # (esdm_hpc/measured.py) once known; "configured": the figures above, always
     performance_model: PerformanceSource = "configured"
+    # how long a read waits for another node's burst buffer to drain what it needs
+    drain_wait: float = 30.0
     on_commit: tuple[OnCommit, ...] = ()  # commands started after commits (below)
     hooks: tuple[HookConfig, ...] = ()  # in-situ hooks of the containers written (below)
     triggers: tuple[TriggerConfig, ...] = ()  # datasets persisted only when triggered (below)
@@ -532,7 +534,9 @@ _timeout = _measure(
 _OPTIONS: dict[str, dict[str, _Key]] = {
     "posix": {"stripe_count": _Key(_stripe_count, None), "stripe_size": _Key(_stripe_size, None)},
     "memory": {},
-    "burstbuffer": {},
+    # when committed fragments leave it: in the writer's background (esdm_hpc/epochs/
+    # stageout.py), or only with esdm drain (default: background)
+    "burstbuffer": {"drain": _Key(_choice(("background", "at-end")), None)},
     "s3": {
         "endpoint": _Key(_string, None),
         "bucket": _Key(_string),
@@ -942,6 +946,7 @@ def _site(raw: object, base_dir: str, source: str) -> SiteConfig:
             "performance_model": _Key(
                 _choice(get_args(PerformanceSource)), SiteConfig.performance_model
             ),
+            "drain_wait": _Key(_duration, SiteConfig.drain_wait),
             "hooks": _Key(_hooks, ()),
             "triggers": _Key(_triggers, ()),
             "on_commit": _Key(_on_commit, ()),
@@ -959,6 +964,7 @@ def _site(raw: object, base_dir: str, source: str) -> SiteConfig:
         metadata_backend=metadata_backend,
         block_size=values["block_size"],
         performance_model=values["performance_model"],
+        drain_wait=values["drain_wait"],
         hooks=values["hooks"],
         triggers=values["triggers"],
         on_commit=values["on_commit"],

@@ -10,6 +10,7 @@ and the VOL connector use the public methods below.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict
@@ -17,12 +18,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from esdm_hpc import measured
 from esdm_hpc.backends import Backend, BackendError, open_backend
 from esdm_hpc.comm import Comm, agree, as_comm, on_root
 from esdm_hpc.config import SiteConfig, load_config
 from esdm_hpc.copying import CopyOptions, copy_object
 from esdm_hpc.creation import dataset_meta
-from esdm_hpc.epochs import events
+from esdm_hpc.epochs import events, stageout
 from esdm_hpc.epochs import lease as leases
 from esdm_hpc.epochs.catalogue import Catalogue
 from esdm_hpc.epochs.commit import Parent, Proposal, commit
@@ -44,6 +46,7 @@ MODES = ("r", "w", "a")
 
 
 T = TypeVar("T")
+DRAIN_POLL_SECONDS = 0.2  # how often a read waiting for another node's drain looks
 
 
 def open(
@@ -124,6 +127,11 @@ class Container(Group):
                 comm, self.catalogue, self._epoch, namespace, dirty=opened.fresh
             )
         self._closed = False
+        self._staging: stageout.StageOut | stageout.Idle = stageout.Idle()
+        if self._epoch is not None:
+            self._staging = stageout.start(
+                config, store.backends, comm.rank, self._epoch, self.catalogue.records()
+            )
         self._hooks = Hooks(self, hooks)
         # rank 0 holds the lease for all, renewed while the process lives
         self._lease = (
@@ -170,8 +178,9 @@ class Container(Group):
 
     @property
     def hooks(self) -> Hooks:
-        """The in-situ hooks of this container (esdm_hpc/hooks.py): those the site
-        configuration names, and those added (`Dataset.on_write`, `on_commit`)."""
+        """The in-situ hooks of this container (esdm_hpc/hooks/): those the site
+        configuration names, and those added (`Dataset.on_write`, `on_commit`,
+        `keep_last`)."""
         return self._hooks
 
     @property
@@ -242,27 +251,50 @@ class Container(Group):
         )
 
     def _read_again_if_moved(self, read: Callable[[], T]) -> T:
-        """``read``; where storage failed it, once more with the replicas committed
-        since this container looked (a drain or a repair since deleted or replaced
-        copies its records name), if there are any."""
+        """``read``; where storage failed it, again with the replicas committed since
+        this container looked (a drain or a repair since deleted or replaced copies
+        its records name), if there are any; where it needs a fragment only another
+        node's burst buffer holds, again as its drain commits, for up to the
+        site's ``drain_wait``."""
         try:
             return read()
-        except (BackendError, ReplicaUnreachableError):
+        except (BackendError, ReplicaUnreachableError) as error:
+            failed: Exception = error
+        waits = isinstance(failed, ReplicaUnreachableError)
+        deadline = time.monotonic() + (self.config.drain_wait if waits else 0.0)
+        while True:
             self._replicas_seen, records = self.store.replicas_since(self._replicas_seen)
-            if not records:
-                raise
-            self.catalogue.absorb_replicas(records)
-            return read()
+            if records:
+                self.catalogue.absorb_replicas(records)
+                try:
+                    return read()
+                except ReplicaUnreachableError as error:  # drained in part so far
+                    failed = error
+            if time.monotonic() >= deadline:
+                if waits and self.config.drain_wait:
+                    raise ReplicaUnreachableError(
+                        f"{failed} (waited {self.config.drain_wait:g} s for its drain)"
+                    ) from None
+                raise failed
+            time.sleep(DRAIN_POLL_SECONDS)
 
     def write(self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray) -> None:
-        """Write ``data`` (of the dataset's dtype) at ``offset`` in the open epoch."""
-        self._writing(f"writing {meta.path}").write(meta, offset, data)
+        """Write ``data`` (of the dataset's dtype) at ``offset`` in the open epoch (or
+        hold it in memory: `Dataset.keep_last`)."""
+        epoch = self._writing(f"writing {meta.path}")
+        if not self._hooks.holds(meta.path):
+            epoch.write(meta, offset, data)
         self._hooks.written(meta, offset, data)
 
     def write_async(
         self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray
     ) -> Future[None]:
-        request = self._writing(f"writing {meta.path}").write_async(meta, offset, data)
+        epoch = self._writing(f"writing {meta.path}")
+        if self._hooks.holds(meta.path):  # held: a copy is taken now, nothing to wait for
+            request: Future[None] = Future()
+            request.set_result(None)
+        else:
+            request = epoch.write_async(meta, offset, data)
         self._hooks.written(meta, offset, data)
         return request
 
@@ -320,16 +352,22 @@ class Container(Group):
         error on every rank and discards the epoch: data and namespace changes
         since the last commit are dropped, the container shows that commit.
         """
+        with self._staging.paused():  # the background drain copies nothing meanwhile
+            return self._commit()
+
+    def _commit(self) -> int:
         pending, epoch = self.edit("commit"), self.open_epoch
         lease = None if self._lease is None else self._lease.lease
         try:
             # derived datasets go into this epoch, committed with the raw data
-            failed = self._hooks.before_commit(self._head.epoch + 1)
-            proposal = Proposal(pending.namespace, epoch.writer, epoch.finish_requests() or failed)
+            hooked = self._hooks.before_commit(self._head.epoch + 1)
+            error = epoch.finish_requests() or hooked.error
+            proposal = Proposal(pending.namespace, epoch.writer, error, hooked.events)
             parent = Parent(self._head, self.catalogue.manifests, lease)
             done = commit(self.comm, self.store, proposal, parent)
         except BaseException:
             self._hooks.refused()
+            self._staging.refused()
             epoch.end(committed=False)
             pending.reset()
             epoch.start(self._head.epoch + 1)
@@ -341,7 +379,8 @@ class Container(Group):
         self.catalogue.forget_packed()
         pending.reset()
         epoch.start(self._head.epoch + 1)
-        self._hooks.committed(self.epoch)
+        self._hooks.committed()
+        self._staging.committed(done.manifest)
         return self.epoch
 
     def log_event(self, kind: str, **fields: Any) -> events.Event:
@@ -377,15 +416,17 @@ class Container(Group):
         return self.epoch
 
     def close(self) -> None:
-        """Commit what is pending (collective) and release the lease.
+        """Commit what is pending (collective), the steps held by `Dataset.keep_last`
+        included, and release the lease.
 
         A refused commit is raised after the container is closed and the lease
         released: a next writer can open it at once."""
         if self._closed:
             return
         try:
-            if self.writable:
-                self._hooks.drain()  # their outputs land in the last commit
+            if self.writable:  # background outputs and held steps land in the last commit
+                self._hooks.finish()
+                self._hooks.persist_held()
             if self.writable and any(self.comm.allgather(self.pending)):
                 self.commit()
         finally:
@@ -395,6 +436,9 @@ class Container(Group):
         """Close without committing: the open epoch's logs become orphans for gc."""
         self._closed = True
         self._hooks.close()
+        self._staging.close()  # after the copy in progress; the rest waits for esdm drain
+        if self.writable and self.comm.rank == 0:
+            measured.flush(self.store.meta)  # what this writer's commits taught the site
         if self._epoch is not None:
             self._epoch.close()
             self._epoch = None

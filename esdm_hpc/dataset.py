@@ -173,7 +173,7 @@ class Dataset(Node):
         """Call ``function(block, offset[, comm], **args)`` after each write of this
         dataset, on the rank that wrote it (registering is collective). What it returns
         goes to the dataset's on_commit hooks (`CommitContext.results`); a Numba
-        function taking ``(block, offset)`` is the fast path. See esdm_hpc/hooks.py."""
+        function taking ``(block, offset)`` is the fast path. See esdm_hpc/hooks/."""
         return self._container.hooks.add(self.name, "write", function, args=args, budget=budget,
                                          on_failure=on_failure, name=name)  # fmt: skip
 
@@ -185,12 +185,40 @@ class Dataset(Node):
         budget: float | None = None,
         on_failure: OnFailure = "record",
         name: str | None = None,
+        blocks: bool = True,
     ) -> Hook:
         """Call ``function(context, **args)`` on every rank at each commit that follows
         writes of this dataset (collective); ``context.write`` adds derived datasets to
-        the epoch being committed, atomically with the raw data. See esdm_hpc/hooks.py."""
+        the epoch being committed, atomically with the raw data. ``blocks=False``: the
+        context has no blocks, so writes are not copied for it (a hook that reduces
+        what on_write hooks returned). See esdm_hpc/hooks/."""
         return self._container.hooks.add(self.name, "commit", function, args=args, budget=budget,
-                                         on_failure=on_failure, name=name)  # fmt: skip
+                                         on_failure=on_failure, name=name,
+                                         blocks=blocks)  # fmt: skip
+
+    def keep_last(
+        self,
+        steps: int,
+        *,
+        trigger: Callable[..., Any],
+        then: int = 0,
+        args: Mapping[str, Any] | None = None,
+        on_failure: OnFailure = "record",
+        name: str | None = None,
+    ) -> Hook:
+        """Hold the last ``steps`` steps of this dataset in memory only, and persist them
+        when ``trigger(context, **args)`` returns true on any rank (collective).
+
+        A step is a commit after writes of the dataset: its writes are held (copies;
+        in-situ hooks see them as usual), not written. At each such commit the
+        trigger is called like an on_commit hook; when it fires, the held steps,
+        that commit's included, are written into the epoch being committed, each
+        where it was written (its time index), and the next ``then`` steps are
+        written as they come; then holding starts again. ``close()`` persists what
+        is held in its commit; ``abort()`` and a crash lose it. Every trigger and
+        what it persisted is an event of kind "trigger". See esdm_hpc/hooks/."""
+        return self._container.hooks.keep_last(self.name, steps, trigger, then=then, args=args,
+                                               on_failure=on_failure, name=name)  # fmt: skip
 
     def resize(self, shape: tuple[int, ...] | int, axis: int | None = None) -> None:
         """Change the shape within ``maxshape`` (collective).

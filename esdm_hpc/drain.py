@@ -31,14 +31,13 @@ import numpy as np
 
 from esdm_hpc.backends import Backend
 from esdm_hpc.comm import Comm, as_comm, on_every
-from esdm_hpc.config import BackendConfig, SiteConfig
 from esdm_hpc.container import Container
 from esdm_hpc.container import open as open_container
 from esdm_hpc.epochs import events
 from esdm_hpc.epochs.history import History
 from esdm_hpc.errors import LeaseHeldError
 from esdm_hpc.fragment import Fragment, Replica
-from esdm_hpc.placement import choose_backends, reaches
+from esdm_hpc.placement import drain_targets, reaches
 from esdm_hpc.selection import Hyperslab
 
 logger = logging.getLogger(__name__)
@@ -184,19 +183,10 @@ def _copy(container: Container, source: _Source, payload: np.ndarray, report: Dr
         logger.error("%s", report.refused[-1])
         return
     kept = [r for r in fragment.replicas if r.node is None]
-    targets = _targets(container.config, source.backend.config, len(kept))
+    targets = drain_targets(container.config, source.backend.config, replica.length, len(kept))
     container.open_epoch.writer.replicate(fragment, payload, targets, kept)
     report.bytes += replica.length
     report.fragments += 1
-
-
-def _targets(config: SiteConfig, burst_buffer: BackendConfig, kept: int) -> list[str]:
-    """Where a fragment drains to: the burst buffer's ``drain_to``, and the cheapest
-    other global backends until it has ``config.replicas`` global replicas."""
-    assert burst_buffer.drain_to is not None  # the configuration requires it
-    cheapest = choose_backends(config, 0, lambda b: b.accessibility == "global")
-    others = [b.id for b in cheapest if b.id != burst_buffer.drain_to]
-    return [burst_buffer.drain_to, *others][: max(1, config.replicas - kept)]
 
 
 def _remove_drained(container: Container, comm: Comm) -> int:

@@ -16,7 +16,6 @@ a backend has `MIN_SAMPLES` samples.
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import json
 import logging
@@ -139,16 +138,17 @@ _kept: dict[tuple[str, str], _Kept] = {}  # by the metadata backend's id and tar
 _kept_lock = threading.Lock()
 
 
-@atexit.register
-def flush() -> None:
-    """Store what this process learned and has not stored yet (at its exit too; best
-    effort: an estimate never fails the program)."""
+def flush(meta: Backend) -> None:
+    """Store what this process learned of the site kept on ``meta`` and has not stored
+    yet (a writer calls it at its close, not the process at its exit, when the site
+    may be gone; best effort: an estimate never fails the program)."""
     with _kept_lock:
-        for kept in _kept.values():
-            try:
-                kept.store()
-            except Exception as error:
-                logger.warning("measured performance not recorded on %r: %s", kept.meta.id, error)
+        kept = _kept.pop((meta.id, meta.config.target), None)
+    if kept is not None:
+        try:
+            kept.store()
+        except Exception as error:
+            logger.warning("measured performance not recorded on %r: %s", meta.id, error)
 
 
 def record(meta: Backend, timings: Mapping[str, Timing]) -> None:

@@ -80,6 +80,18 @@ def choose_backends(
     return usable[: config.replicas]
 
 
+def drain_targets(
+    config: SiteConfig, burst_buffer: BackendConfig, nbytes: int, kept: int = 0
+) -> list[str]:
+    """Where a fragment of ``nbytes`` drains to from ``burst_buffer``: its ``drain_to``,
+    then the cheapest other global backends, until it has ``config.replicas`` global
+    replicas with the ``kept`` it has already."""
+    assert burst_buffer.drain_to is not None  # the configuration requires it
+    cheapest = choose_backends(config, nbytes, lambda b: b.accessibility == "global")
+    others = [b.id for b in cheapest if b.id != burst_buffer.drain_to]
+    return [burst_buffer.drain_to, *others][: max(1, config.replicas - kept)]
+
+
 def has_room(backend: Backend, nbytes: int) -> bool:
     """Whether ``backend`` reports room for ``nbytes`` and a reserve (`ROOM_RESERVE`)."""
     free = backend.free_bytes()

@@ -440,7 +440,8 @@ class Session:
         self.burst_buffer = f"{target}-bb" if tiers else None
         if self.burst_buffer is not None:
             backends.append({"id": "bb", "type": "burstbuffer", "target": self.burst_buffer,
-                             "drain_to": "disk", "limits": limits})  # fmt: skip
+                             "drain_to": "disk", "limits": limits,
+                             "options": {"drain": "at-end"}})  # fmt: skip
         self.config = {"backends": backends, "block_size": block}
         self.model = Model()
         self.spare: int | None = None  # bytes free beside the ballast; None: no ballast

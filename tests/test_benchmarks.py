@@ -133,6 +133,8 @@ def test_tiers_benchmark_drains_and_reports_ratios(tmp_path: Path) -> None:
         "ratio ESDM-bb/raw-posix visible write:",
         "ratio time to durable ESDM-bb+drain/raw-posix:",
         "ratio drain/cp+fsync throughput:",
+        "ratio ESDM/raw-client S3 write:",
+        "ratio S3 column bytes fetched/asked, 32 B blocks:",
     ):
         assert line in run.stdout, report(run)
     record = json.loads(results.read_text())
@@ -140,3 +142,24 @@ def test_tiers_benchmark_drains_and_reports_ratios(tmp_path: Path) -> None:
     chart = assert_chart(results)
     assert set(tmp_path.iterdir()) == {results, chart, shm}, "the data directory was not removed"
     assert list(shm.iterdir()) == [], "the burst buffer was not removed"
+
+
+def test_insitu_benchmark_reports_ratios_against_the_targets(tmp_path: Path) -> None:
+    results = tmp_path / "insitu.json"
+    run = benchmark("insitu.py", "--quick", "--dir", tmp_path, "--json", results, timeout=120)
+    assert run.returncode == 0, report(run)
+    for line in (
+        "in-situ means equal the read-back's: True",
+        "ratio time to last result read-back/in-situ (Numba):",
+        "ratio step time Numba hook/write alone:",
+    ):
+        assert run.stdout.count(line) == 2, report(run)  # 1 and 2 ranks
+    record = json.loads(results.read_text())
+    assert set(record["ranks"]) == {"1", "2"}
+    for ranks in record["ranks"].values():
+        read = ranks["summary"]["mib_read"]
+        # in-situ reads metadata only; the read-back reads the box of every step
+        assert read["numba"] < 0.1 * read["usual"] and read["python"] < 0.1 * read["usual"]
+        assert ranks["summary"]["time_to_result_s"]["usual"] > 0
+    chart = assert_chart(results)
+    assert set(tmp_path.iterdir()) == {results, chart}, "the data directory was not removed"

@@ -232,7 +232,8 @@ def test_documented_examples_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("SCRATCH", str(tmp_path / "scratch"))
     doc = (Path(__file__).parents[1] / "docs/configuration.md").read_text()
     examples = re.findall(r"```(json|toml)\n(.*?)```", doc, re.DOTALL)
-    assert [kind for kind, _ in examples] == ["json", "toml", "json", "toml", "toml", "toml"]
+    assert [kind for kind, _ in examples] == ["json", "toml", "json", "toml", "toml", "toml",
+                                              "toml"]  # fmt: skip
     configs = []
     for i, (kind, text) in enumerate(examples):
         (tmp_path / f"example{i}.{kind}").write_text(text)
@@ -242,13 +243,14 @@ def test_documented_examples_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert [b.type for b in configs[0].backends] == ["posix", "posix"]
     assert [c.command[0] for c in configs[3].on_commit] == ["sbatch", "sh"]  # on_commit
     assert [h.function for h in configs[4].hooks] == ["mymodel.insitu:regional_mean"]  # hooks
-    objects = configs[5].backend("objects")  # the s3 example
+    assert [(t.dataset, t.keep_last, t.then) for t in configs[5].triggers] == [("/tas", 8, 24)]
+    objects = configs[6].backend("objects")  # the s3 example
     assert (objects.type, objects.target, objects.options["bucket"]) == (
         "s3",
         "runs/2026/",
         "climate",
     )
-    assert configs[5].metadata_backend == "project"
+    assert configs[6].metadata_backend == "project"
 
 
 def test_documented_messages_are_the_ones_given() -> None:

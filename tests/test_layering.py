@@ -58,6 +58,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "esdm_hpc.epochs.history",
             "esdm_hpc.epochs.chaincheck",
             "esdm_hpc.epochs.events",
+            "esdm_hpc.epochs.stageout",
             "esdm_hpc.epochs.oncommit",
         ),
     ),
@@ -72,7 +73,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "esdm_hpc.attributes",
             "esdm_hpc.copying",
             "esdm_hpc.creation",
-            "esdm_hpc.hooks",
+            "esdm_hpc.hooks.*",
         ),
     ),
     (

@@ -383,7 +383,13 @@ def test_a_job_on_the_burst_buffer_stages_out_with_esdm_drain(cluster: Cluster) 
     site = {
         "backends": [
             {"id": "disk", "type": "posix", "target": str(work / "disk")},
-            {"id": "bb", "type": "burstbuffer", "target": str(work / "bb"), "drain_to": "disk"},
+            {
+                "id": "bb",
+                "type": "burstbuffer",
+                "target": str(work / "bb"),
+                "drain_to": "disk",
+                "options": {"drain": "at-end"},
+            },  # all of it for the job's stage-out
         ]
     }
     (work / "site.json").write_text(json.dumps(site))

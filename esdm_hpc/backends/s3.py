@@ -246,6 +246,30 @@ class _Piece:
     target: memoryview
 
 
+@dataclass
+class Traffic:
+    """The data this backend moved: log parts uploaded and ranges read (their indexes
+    and the metadata objects not counted), for measurements (benchmarks/tiers.py)."""
+
+    parts_written: int = 0
+    bytes_written: int = 0
+    range_reads: int = 0  # requests: one per part of a read, its ranges together
+    bytes_read: int = 0
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def wrote(self, nbytes: int) -> None:
+        with self._lock:
+            self.parts_written += 1
+            self.bytes_written += nbytes
+
+    def read(self, nbytes: int) -> None:
+        with self._lock:
+            self.range_reads += 1
+            self.bytes_read += nbytes
+
+
 class S3Backend(Backend, CompareAndSwap):
     def __init__(self, config: BackendConfig) -> None:
         super().__init__(config)
@@ -256,6 +280,7 @@ class S3Backend(Backend, CompareAndSwap):
         self._layouts_lock = threading.Lock()
         self._probe_lock = threading.Lock()
         self._conditional_ok = False
+        self.traffic = Traffic()
 
     def check(self, name: str) -> str:
         """``name`` if it is clean and not under the backend's own key roots."""
@@ -406,6 +431,7 @@ class S3Backend(Backend, CompareAndSwap):
             f"read of part {key}",
             lambda: obstore.get_ranges(self.store, key, starts=starts, ends=ends),
         )
+        self.traffic.read(sum(piece.end - piece.start for piece in pieces))
         for piece, data in zip(pieces, got, strict=True):
             if len(data) != piece.end - piece.start:
                 raise self.error(
@@ -734,6 +760,7 @@ class S3LogWriter(LogWriter):
             self.name, f"upload of part {key}", lambda: obstore.put(store, key, data)
         )
         self._parts.append((start, memoryview(data).nbytes))
+        self._backend.traffic.wrote(memoryview(data).nbytes)
 
     def sync(self) -> None:
         with self._lock:

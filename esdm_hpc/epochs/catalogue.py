@@ -10,6 +10,7 @@ takes the place of the fragment's record.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from esdm_hpc.epochs.manifest import Manifest
@@ -65,6 +66,11 @@ class Catalogue:
         for manifest in manifests:
             self._manifests.append(manifest)
             self._add_records(manifest.records)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every committed fragment record, the newest of each fragment (as stored)."""
+        for records in self._records.values():
+            yield from records
 
     def absorb_replicas(self, records: list[dict[str, Any]]) -> None:
         """Take the new replicas of committed fragments from later epochs' ``records``

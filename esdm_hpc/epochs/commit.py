@@ -11,9 +11,12 @@
    the same error. A failure anywhere before step 3's rename leaves the
    previous epoch as HEAD; nothing after it can fail the commit, so what a
    writer is told is what readers see;
-5. rank 0 appends the commit event to the container's event log
-   (`events.record_commit`: a failure to write it is logged, not raised) and
-   starts the configured on-commit commands (`oncommit.after_commit`, never raises).
+5. rank 0 appends the events of the epoch the proposal carries (in-situ hooks'
+   outcomes, triggers), then its commit event, to the container's event log
+   (`events.record`, `events.record_commit`: a failure to write one is logged,
+   not raised) and starts the configured on-commit commands
+   (`oncommit.after_commit`, never raises): an event of the epoch comes before
+   its commit event, so a command due on its kind runs after that epoch.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ class Proposal:
     namespace: Namespace  # the open epoch's (the same on every rank)
     writer: EpochWriter  # this rank's writes
     error: Exception | None = None  # this rank's data cannot be committed (a failed write)
+    # (kind, fields) of the epoch's events, logged by rank 0 once it is published
+    events: Sequence[tuple[str, dict[str, Any]]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +125,8 @@ def commit(comm: Comm, store: ContainerStore, proposal: Proposal, parent: Parent
     assert outcome is not None
     new_head, data = outcome
     if decoded is not None:  # rank 0, published: never raises (the outcome is decided)
+        for kind, fields in proposal.events:
+            events.record(store, kind, new_head.epoch, fields)
         logged = events.record_commit(store, new_head.epoch, decoded.writer)
         oncommit.after_commit(writer.config, store, new_head.epoch, logged)
         measured.record(store.meta, timings)

@@ -1,6 +1,7 @@
 """A container's event log, and subscriptions to it (docs/architecture.md §7.4).
 
-Every commit (written by rank 0 after the HEAD rename), gc run and user event
+Every commit (written by rank 0 after the HEAD rename, after the events of its
+epoch: in-situ hooks' outcomes, triggers), gc run, drain and user event
 (`Container.log_event`) is one **event object** on the metadata backend,
 ``containers/<name>/events/<seq>.json``, numbered in the order of the appends
 and created with `Backend.create_exclusive`. One object per event, not one
@@ -47,8 +48,9 @@ from esdm_hpc.uri import container_name
 logger = logging.getLogger(__name__)
 
 EVENTS = "events/"
-# Kinds esdm itself writes; a user event may not pretend to be one.
-RESERVED_KINDS = ("commit", "gc", "command")
+# Kinds esdm itself writes; a user event may not pretend to be one (an on-commit
+# command due on "hook" or "trigger" events must not be set off by a fake one).
+RESERVED_KINDS = ("commit", "gc", "command", "drain", "hook", "trigger")
 KIND = EVENT_KIND
 _NAME = re.compile(r"(\d{12})\.json")
 # The polling fallback's interval, and how often a notified watcher looks
@@ -209,7 +211,8 @@ def record(store: ContainerStore, kind: str, epoch: int, fields: dict[str, Any])
 
 def record_commit(store: ContainerStore, epoch: int, writer: dict[str, Any]) -> Event | None:
     """The commit event of ``epoch``, published by ``writer`` (`commit.writer_record`)."""
-    who = {key: value for key, value in writer.items() if key != "ranks"}
+    # who committed; the epoch's timings per backend stay in its manifest
+    who = {key: value for key, value in writer.items() if key not in ("ranks", "backends")}
     return record(store, "commit", epoch, {"ranks": writer.get("ranks"), "who": who})
 
 
@@ -221,14 +224,18 @@ def watch(
     config: Any = None,
     kinds: Collection[str] | None = None,
     timeout: float | None = None,
+    after_epoch: int | None = None,
 ) -> Iterator[Any]:
     """Yield what is committed to ``uri`` from now on, as it happens.
 
     Without ``kinds``: each new epoch number, every one once, in order (from
     HEAD, so epochs whose commit event could not be written are there too).
-    With ``kinds``: each new `Event` of those kinds. Ends after ``timeout``
-    seconds (None: never); Ctrl-C raises KeyboardInterrupt as usual, the
-    watcher released. ContainerNotFoundError if ``uri`` does not exist.
+    With ``kinds``: each new `Event` of those kinds. ``after_epoch``: start
+    after that epoch instead of now (a subscriber resuming where it stopped, or
+    one started beside a writer, misses nothing committed before its first
+    look). Ends after ``timeout`` seconds (None: never); Ctrl-C raises
+    KeyboardInterrupt as usual, the watcher released. ContainerNotFoundError
+    if ``uri`` does not exist.
     """
     site = load_config(config)
     backend = open_backend(site.backend(site.metadata_backend))
@@ -236,7 +243,11 @@ def watch(
         store = ContainerStore(container_name(uri), {backend.id: backend}, backend.id)
         if not store.exists():
             raise ContainerNotFoundError(f"esdm://{store.name}: no such container")
-        source = _EventSource(store, kinds) if kinds is not None else _EpochSource(store)
+        source = (
+            _EpochSource(store, after_epoch)
+            if kinds is None
+            else _EventSource(store, kinds, after_epoch)
+        )
         deadline = None if timeout is None else time.monotonic() + timeout
         directory = _notified_directory(store)
         if directory is not None:
@@ -248,9 +259,9 @@ def watch(
 
 
 class _EpochSource:
-    def __init__(self, store: ContainerStore):
+    def __init__(self, store: ContainerStore, after: int | None):
         self.store = store
-        self.last = store.head().epoch
+        self.last = store.head().epoch if after is None else after
 
     def new(self) -> list[int]:
         head = self.store.head()
@@ -265,16 +276,21 @@ class _EpochSource:
 
 
 class _EventSource:
-    def __init__(self, store: ContainerStore, kinds: Collection[str]):
+    def __init__(self, store: ContainerStore, kinds: Collection[str], after: int | None):
         self.log = EventLog(store)
         self.kinds = set(kinds)
-        self.last = self.log.last_seq()
+        self.after = after  # the epoch the events must be later than, if given
+        self.last = self.log.last_seq() if after is None else -1
 
     def new(self) -> list[Event]:
         events = self.log.read(after=self.last)
         if events:
             self.last = events[-1].seq
-        return [event for event in events if event.kind in self.kinds]
+        return [
+            event
+            for event in events
+            if event.kind in self.kinds and (self.after is None or event.epoch > self.after)
+        ]
 
     def directories(self, root: str) -> list[str]:
         events = os.path.join(root, EVENTS)

@@ -248,6 +248,9 @@ class EpochWriter:
                     epoch=self.epoch,
                     rank=self.rank,
                     seq=seq,
+                    # a new fragment of this epoch, even where the one it shares its
+                    # bytes with was given its replicas by a later record (a drain)
+                    replicated=None,
                 )
             )
 
@@ -289,7 +292,9 @@ class EpochWriter:
                     f"failed ({self._failed}); the epoch is discarded"
                 ) from self._failed
             self._store_run()  # a failure fails the commit: this epoch is discarded
-        for backend_id, log in self._logs.items():
+            # the logs so far: a background drain's copy may add one meanwhile
+            logs = list(self._logs.items())
+        for backend_id, log in logs:
             began = time.perf_counter()
             log.sync()
             self._timing(backend_id).seconds += time.perf_counter() - began

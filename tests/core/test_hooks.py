@@ -1,4 +1,4 @@
-"""In-situ hooks on one rank (esdm_hpc/hooks.py, docs/architecture.md §7.4).
+"""In-situ hooks on one rank (esdm_hpc/hooks/, docs/architecture.md §7.4).
 
 A regional mean computed in-situ equals the mean of the raw data read back,
 every step, and the derived dataset is in exactly the epochs the raw data is;
@@ -27,6 +27,7 @@ import pytest
 
 import esdm_hpc
 from esdm_hpc.config import ConfigError
+from esdm_hpc.epochs import oncommit
 from esdm_hpc.epochs.events import EventLog
 from esdm_hpc.epochs.history import History
 from esdm_hpc.hooks import SOURCE_EPOCH, STRIKES, CommitContext, HookError, HookWarning
@@ -85,6 +86,27 @@ def test_regional_mean_in_situ_equals_the_mean_read_back_every_step(config: dict
     assert logged[0]["outputs"] == [MEAN] and logged[0]["hook"].endswith(":regional_mean")
 
 
+def test_an_epochs_hook_events_precede_its_commit_event_and_commands_run_for_it(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "runs.txt"
+    record = 'echo "$ESDM_EPOCH" >> "$0"'
+    config = site(tmp_path, on_commit=[{"command": ["sh", "-c", record, str(out)],
+                                         "events": ["hook"]}])  # fmt: skip
+    with esdm_hpc.open("esdm://order", "w", config=config) as c:
+        x = c.create_dataset("x", shape=(4,), dtype="f8")
+        c.commit()
+        x.on_commit(insitu_hooks.extremes)
+        for step in (2, 3):
+            x[...] = step
+            c.commit()
+    assert oncommit.wait(20) == 0
+    with esdm_hpc.open("esdm://order", config=config) as c:
+        logged = [(e.kind, e.epoch) for e in EventLog(c.store).read()]
+    assert logged == [("commit", 1), ("hook", 2), ("commit", 2), ("hook", 3), ("commit", 3)]
+    assert sorted(out.read_text().split()) == ["2", "3"]  # in the epoch of the hook event
+
+
 def test_on_write_sees_every_block_and_feeds_the_on_commit_hooks(config: dict) -> None:
     calls: list[tuple[tuple[int, ...], np.ndarray, int]] = []
     seen: list[CommitContext] = []
@@ -141,7 +163,10 @@ def test_a_numba_function_is_the_fast_path_of_on_write(config: dict) -> None:
                     count += 1
         return total, count
 
+    blocks_seen = []
+
     def mean_of_sums(context: CommitContext) -> None:
+        blocks_seen.append(len(context.blocks))
         local = (sum(r.value[0] for r in context.results), sum(r.value[1] for r in context.results))
         total, n = context.comm.allreduce(local, op=insitu_hooks.pair_sum)
         context.write(MEAN, total / n)
@@ -150,7 +175,7 @@ def test_a_numba_function_is_the_fast_path_of_on_write(config: dict) -> None:
         x = c.create_dataset("x", shape=insitu_hooks.SHAPE, dtype="f8")
         hook = x.on_write(region_sum, args={"lo": LO, "hi": HI})
         assert not hook.takes_comm and hook.name.endswith("region_sum")
-        x.on_commit(mean_of_sums)
+        x.on_commit(mean_of_sums, blocks=False)  # no copy of the writes kept for it
         for step in (1, 2, 3):
             data = field(step)
             x[:12] = data[:12]
@@ -158,6 +183,7 @@ def test_a_numba_function_is_the_fast_path_of_on_write(config: dict) -> None:
             c.commit()
             assert c[MEAN][()] == region_mean(x[...], LO, HI)
         assert region_sum.signatures  # it ran compiled
+        assert blocks_seen == [0, 0, 0]
 
 
 def test_extremes_and_several_hooks_of_one_dataset(config: dict) -> None:
@@ -223,9 +249,12 @@ def test_hooks_named_in_the_configuration_apply_to_every_container_written(
         ({"budget": 1}, r"hooks\[0\]\.budget: unknown key \(did you mean 'budget_s'\?\)"),
         ({"on_failure": "ignore"}, r"hooks\[0\]\.on_failure: must be one of record, fail"),
         ({"dataset": "/"}, r"hooks\[0\]\.dataset: must be the path of a dataset"),
+        ({"when": "write", "blocks": False}, r"hooks\[0\]\.blocks: is for hooks at commit"),
+        ({"blocks": "no"}, r"hooks\[0\]\.blocks: must be true or false"),
     ],
     ids=["module", "missing", "not-callable", "signature", "args", "when-signature", "when",
-         "function", "args-key", "budget", "budget-key", "on-failure", "dataset"],
+         "function", "args-key", "budget", "budget-key", "on-failure", "dataset", "blocks",
+         "blocks-flag"],
 )  # fmt: skip
 def test_malformed_hook_configuration_is_refused_naming_the_hook(
     tmp_path: Path, hook: dict, problem: str
@@ -421,7 +450,7 @@ def test_an_on_write_hook_over_budget_moves_to_the_background(config: dict) -> N
             x[i] = i
         with pytest.warns(HookWarning, match="its results reach later commits"):
             c.commit()
-        c.hooks.drain()  # the background calls of epoch 1 are done now
+        c.hooks.finish()  # the background calls of epoch 1 are done now
         x[0] = 100
         c.commit()
     # what was not done at the first commit reached the second, saying it is of epoch 1

@@ -35,9 +35,11 @@ def tiered(root: Path, burst_buffer: Path | None = None) -> dict:
     return {
         "backends": [
             {"id": "disk", "type": "posix", "target": str(root / "disk")},
-            {"id": "bb", "type": "burstbuffer", "target": str(bb), "drain_to": "disk"},
+            # drained by `esdm_hpc.drain` only (the background drain: test_stageout.py)
+            {"id": "bb", "type": "burstbuffer", "target": str(bb), "drain_to": "disk",
+             "options": {"drain": "at-end"}},
         ]
-    }
+    }  # fmt: skip
 
 
 def step_values(step: int) -> np.ndarray:
@@ -183,7 +185,7 @@ def test_a_burst_buffer_directory_that_disappears_is_a_clear_error(tmp_path: Pat
 def test_a_reader_on_another_node_is_told_where_the_data_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = tiered(tmp_path)
+    config = {**tiered(tmp_path), "drain_wait": "0.3 s"}
     monkeypatch.setenv("ESDM_NODE", "writer-node")
     write_steps(config)
     monkeypatch.setenv("ESDM_NODE", "analysis-node")
@@ -194,6 +196,7 @@ def test_a_reader_on_another_node_is_told_where_the_data_is(
         container["t"][0]
     message = str(error.value)
     assert "/t: fragment e1-" in message and "node writer-node, not drained yet" in message
+    assert message.endswith("(waited 0.3 s for its drain)")
     assert drain(URI, config=config).fragments == 0  # not this node's to drain
     monkeypatch.setenv("ESDM_NODE", "writer-node")
     assert drain(URI, config=config).fragments == STEPS
@@ -276,3 +279,36 @@ def _saved(root: Path, config: dict) -> str:
     path = root / "site.json"
     path.write_text(json.dumps(config))
     return str(path)
+
+
+def test_a_copy_made_after_a_drain_has_the_data(tmp_path: Path) -> None:
+    """A copy shares the bytes of the fragments it copies; those records came from the
+    drain (new replicas of an earlier epoch's fragments), yet the copy's are new
+    fragments of its own epoch (they were dropped as replica records: zeros)."""
+    config = tiered(tmp_path)
+    write_steps(config)
+    drain(URI, config=config)
+    with esdm_hpc.open(URI, "a", config=config) as container:
+        container.copy("t", "copy")
+    shutil.rmtree(tmp_path / "bb")
+    with esdm_hpc.open(URI, config=config) as container:
+        np.testing.assert_array_equal(container["copy"][...], container["t"][...])
+        assert container["copy"][STEPS - 1].tolist() == step_values(STEPS - 1).tolist()
+
+
+def test_a_reader_on_another_node_waits_for_the_drain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tiered(tmp_path)  # drain_wait: 30 s by default
+    monkeypatch.setenv("ESDM_NODE", "writer-node")
+    write_steps(config)
+    monkeypatch.setenv("ESDM_NODE", "analysis-node")
+    with esdm_hpc.open(URI, config=config) as reader:
+        monkeypatch.setenv("ESDM_NODE", "writer-node")  # the drain's backends: that node's
+        stage_out = threading.Timer(0.5, drain, args=(URI,), kwargs={"config": config})
+        stage_out.start()
+        started = time.monotonic()
+        np.testing.assert_array_equal(reader["t"][STEPS - 1], step_values(STEPS - 1))
+        assert time.monotonic() - started >= 0.4
+        assert reader.epoch == STEPS  # the epoch it shows is still the one it opened
+        stage_out.join()

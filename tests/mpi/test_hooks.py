@@ -1,4 +1,4 @@
-"""In-situ hooks on 2 and 4 ranks (esdm_hpc/hooks.py): reductions across ranks
+"""In-situ hooks on 2 and 4 ranks (esdm_hpc/hooks/): reductions across ranks
 equal what is read back, every step, in exactly the raw data's epochs; a hook
 failing, making other collective calls or running over budget on one rank is
 reported the same on every rank, and no rank hangs."""

@@ -1,5 +1,5 @@
 """Hooks named in the site configuration reach a C program writing through the HDF5
-VOL connector, with no change to it (esdm_hpc/hooks.py `configured`)."""
+VOL connector, with no change to it (esdm_hpc/hooks/ `configured`)."""
 
 import json
 

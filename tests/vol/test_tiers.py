@@ -21,7 +21,13 @@ def with_burst_buffer(site: Site) -> dict:
     config = json.loads(site.config.read_text())
     bb = site.config.parent / "bb"
     config["backends"].append(
-        {"id": "bb", "type": "burstbuffer", "target": str(bb), "drain_to": "disk"}
+        {
+            "id": "bb",
+            "type": "burstbuffer",
+            "target": str(bb),
+            "drain_to": "disk",
+            "options": {"drain": "at-end"},
+        }
     )
     site.config.write_text(json.dumps(config))
     return config
