@@ -11,13 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from esdm_hpc import serialisation, strings
+from esdm_hpc import codecs, serialisation, strings
 from esdm_hpc.namespace import DatasetMeta
 from esdm_hpc.strings import STRING, names_string
 
 # serialisation: "C" (row-major) or "hilbert" fragments; statistics: keep
-# min/max per fragment (costs a pass over the data at write)
-KNOWN_HINTS = {"serialisation", "statistics", "chunks"}
+# min/max per fragment (costs a pass over the data at write); codecs: the
+# pipeline fragments are stored through (esdm_hpc/codecs.py); filters: the HDF5
+# filters a program set, reported back to it (esdm_hpc/vol/filters.py)
+KNOWN_HINTS = {"serialisation", "statistics", "chunks", "codecs", "filters"}
 
 
 def dataset_meta(
@@ -71,6 +73,7 @@ def dataset_meta(
     if unknown:
         raise ValueError(f"{path}: unknown hints {sorted(unknown)} (known: {sorted(KNOWN_HINTS)})")
     serialisation.check_hint(path, hints, dt)
+    hints.update(codecs.checked_hint(path, hints, dt))
     if "chunks" in hints:
         chunks = hints["chunks"]
         if not isinstance(chunks, list | tuple) or len(chunks) != len(shape):

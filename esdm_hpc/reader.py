@@ -14,12 +14,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from esdm_hpc import serialisation
+from esdm_hpc import codecs, serialisation
 from esdm_hpc.backends import Backend
 from esdm_hpc.errors import CorruptDataError
 from esdm_hpc.fragment import Fragment, Replica
 from esdm_hpc.fragmentview import FragmentView
-from esdm_hpc.kernels import checksum
 from esdm_hpc.namespace import DatasetMeta
 from esdm_hpc.placement import cheapest_first, no_replica
 from esdm_hpc.readplan import BlockPlan, PartRead, contiguous_run
@@ -150,9 +149,9 @@ def _read_parts(
     ranges = _planned_ranges(plan, buffer, replicas)
     for i, (part, start) in enumerate(direct, len(planned)):
         if replicas[i]:
-            replica, block = replicas[i][0], start // part.read.fragment.block_size
-            where, into = replica.byte_offset + start, _bytes(part.into)
-            ranges.append(_Range(i, part.read.fragment, replica, where, into, block))
+            fragment = part.read.fragment
+            block = start // fragment.block_size
+            ranges.append(_range(i, fragment, replicas[i][0], _bytes(part.into), block))
     failed: dict[int, Exception | None] = {i: None for i, r in enumerate(replicas) if not r}
     failed.update(_fetch(meta, ranges, backends))
     for i, values in plan.gather(buffer):
@@ -213,7 +212,8 @@ def _first_verified(
 class _Range(NamedTuple):
     """One range of whole checksum blocks to read: the part it serves, the fragment
     and replica it is read from, where it starts in the replica's object, the bytes
-    it goes to and the fragment's block it starts with."""
+    it goes to and the fragment's block it starts with; for a coded fragment, where
+    its blocks are read to before they are decoded into ``view``."""
 
     part: int
     fragment: Fragment
@@ -221,6 +221,31 @@ class _Range(NamedTuple):
     offset: int
     view: np.ndarray
     first_block: int
+    coded: _Coded | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Coded:
+    """A coded fragment's blocks as read: their stored bytes, where each starts and
+    the last ends in the fragment's stored bytes (`Fragment.stored_bounds`), and the
+    pipeline that decodes them."""
+
+    stored: np.ndarray
+    bounds: np.ndarray
+    pipeline: codecs.Pipeline
+
+
+def _range(part: int, fragment: Fragment, replica: Replica, view: np.ndarray, first: int) -> _Range:
+    """The range of the blocks from ``first`` on of ``fragment`` whose serialised bytes
+    go to ``view``: as stored, where the record puts a coded fragment's."""
+    block = fragment.block_size
+    pipeline = codecs.get(fragment.codec)
+    if pipeline is None:
+        return _Range(part, fragment, replica, replica.byte_offset + first * block, view, first)
+    bounds = fragment.stored_bounds(first, first + -(-len(view) // block))
+    coded = _Coded(np.empty(int(bounds[-1] - bounds[0]), dtype=np.uint8), bounds, pipeline)
+    where = replica.byte_offset + int(bounds[0])
+    return _Range(part, fragment, replica, where, view, first, coded)
 
 
 def _planned_ranges(
@@ -235,7 +260,11 @@ def _planned_ranges(
             replica = replicas[i][0]
             view = buffer[packed : packed + nbytes]
             fragment = plan.parts[i].fragment
-            ranges.append(_Range(i, fragment, replica, replica.byte_offset + start, view, first))
+            if fragment.codec == codecs.RAW:  # as _range does, without a call per range
+                where = replica.byte_offset + start
+                ranges.append(_Range(i, fragment, replica, where, view, first))
+            else:
+                ranges.append(_range(i, fragment, replica, view, first))
     return ranges
 
 
@@ -249,14 +278,19 @@ def _fetch(
         objects.setdefault(r.replica.backend, {}).setdefault(r.replica.location, []).append(r)
     failed: dict[int, Exception] = {}
     for backend, by_object in objects.items():
-        reads = {name: [(r.offset, r.view) for r in rs] for name, rs in by_object.items()}
+        reads = {
+            name: [(r.offset, r.view if r.coded is None else r.coded.stored) for r in rs]
+            for name, rs in by_object.items()
+        }
         errors = backends[backend].readinto_objects(reads)
         for name, rs in by_object.items():
             for r in rs:
                 if name in errors:
                     failed.setdefault(r.part, errors[name])
                 elif r.part not in failed:
-                    error = _mismatch(meta, r.fragment, r.replica, r.view, r.first_block)
+                    error = _mismatch(meta, r)
+                    if error is None and r.coded is not None:
+                        error = _decode(meta, r, r.coded)
                     if error is not None:
                         failed[r.part] = error
     return failed
@@ -285,27 +319,43 @@ def _read_span(
     block = start // fragment.block_size
     _first_verified(
         meta, fragment, replicas, backends, error,
-        lambda replica: [_Range(0, fragment, replica, replica.byte_offset + start, into, block)],
+        lambda replica: [_range(0, fragment, replica, into, block)],
     )  # fmt: skip
 
 
-def _mismatch(
-    meta: DatasetMeta, fragment: Fragment, replica: Replica, data: np.ndarray, first_block: int
-) -> CorruptDataError | None:
-    """The error naming the corrupt blocks of ``data`` (the fragment's blocks from
-    ``first_block`` on), or None if every block verifies."""
-    block = fragment.block_size
-    digests = checksum.block_checksums(data, block)
-    expected = fragment.digests(first_block, first_block + len(digests))
-    bad = np.nonzero(digests != expected)[0]
+def _mismatch(meta: DatasetMeta, r: _Range) -> CorruptDataError | None:
+    """The error naming the corrupt blocks the range read (as stored), or None if
+    every block verifies."""
+    data, bounds = (r.view, None) if r.coded is None else (r.coded.stored, r.coded.bounds)
+    bad = r.fragment.mismatched(data, r.first_block, bounds)
     if len(bad) == 0:
         return None
-    blocks = [first_block + int(b) for b in bad]
-    start = replica.byte_offset + first_block * block
+    blocks = [r.first_block + int(b) for b in bad]
+    return _corrupt(meta, r, blocks, "checksum mismatch", len(data))
+
+
+def _decode(meta: DatasetMeta, r: _Range, coded: _Coded) -> CorruptDataError | None:
+    """Decode the verified blocks of a coded fragment the range read into its view;
+    the error naming them if they do not decode (a writer's fault, not the disk's)."""
+    try:
+        coded.pipeline.decode(
+            coded.stored, coded.bounds - coded.bounds[0], r.view, r.fragment.block_size
+        )
+    except (ValueError, RuntimeError) as error:
+        blocks = list(range(r.first_block, r.first_block + len(coded.bounds) - 1))
+        problem = f"undecodable by {r.fragment.codec} ({error})"
+        return _corrupt(meta, r, blocks, problem, len(coded.stored))
+    return None
+
+
+def _corrupt(
+    meta: DatasetMeta, r: _Range, blocks: list[int], problem: str, nbytes: int
+) -> CorruptDataError:
+    fragment, replica = r.fragment, r.replica
     return CorruptDataError(
         f"{meta.path}{block_region(fragment, blocks[0], meta.dtype.itemsize)}: corrupt data "
-        f"(checksum mismatch in block(s) {blocks} of fragment {fragment.id}, "
-        f"{replica.backend}:{replica.location} bytes {start}-{start + len(data)})"
+        f"({problem} in block(s) {blocks} of fragment {fragment.id}, "
+        f"{replica.backend}:{replica.location} bytes {r.offset}-{r.offset + nbytes})"
     )
 
 

@@ -5,8 +5,9 @@ dataset to the bytes a backend stores and decodes them back, and says what a
 reader may do with those bytes short of decoding all of them. A fragment
 record names its serialisation (``Fragment.serialisation``); `get` resolves
 that name, `for_dataset` chooses the one a writer uses, `check_hint` refuses
-hints no writer could follow. A new layout (a compression codec, say) is one
-subclass, added to ``_REGISTERED``.
+hints no writer could follow. A new layout is one subclass, added to
+``_REGISTERED``; compression is no layout, but what the serialised bytes go
+through after (`esdm_hpc.codecs`).
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ with every basic index form, synchronously and with ``write_async``, resizes,
 commits, closes and reopens the writer, refreshes a reader and travels back in
 time; on a small tmpfs of its own a ballast file fills the disk (a real
 ENOSPC), so writes and commits fail and must be refused as the README
-promises. With a burst buffer ("tiers") the writes land there, and the
-machine drains it to the disk (`esdm_hpc.drain`) and wipes it as a job's end
-does. After every step it reads everything back, whole and by random
+promises. With tiers ("tiers": a burst buffer in front of the disk and an S3
+store, a real SeaweedFS server, with replicas = 2) the writes land on the
+burst buffer, and the machine drains it to the disk and S3 (`esdm_hpc.drain`)
+and wipes it as a job's end does. After every step it reads everything back, whole and by random
 regions, in the writer, in a reader and at a committed epoch.
 
 Hypothesis runs on rank 0 only. Every step it draws goes to all ranks
@@ -54,13 +55,14 @@ from esdm_hpc.comm import Comm
 from esdm_hpc.container import Container
 from esdm_hpc.dataset import WriteRequest
 from esdm_hpc.drain import drain
+from esdm_hpc.testing.seaweedfs import SeaweedFS, SeaweedUnavailable
 
 URI = "esdm://model"
 NAMES = ("a", "b", "c", "d")  # few: a name discarded with a failed epoch comes back
 MAX_ELEMENTS = 8192  # per dataset: big enough for writes that skip every buffer
 BAND = 2  # rows of axis 0 that one rank owns before the next rank's (`owner`)
 STEP_SECONDS = 60  # a step that takes longer hangs: dump every thread and exit
-DRAIN_BATCH = 4096  # bytes: a drain of a few fragments commits several epochs
+DRAIN_BATCH = 32 << 10  # bytes: a drain of a few fragments commits several epochs
 
 # --- dtypes and values -------------------------------------------------------------------
 
@@ -172,10 +174,11 @@ def resized(shape: tuple[int, ...], maxshape: tuple[int | None, ...]) -> st.Sear
 
 def hints(dtype: np.dtype | str, ndim: int) -> st.SearchStrategy[dict[str, Any]]:
     if dtype == STRING:
-        return st.just({})  # strings take none
+        return st.sampled_from([{}, {"codecs": ["zstd:1"]}])  # strings take no others
     return st.sampled_from(
-        [{}, {"statistics": True}, {"serialisation": "hilbert"}, {"chunks": [1] * ndim}]
-    )
+        [{}, {"statistics": True}, {"serialisation": "hilbert"}, {"chunks": [1] * ndim},
+         {"codecs": ["shuffle", "zstd:1"]}]
+    )  # fmt: skip
 
 
 def _axis_items(n: int) -> st.SearchStrategy[Any]:
@@ -396,6 +399,30 @@ def disk(comm: Comm, kind: str, size: str = "64m") -> Iterator[Disk]:
             shutil.rmtree(root, ignore_errors=True)
 
 
+@contextmanager
+def object_store(comm: Comm, wanted: bool, where: Disk) -> Iterator[dict[str, Any] | None]:
+    """The s3 options of a SeaweedFS server rank 0 starts for the run, if ``wanted``
+    (skipped on every rank where it cannot start)."""
+    if not wanted:
+        yield None
+        return
+    server, problem = None, None
+    if comm.rank == 0:
+        try:
+            server = SeaweedFS(where.root / "seaweedfs").start()
+        except SeaweedUnavailable as error:
+            problem = str(error)
+    options, problem = comm.bcast((server.options() if server else None, problem), root=0)
+    if problem is not None:
+        pytest.skip(f"the tiers need SeaweedFS: {problem}")
+    try:
+        yield options
+    finally:
+        comm.Barrier()
+        if server is not None:
+            server.stop()
+
+
 def _mount(where: str, size: str) -> str | None:
     """Mount a tmpfs of ``size`` on ``where``; why not, if it cannot be."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
@@ -431,18 +458,30 @@ class Session:
     after them, so a check that fails on one rank leaves no rank waiting.
     """
 
-    def __init__(self, comm: Comm, disk: Disk, target: str, limit: int, block: int, tiers: bool):
+    def __init__(
+        self,
+        comm: Comm,
+        disk: Disk,
+        target: str,
+        limit: int,
+        block: int,
+        object_store: dict[str, Any] | None,
+    ):
+        """``object_store``: the s3 options of the tiers (None: the disk alone)."""
         self.comm = comm
         self.disk = disk
         self.target = target
         limits = {"max_fragment_bytes": limit}
         backends = [{"id": "disk", "type": "posix", "target": target, "limits": limits}]
-        self.burst_buffer = f"{target}-bb" if tiers else None
-        if self.burst_buffer is not None:
+        self.config: dict[str, Any] = {"backends": backends, "block_size": block}
+        self.burst_buffer = f"{target}-bb" if object_store is not None else None
+        if object_store is not None:
             backends.append({"id": "bb", "type": "burstbuffer", "target": self.burst_buffer,
                              "drain_to": "disk", "limits": limits,
                              "options": {"drain": "at-end"}})  # fmt: skip
-        self.config = {"backends": backends, "block_size": block}
+            backends.append({"id": "s3", "type": "s3", "target": f"{Path(target).name}/",
+                             "limits": limits, "options": object_store})  # fmt: skip
+            self.config["replicas"] = 2
         self.model = Model()
         self.spare: int | None = None  # bytes free beside the ballast; None: no ballast
         # per asynchronous `Write` not waited for: the requests of this rank's parts
@@ -595,13 +634,14 @@ class Session:
         self.writer = writer
         assert writer.epoch == self.model.latest, f"reopened at {writer.epoch}"
 
-    def drain(self, wipe: bool) -> None:
+    def drain(self, wipe: str) -> None:
         """The stage-out at a job's end: the writer closes (committing what is
-        pending), the drain copies the burst buffer's fragments to the disk in
-        epochs of its own (each holding what the last one did), and with ``wipe``
-        the burst buffer goes, as a node's tmpfs does. Every epoch must read back
-        as before, in the reader opened before the drain too (its records name
-        the burst-buffer copies the drain removed)."""
+        pending), the drain copies the burst buffer's fragments to the disk and
+        to S3 in epochs of its own (each holding what the last one did); then,
+        by ``wipe``, the burst buffer goes ("bb", as a node's tmpfs does), and
+        the disk's data logs too ("bb+disk": every read comes from S3). Every
+        epoch must read back as before, in the reader opened before the drain
+        too (its records name the burst-buffer copies the drain removed)."""
         if self.writer is not None:
             self.close()
         report = drain(URI, comm=self.comm, config=self.config, batch_bytes=DRAIN_BATCH)
@@ -610,9 +650,12 @@ class Session:
         self.model.discarded()  # nothing was pending
         assert (report.at_risk, report.refused) == (0, []), report
         self.comm.Barrier()
-        if wipe and self.comm.rank == 0:
+        if wipe != "none" and self.comm.rank == 0:
             assert self.burst_buffer is not None
             shutil.rmtree(self.burst_buffer)
+            if wipe == "bb+disk":  # every fragment is drained: S3 holds a copy of each
+                shutil.rmtree(Path(self.target) / "containers" / URI.removeprefix("esdm://")
+                              / "data", ignore_errors=True)  # fmt: skip
         self.comm.Barrier()
         self.reopen()
 
@@ -721,10 +764,12 @@ class Lockstep:
     broadcasts each one; the others `follow`. A step's error on any rank is raised
     on rank 0, so hypothesis sees (and shrinks) every rank's failures."""
 
-    def __init__(self, comm: Comm, disk: Disk, tiers: bool):
+    def __init__(self, comm: Comm, disk: Disk, object_store: dict[str, Any] | None):
         self.comm = comm
         self.disk = disk
-        self.tiers = tiers  # the writes go to a burst buffer, which the machine drains
+        # the s3 options of the tiers: writes go to a burst buffer, which the
+        # machine drains to the disk and S3 (None: the disk alone)
+        self.object_store = object_store
         self.session: Session | None = None
 
     def do(self, action: str, **arguments: Any) -> None:
@@ -814,7 +859,7 @@ class ContainerMachine(RuleBasedStateMachine):
         target = self.lockstep.disk.root / f"case-{next(_cases)}"
         self.started = True
         self.step(data, "begin", target=str(target), limit=limit, block=block,
-                  tiers=self.lockstep.tiers)  # fmt: skip
+                  object_store=self.lockstep.object_store)  # fmt: skip
         self.create(data)  # a dataset to write from the first step on
 
     @precondition(lambda self: self.writing() and len(self.model.pending) < len(NAMES))
@@ -911,9 +956,9 @@ class ContainerMachine(RuleBasedStateMachine):
     def free(self, data: st.DataObject) -> None:
         self.step(data, "free")
 
-    @precondition(lambda self: self.started and self.lockstep.tiers)
-    @rule(data=st.data(), wipe=st.booleans())
-    def drain(self, data: st.DataObject, wipe: bool) -> None:
+    @precondition(lambda self: self.started and self.lockstep.object_store is not None)
+    @rule(data=st.data(), wipe=st.sampled_from(["none", "bb", "bb+disk"]))
+    def drain(self, data: st.DataObject, wipe: str) -> None:
         self.step(data, "drain", wipe=wipe)
 
     def teardown(self) -> None:
@@ -936,8 +981,8 @@ def machine(lockstep: Lockstep) -> type[ContainerMachine]:
 
 def run(comm: Comm, kind: str, examples: int, steps: int) -> None:
     """Run the machine on ``comm``, on a disk of ``kind`` ("plain", "tmpfs", or
-    "tiers": plain with a burst buffer): hypothesis draws the steps on rank 0 and
-    every other rank follows them."""
+    "tiers": plain with a burst buffer and S3): hypothesis draws the steps on rank 0
+    and every other rank follows them."""
     checks = settings(
         max_examples=examples,
         stateful_step_count=steps,
@@ -946,8 +991,8 @@ def run(comm: Comm, kind: str, examples: int, steps: int) -> None:
         phases=[p for p in Phase if p is not Phase.explain],
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
-    with disk(comm, kind) as where:
-        lockstep = Lockstep(comm, where, tiers=kind == "tiers")
+    with disk(comm, kind) as where, object_store(comm, kind == "tiers", where) as s3:
+        lockstep = Lockstep(comm, where, s3)
         if comm.rank != 0:
             lockstep.follow()
             return

@@ -163,3 +163,19 @@ def test_insitu_benchmark_reports_ratios_against_the_targets(tmp_path: Path) -> 
         assert ranks["summary"]["time_to_result_s"]["usual"] > 0
     chart = assert_chart(results)
     assert set(tmp_path.iterdir()) == {results, chart}, "the data directory was not removed"
+
+
+def test_compression_benchmark_runs_both_systems_and_reports_ratios(tmp_path: Path) -> None:
+    results = tmp_path / "compression.json"
+    run = benchmark("compression.py", "--quick", "--dir", tmp_path, "--json", results, timeout=600)
+    assert run.returncode == 0, report(run)
+    for case in ("shuffle+deflate", "shuffle+zstd", "blosc"):
+        assert run.stdout.count(f"ratio ESDM/HDF5 {case}: stored") == 2, report(run)
+    record = json.loads(results.read_text())
+    assert set(record["ranks"]) == {"1", "2"}
+    for ranks in record["ranks"].values():
+        gzip = ranks["summary"]["shuffle+deflate"]
+        assert gzip["esdm_stored_mib"] < ranks["raw_bytes"] / (1 << 20) / 2  # it compressed
+        assert 0.9 < gzip["ratio_stored_mib"] < 1.1
+    chart = assert_chart(results)
+    assert set(tmp_path.iterdir()) == {results, chart}, "the data directory was not removed"

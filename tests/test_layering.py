@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "esdm_hpc.strings",
             "esdm_hpc.encoding",
             "esdm_hpc.serialisation",
+            "esdm_hpc.codecs",
             "esdm_hpc.namespace",
             "esdm_hpc.fragment",
         ),

@@ -16,13 +16,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from esdm_hpc import codecs
 from esdm_hpc.backends import Backend, BackendError, LogWriter
 from esdm_hpc.backends.base import byte_view
 from esdm_hpc.config import BackendConfig, SiteConfig
 from esdm_hpc.epochs.store import ContainerStore
 from esdm_hpc.errors import EpochWriteError
 from esdm_hpc.faults import crash_point
-from esdm_hpc.fragment import Fragment, Replica, encode_digests
+from esdm_hpc.fragment import Fragment, Replica, encode_digests, encode_ends, stored_checksums
 from esdm_hpc.kernels import checksum
 from esdm_hpc.measured import Timing
 from esdm_hpc.namespace import DatasetMeta, renamed
@@ -173,8 +174,15 @@ class EpochWriter:
         # as bytes: numpy exports no buffer of compounds with overlapping or
         # out-of-order fields (HDF5 allows both), and bytes is what is stored
         payload = np.ascontiguousarray(serialisation.encode(piece)).reshape(-1).view(np.uint8)
-        block_size = self.config.block_size
-        replicas = self._place(payload)
+        pipeline = codecs.for_dataset(meta.hints)
+        if pipeline is None:
+            block_size, stored = self.config.block_size, payload
+            digests, ends = checksum.block_checksums(payload, block_size), ""
+        else:  # each block coded on its own, its checksum of what is stored (§4.7)
+            block_size = pipeline.block_size(self.config.block_size)
+            stored, bounds = pipeline.encode(payload, block_size)
+            digests, ends = stored_checksums(stored, bounds), encode_ends(bounds)
+        replicas = self._place(stored)
         seq = len(self._fragments)
         self._fragments.append(
             Fragment(
@@ -186,11 +194,12 @@ class EpochWriter:
                 offset=tuple(map(int, offset)),
                 count=tuple(map(int, piece.shape)),
                 serialisation=serialisation.name,
-                codec="raw",
+                codec=codecs.RAW if pipeline is None else pipeline.name,
                 nbytes=payload.nbytes,
                 block_size=block_size,
-                checksums=encode_digests(checksum.block_checksums(payload, block_size)),
+                checksums=encode_digests(digests),
                 replicas=replicas,
+                stored_ends=ends,
                 **(_extremes(piece) if meta.hints.get("statistics") else _NO_EXTREMES),
             )
         )

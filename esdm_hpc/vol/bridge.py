@@ -40,6 +40,7 @@ from esdm_hpc.encoding import array_of
 from esdm_hpc.namespace import ExternalLinkFound, Link
 from esdm_hpc.strings import STRING, is_string
 from esdm_hpc.vol import anonymous, dtypes, names, values
+from esdm_hpc.vol.filters import Filter, codecs_for, reported
 from esdm_hpc.vol.objects import (
     AttributeHandle,
     FileHandle,
@@ -475,27 +476,43 @@ def dataset_create(
     maxshape: tuple[int, ...],
     fill: bytes | None,
     chunks: tuple[int, ...] | None = None,
+    filters: list[Filter] | None = None,
 ) -> NodeHandle:
     """H5Dcreate, H5Dcreate_anon (name None) (collective). maxshape -1 is
     H5S_UNLIMITED; fill is one value or None; chunks the chunk shape asked for
-    (kept as a hint and reported back: ESDM cuts fragments its own way)."""
+    (kept as a hint and reported back: ESDM cuts fragments its own way); filters
+    the filter pipeline, applied where the core has the codecs and reported back
+    (esdm_hpc.vol.filters)."""
     dtype = STRING if spelling == dtypes.VLEN_STR else dtypes.to_numpy(spelling)
     path = _new_path(location, name)
     options: dict[str, Any] = {"maxshape": tuple(None if m < 0 else m for m in maxshape)}
     if fill is not None:
         value = strings.text(fill) if dtype is STRING else np.frombuffer(fill, dtype)[0]
         options["fillvalue"] = value
-    if chunks is not None:
-        options["hints"] = {"chunks": list(chunks)}
+    hints: dict[str, Any] = {} if chunks is None else {"chunks": list(chunks)}
+    if filters:
+        hints["filters"] = [[ident, flags, list(values)] for ident, flags, values in filters]
+        hints["codecs"] = codecs_for(filters, dtype is STRING)
+    if hints:
+        options["hints"] = hints
     location.file.container.create_dataset(path, shape=shape, dtype=dtype, **options)
     return _made(location, path, Kind.DATASET, name is None)
 
 
 def dataset_describe(
     handle: NodeHandle,
-) -> tuple[dtypes.Spelling, tuple[int, ...], tuple[int, ...], bytes, tuple[int, ...] | None]:
+) -> tuple[
+    dtypes.Spelling,
+    tuple[int, ...],
+    tuple[int, ...],
+    bytes,
+    tuple[int, ...] | None,
+    list[Filter],
+    bool,
+]:
     """H5Dopen, H5Dget_type: (type, shape, maxshape with -1, fill value (a string's
-    UTF-8), the chunk shape it was created with or None)."""
+    UTF-8), the chunk shape it was created with or None, the filters it reports
+    and whether they are derived from its codecs: `esdm_hpc.vol.filters.reported`)."""
     dataset = handle.dataset()
     if is_string(dataset.dtype):
         fill = strings.utf8(dataset.fillvalue)
@@ -507,6 +524,7 @@ def dataset_describe(
         *dataset_extent(handle),
         fill,
         None if chunks is None else tuple(chunks),
+        *reported(dataset.hints),
     )
 
 

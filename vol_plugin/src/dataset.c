@@ -4,8 +4,10 @@
  *
  * Creation properties are accepted as hints, not obeyed: ESDM decides how a
  * dataset is cut into fragments, so chunking, compact or contiguous layouts
- * and filters change nothing. What would change the meaning of the data
- * (a virtual layout, external storage) is refused by name.
+ * change nothing. Filters are handed to the core, which compresses with those
+ * it has a codec for (esdm_hpc/vol/filters.py), and reported back on every
+ * open. What would change the meaning of the data (a virtual layout, external
+ * storage) is refused by name.
  */
 #include "esdm_vol.h"
 
@@ -70,6 +72,68 @@ chunk_shape(hid_t dcpl_id)
     return shape;
 }
 
+/* The filter pipeline of a creation property list as a list of
+ * (id, flags, (client data, ...)), as H5Pget_filter2 gives it. GIL held. */
+static PyObject *
+filter_list(hid_t dcpl_id)
+{
+    int       nfilters = H5Pget_nfilters(dcpl_id);
+    PyObject *filters  = nfilters < 0 ? NULL : PyList_New(nfilters);
+
+    for (int i = 0; filters && i < nfilters; i++) {
+        unsigned int flags, *values = NULL;
+        size_t       nvalues = 0;
+        PyObject    *data    = NULL;
+        /* once for the number of values, once for them */
+        H5Z_filter_t id =
+            H5Pget_filter2(dcpl_id, (unsigned)i, &flags, &nvalues, NULL, 0, NULL, NULL);
+        if (id >= 0 && nvalues && !(values = malloc(nvalues * sizeof *values)))
+            id = -1;
+        if (id >= 0 && nvalues)
+            id = H5Pget_filter2(dcpl_id, (unsigned)i, &flags, &nvalues, values, 0, NULL, NULL);
+        if (id >= 0 && (data = PyTuple_New((Py_ssize_t)nvalues)))
+            for (size_t v = 0; v < nvalues; v++)
+                PyTuple_SET_ITEM(data, (Py_ssize_t)v, PyLong_FromUnsignedLong(values[v]));
+        free(values);
+        PyObject *entry = data ? Py_BuildValue("(iIN)", (int)id, flags, data) : NULL;
+        if (!entry) {
+            if (PyErr_Occurred())
+                esdm_python_error("reading the filters");
+            Py_CLEAR(filters);
+            break;
+        }
+        PyList_SET_ITEM(filters, i, entry);
+    }
+    return filters;
+}
+
+/* Report the filters (id, flags, (client data, ...)) in a dataset's creation
+ * property list: those a program set, all of them, as HDF5 does; those that
+ * say what the codecs of a dataset written otherwise do (``derived``) only
+ * where this HDF5 has the filter, since a program (netCDF) refuses to read
+ * through a filter it lacks, and ESDM decodes its fragments itself. 1 if any
+ * is set, 0 if none, -1 on error. GIL held. */
+static int
+report_filters(hid_t dcpl_id, PyObject *filters, bool derived)
+{
+    int set = 0;
+    for (Py_ssize_t i = 0; set >= 0 && i < PyList_GET_SIZE(filters); i++) {
+        PyObject    *entry = PyList_GET_ITEM(filters, i), *data = PyTuple_GET_ITEM(entry, 2);
+        size_t       nvalues = (size_t)PyTuple_GET_SIZE(data);
+        H5Z_filter_t id      = (H5Z_filter_t)PyLong_AsLong(PyTuple_GET_ITEM(entry, 0));
+        unsigned int flags   = (unsigned)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(entry, 1));
+        unsigned int *values = malloc((nvalues ? nvalues : 1) * sizeof *values);
+        if (!values)
+            return -1;
+        for (size_t v = 0; v < nvalues; v++)
+            values[v] = (unsigned)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(data, (Py_ssize_t)v));
+        if (!derived || H5Zfilter_avail(id) > 0)
+            set = H5Pset_filter(dcpl_id, id, flags, nvalues, values) < 0 ? -1 : 1;
+        free(values);
+    }
+    return set;
+}
+
 static hid_t
 own_plist(hid_t plist_id, hid_t cls)
 {
@@ -104,9 +168,11 @@ esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, h
     PyObject *maxshape = shape ? esdm_space_to_py(space_id, true) : NULL;
     PyObject *fill     = maxshape ? fill_value(dcpl_id, type_id) : NULL;
     PyObject *chunks   = fill ? chunk_shape(dcpl_id) : NULL;
-    if (chunks) {
-        PyObject *py = esdm_call("dataset_create", "(ONOOOOO)", where->py, esdm_new_name(base, name),
-                                 spelling, shape, maxshape, fill, chunks);
+    PyObject *filters  = chunks ? filter_list(dcpl_id) : NULL;
+    if (filters) {
+        PyObject *py = esdm_call("dataset_create", "(ONOOOOOO)", where->py,
+                                 esdm_new_name(base, name), spelling, shape, maxshape, fill,
+                                 chunks, filters);
         if (py && (dset = esdm_obj_new(ESDM_DATASET, where->file, py))) {
             dset->type_id = H5Tcopy(type_id);
             dset->dcpl_id = own_plist(dcpl_id, H5P_DATASET_CREATE);
@@ -118,6 +184,7 @@ esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, h
     Py_XDECREF(maxshape);
     Py_XDECREF(fill);
     Py_XDECREF(chunks);
+    Py_XDECREF(filters);
     esdm_leave(gil);
     return dset;
 }
@@ -135,9 +202,10 @@ esdm_dataset_init(esdm_obj_t *dset, hid_t dapl_id)
         (dset->dapl_id = own_plist(dapl_id, H5P_DATASET_ACCESS)) < 0)
         goto done;
     /* What H5Dget_create_plist shows for a dataset opened from the store:
-     * its fill value, the chunk shape it was created with, and otherwise
-     * chunking where a dimension can grow, since HDF5 applications (netCDF
-     * among them) expect extendible datasets chunked. */
+     * its fill value, its filters, the chunk shape it was created with, and
+     * otherwise chunking where a dimension can grow or filters are reported
+     * (HDF5 filters only chunks), since HDF5 applications (netCDF among them)
+     * expect extendible datasets chunked. */
     const char *fill  = PyBytes_AsString(PyTuple_GET_ITEM(info, 3));
     const void *value = esdm_type_is_vlen_string(dset->type_id) ? (const void *)&fill : fill;
     if (H5Pset_fill_value(dset->dcpl_id, dset->type_id, value) < 0)
@@ -154,7 +222,12 @@ esdm_dataset_init(esdm_obj_t *dset, hid_t dapl_id)
     PyObject *asked = PyTuple_GET_ITEM(info, 4);
     for (Py_ssize_t i = 0; asked != Py_None && i < rank && i < H5S_MAX_RANK; i++)
         chunk[i] = (hsize_t)PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(asked, i));
-    if ((growable || asked != Py_None) && H5Pset_chunk(dset->dcpl_id, (int)rank, chunk) < 0)
+    int filtered = report_filters(dset->dcpl_id, PyTuple_GET_ITEM(info, 5),
+                                  PyTuple_GET_ITEM(info, 6) == Py_True);
+    if (filtered < 0)
+        goto done;
+    bool chunked = growable || asked != Py_None || (filtered && rank > 0);
+    if (chunked && H5Pset_chunk(dset->dcpl_id, (int)rank, chunk) < 0)
         goto done;
     status = 0;
 done:
