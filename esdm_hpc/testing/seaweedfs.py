@@ -62,6 +62,7 @@ class SeaweedFS:
     data_dir: Path
     ports: list[int] = field(default_factory=list)  # chosen at the first start
     authenticate: bool = True
+    marked: bool = False  # the first start wrote the object a restart must serve
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -133,7 +134,9 @@ class SeaweedFS:
         raise SeaweedUnavailable(f"S3 gateway did not answer in {START_SECONDS:g} s: {self.tail()}")
 
     def bucket_ready(self) -> bool:
-        """Whether a write into the bucket succeeds (the gateway answers before it exists)."""
+        """Whether the bucket takes writes and serves what the first start wrote (the
+        gateway answers before the bucket exists, and after a restart before the
+        volumes of the earlier data are loaded: reads of them fail with 500)."""
         import obstore
         from obstore.store import S3Store
 
@@ -147,10 +150,12 @@ class SeaweedFS:
             retry_config={"max_retries": 0},
         )
         try:
-            obstore.put(store, ".ready", b"")
+            if not self.marked:
+                obstore.put(store, ".ready", b"ready")
+                self.marked = True
+            return bytes(obstore.get(store, ".ready").bytes()) == b"ready"
         except Exception:  # any failure means: not yet
             return False
-        return True
 
     def tail(self) -> str:
         path = self.data_dir / "weed.log"
