@@ -24,6 +24,7 @@ from esdm_hpc.comm import Comm, agree, as_comm, on_root
 from esdm_hpc.config import SiteConfig, load_config
 from esdm_hpc.copying import CopyOptions, copy_object
 from esdm_hpc.creation import dataset_meta
+from esdm_hpc.empty import Empty
 from esdm_hpc.epochs import events, stageout
 from esdm_hpc.epochs import lease as leases
 from esdm_hpc.epochs.catalogue import Catalogue
@@ -315,17 +316,21 @@ class Container(Group):
         unknown = set(options) - {"maxshape", "dims", "fillvalue", "hints"}
         if unknown:
             raise TypeError(f"create_dataset got unknown options {sorted(unknown)}")
+        null = isinstance(data, Empty)  # a type and no elements (HDF5's null dataspace)
+        if null:
+            dtype, data = data.dtype if dtype is None else dtype, None
         if data is not None:
             data = np.asarray(data)
             shape = data.shape if shape is None else shape
             dtype = data.dtype if dtype is None else dtype
-        arguments = {"path": path, "shape": shape, "dtype": str(dtype), **options}
+        arguments = {"path": path, "shape": shape, "dtype": str(dtype), "null": null, **options}
         if data is not None:
             arguments["data"] = (data.shape, data.dtype.str)
         pending = self.edit("create_dataset")
         pending.agree("create_dataset", arguments)
         name = pending.free_name(path)
-        pending.add_dataset(dataset_meta(name, shape, dtype, epoch=self.epoch, **options))
+        meta = dataset_meta(name, shape, dtype, epoch=self.epoch, null=null, **options)
+        pending.add_dataset(meta)
         if data is not None and self.comm.rank == 0 and data.size:
             self[name][...] = data
         return name

@@ -11,15 +11,19 @@ from typing import Any
 
 import numpy as np
 
-from esdm_hpc import codecs, serialisation, strings
+from esdm_hpc import codecs, external, serialisation, strings
+from esdm_hpc.encoding import VLEN, is_vlen
 from esdm_hpc.namespace import DatasetMeta
-from esdm_hpc.strings import STRING, names_string
+from esdm_hpc.strings import STRING, is_string, names_string
 
 # serialisation: "C" (row-major) or "hilbert" fragments; statistics: keep
 # min/max per fragment (costs a pass over the data at write); codecs: the
 # pipeline fragments are stored through (esdm_hpc/codecs.py); filters: the HDF5
 # filters a program set, reported back to it (esdm_hpc/vol/filters.py)
-KNOWN_HINTS = {"serialisation", "statistics", "chunks", "codecs", "filters"}
+# virtual: the mappings of an HDF5 virtual dataset, which the connector reads
+# through (esdm_hpc/vol, vol_plugin/src/virtual.c); the core keeps them; external:
+# files that hold the raw data instead of fragments (esdm_hpc/external.py)
+KNOWN_HINTS = {"serialisation", "statistics", "chunks", "codecs", "filters", "virtual", "external"}
 
 
 def dataset_meta(
@@ -32,7 +36,13 @@ def dataset_meta(
     dims: Any = None,
     fillvalue: Any = None,
     hints: dict[str, Any] | None = None,
+    null: bool = False,
 ) -> DatasetMeta:
+    """null: a dataset of HDF5's null dataspace (data=Empty(dtype)): no shape, no elements."""
+    if null:
+        if shape is not None or maxshape is not None:
+            raise ValueError(f"{path}: an Empty dataset has no shape or maxshape")
+        shape = (0,)
     if shape is None:
         raise ValueError(f"{path}: create_dataset needs a shape (or data)")
     shape = (shape,) if isinstance(shape, int | np.integer) else tuple(shape)
@@ -40,10 +50,12 @@ def dataset_meta(
         raise ValueError(f"{path}: shape must be non-negative integers, not {shape}")
     shape = tuple(int(s) for s in shape)
     try:
-        dt = STRING if names_string(dtype) else np.dtype("f8" if dtype is None else dtype)
+        dt = _string(dtype) if names_string(dtype) else np.dtype("f8" if dtype is None else dtype)
     except (TypeError, ValueError, SyntaxError) as error:  # numpy's parser, for any string
         raise TypeError(f"{path}: unsupported dtype {dtype!r} ({error})") from None
-    if dt is not STRING:
+    if is_vlen(dt) and not is_string(dt):
+        dt = _sequences(path, np.dtype(dt.metadata[VLEN]))
+    if not is_string(dt):
         if dt.hasobject:
             raise TypeError(
                 f"{path}: dtype {dt} holds Python objects; use str for variable-length strings"
@@ -73,6 +85,7 @@ def dataset_meta(
     if unknown:
         raise ValueError(f"{path}: unknown hints {sorted(unknown)} (known: {sorted(KNOWN_HINTS)})")
     serialisation.check_hint(path, hints, dt)
+    external.checked_hint(path, hints, dt, int(np.prod(shape, dtype=np.int64)))
     hints.update(codecs.checked_hint(path, hints, dt))
     if "chunks" in hints:
         chunks = hints["chunks"]
@@ -81,7 +94,11 @@ def dataset_meta(
         if not all(isinstance(c, int | np.integer) and c > 0 for c in chunks):
             raise ValueError(f"{path}: hints['chunks'] must be positive integers, not {chunks}")
         hints["chunks"] = [int(c) for c in chunks]
-    if dt is STRING:
+    if strings.sequence_base(dt) is not None:
+        if fillvalue is not None:
+            raise ValueError(f"{path}: a dataset of sequences takes no fillvalue (empty ones)")
+        fill = np.asarray("", dtype=STRING)
+    elif is_string(dt):
         fill = strings.checked(np.asarray("" if fillvalue is None else fillvalue), path)
         if fill.size != 1:
             raise ValueError(f"{path}: fillvalue must be one string, not {fillvalue!r}")
@@ -98,7 +115,26 @@ def dataset_meta(
         dims=dims,
         created_epoch=epoch,
         hints=hints,
+        null=null,
     )
+
+
+def _string(dtype: Any) -> np.dtype:
+    """The stored dtype of strings ``dtype`` names: itself if it is one (keeping
+    its metadata: the character set HDF5 named), else `STRING`."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        return STRING
+    return resolved if is_string(resolved) else STRING
+
+
+def _sequences(path: str, base: np.dtype) -> np.dtype:
+    """The stored dtype of a dataset of variable-length sequences of ``base``, which
+    must be a fixed-size type (`esdm_hpc.strings.sequences_of`)."""
+    if base.hasobject or base.itemsize == 0 or _has_kind(base, "Mm"):
+        raise TypeError(f"{path}: sequences of {base} are not supported (only of fixed-size types)")
+    return strings.sequences_of(base)
 
 
 def _has_kind(dtype: np.dtype, kinds: str) -> bool:

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from esdm_hpc import strings
+from esdm_hpc import external, strings
+from esdm_hpc.empty import Empty
+from esdm_hpc.encoding import VLEN
 from esdm_hpc.namespace import DatasetMeta
 from esdm_hpc.node import Node
 from esdm_hpc.selection import Key, hyperslab
@@ -43,7 +45,11 @@ class Dataset(Node):
 
     @property
     def dtype(self) -> np.dtype:
-        return self._meta.dtype
+        """The type of its elements; h5py's ``vlen_dtype(base)`` for variable-length
+        sequences (stored as strings: `esdm_hpc.strings.sequences_of`)."""
+        stored = self._meta.dtype
+        base = strings.sequence_base(stored)
+        return stored if base is None else np.dtype("O", metadata={VLEN: base})
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -57,6 +63,12 @@ class Dataset(Node):
     @property
     def fillvalue(self) -> Any:
         return self._meta.fillvalue[()]
+
+    @property
+    def empty(self) -> bool:
+        """Whether it holds an `Empty` value (HDF5's null dataspace): a type, no
+        elements; its ``shape`` is (0,) and every read is ``Empty(dtype)``."""
+        return self._meta.null
 
     @property
     def ndim(self) -> int:
@@ -74,15 +86,18 @@ class Dataset(Node):
     def __repr__(self) -> str:
         return f'<esdm Dataset "{self.name}": shape {self.shape}, type "{self.dtype.str}">'
 
-    def __getitem__(self, key: Key) -> np.ndarray:
-        slab = hyperslab(key, self.shape, f"{self.name} read")
-        data = self._container.read(self._meta, slab.offset, slab.count)
-        return data.reshape(slab.shape)
+    def __getitem__(self, key: Key) -> np.ndarray | Empty:
+        if self.empty:
+            return Empty(self.dtype)
+        meta = self._meta
+        slab = hyperslab(key, meta.shape, f"{self.name} read")
+        data = self._read(meta, slab.offset, slab.count)
+        return _shown(meta, data).reshape(slab.shape)
 
     def __setitem__(self, key: Key, value: Any) -> None:
         prepared = self._prepare_write(key, value)
         if prepared is not None:
-            self._container.write(*prepared)
+            self._write(*prepared)
 
     def read_box(
         self, offset: tuple[int, ...], count: tuple[int, ...], out: np.ndarray | None = None
@@ -106,7 +121,13 @@ class Dataset(Node):
             _check_box(meta, offset, out.shape, self.name, "read")
             if out.dtype != meta.dtype:
                 raise ValueError(f"{self.name}: read into {out.dtype}, not {meta.dtype}")
-        self._container.read_many(meta, boxes)
+        outside = external.segments(meta.hints)
+        if outside is None:
+            self._container.read_many(meta, boxes)
+        for offset, out in boxes:
+            if outside is not None:
+                out[...] = external.read(outside, meta.dtype, meta.shape, offset, out.shape)
+            _shown(meta, out)
 
     def write_box(self, offset: tuple[int, ...], data: np.ndarray) -> None:
         """``self[box] = data`` for the box at ``offset`` of ``data``'s shape, ``data``
@@ -115,10 +136,11 @@ class Dataset(Node):
         _check_box(meta, offset, data.shape, self.name, "write")
         if data.dtype != meta.dtype:
             raise TypeError(f"{self.name}: {data.dtype} data for a dataset of {meta.dtype}")
+        data = _stored(meta, data, self.name)
         if is_string(meta.dtype):
             data = strings.checked(data, f"{self.name}")
         if data.size:
-            self._container.write(meta, offset, data)
+            self._write(meta, offset, data)
 
     def write_async(self, key: Key, value: Any) -> WriteRequest:
         """Start writing ``value`` to ``self[key]`` and return at once.
@@ -131,7 +153,26 @@ class Dataset(Node):
         prepared = self._prepare_write(key, value)
         if prepared is None:
             return WriteRequest(None)
+        if external.segments(prepared[0].hints) is not None:
+            self._write(*prepared)  # to its files at once: nothing to wait for
+            return WriteRequest(None)
         return WriteRequest(self._container.write_async(*prepared))
+
+    def _read(
+        self, meta: DatasetMeta, offset: tuple[int, ...], count: tuple[int, ...]
+    ) -> np.ndarray:
+        outside = external.segments(meta.hints)
+        if outside is None:
+            return self._container.read(meta, offset, count)
+        return external.read(outside, meta.dtype, meta.shape, offset, count)
+
+    def _write(self, meta: DatasetMeta, offset: tuple[int, ...], data: np.ndarray) -> None:
+        """Into fragments, or into the files of a dataset stored externally."""
+        outside = external.segments(meta.hints)
+        if outside is None:
+            self._container.write(meta, offset, data)
+        else:
+            external.write(outside, meta.shape, offset, data)
 
     def _prepare_write(
         self, key: Key, value: Any
@@ -139,7 +180,7 @@ class Dataset(Node):
         """(meta, offset, data in the dataset's dtype and the slab's shape), or None if empty."""
         meta = self._meta
         slab = hyperslab(key, meta.shape, f"{self.name} write")
-        array = np.asarray(value)
+        array = _stored(meta, value, f"{self.name}{slab}")
         if is_string(meta.dtype):
             array = strings.checked(array, f"{self.name}{slab}")
         if array.dtype == meta.dtype and array.shape == slab.shape:
@@ -242,6 +283,27 @@ class WriteRequest:
         """Block until the data is written (not yet committed); re-raise its error."""
         if self._future is not None:
             self._future.result(timeout)
+
+
+def _stored(meta: DatasetMeta, value: Any, what: str) -> np.ndarray:
+    """``value`` as the dataset stores it: sequences as strings (the others as they are)."""
+    base = strings.sequence_base(meta.dtype)
+    if base is None:
+        return np.asarray(value)
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        one = np.empty((), dtype=object)  # one sequence (for one element, or all of them)
+        one[()] = value
+        value = one
+    return strings.sequences_as_text(value, base, what)
+
+
+def _shown(meta: DatasetMeta, data: np.ndarray) -> np.ndarray:
+    """What the dataset stores as the reader sees it: strings back into sequences
+    (in place, of h5py's dtype of them)."""
+    base = strings.sequence_base(meta.dtype)
+    if base is None:
+        return data
+    return strings.text_as_sequences(data, base, data).view(np.dtype("O", metadata={VLEN: base}))
 
 
 def _check_box(

@@ -10,7 +10,8 @@ lossless spelling there, and values are base64 of their bytes. A dtype is
   survive);
 - ``{"subarray": type, "shape": [...]}`` for a structured type's array member;
 - ``{"vlen": "str"}`` for variable-length strings (`esdm_hpc.strings`), their
-  values laid out as in a fragment;
+  values laid out as in a fragment; ``{"vlen": "str", "sequence": type}`` for
+  the stored dtype of a dataset of sequences of ``type`` (`strings.sequences_of`);
 - ``{"vlen": type}`` for variable-length sequences: object arrays of arrays,
   dtype ``object`` with metadata ``{"vlen": type}`` as h5py spells them
   (attributes only); their values are stored one after the other, with
@@ -53,8 +54,12 @@ KEPT_METADATA = (
 
 def dtype_to_json(dtype: np.dtype) -> Any:
     dtype = np.dtype(dtype)
+    base = strings.sequence_base(dtype)
+    if base is not None:
+        return {VLEN: "str", strings.SEQUENCE: dtype_to_json(base)}
     if is_string(dtype):
-        return {VLEN: "str"}
+        cset = (dtype.metadata or {}).get("cset")  # "ascii" of HDF5's strings (esdm_hpc.vol)
+        return {VLEN: "str", "cset": cset} if cset else {VLEN: "str"}
     if is_vlen(dtype):
         return {VLEN: dtype_to_json(dtype.metadata[VLEN])}
     if dtype.hasobject:
@@ -84,6 +89,10 @@ def dtype_from_json(record: Any) -> np.dtype:
         return np.dtype(record)
     if isinstance(record, list):
         return npformat.descr_to_dtype(_descr_from_json(record))
+    if record.get(VLEN) == "str" and strings.SEQUENCE in record:
+        return strings.sequences_of(dtype_from_json(record[strings.SEQUENCE]))
+    if record.get(VLEN) == "str" and "cset" in record:
+        return np.dtype("O", metadata={VLEN: str, "cset": record["cset"]})
     if record.get(VLEN) == "str":
         return STRING
     if VLEN in record:

@@ -118,6 +118,8 @@ class DatasetMeta:
     created_epoch: int = 0
     hints: dict[str, Any] = field(default_factory=dict)
     shrinks: tuple[Shrink, ...] = ()  # oldest first
+    # HDF5's null dataspace (h5py's Empty): a type and no elements, kept as shape (0,)
+    null: bool = False
 
     def resized(self, shape: tuple[int, ...], shrink: Shrink | None = None) -> DatasetMeta:
         """The dataset with a new shape; ``shrink`` records that it got smaller."""
@@ -141,6 +143,7 @@ class DatasetMeta:
             "created_epoch": self.created_epoch,
             "hints": self.hints,
             **({"shrinks": [s.to_json() for s in self.shrinks]} if self.shrinks else {}),
+            **({"null": True} if self.null else {}),
         }
 
     @classmethod
@@ -155,6 +158,7 @@ class DatasetMeta:
             created_epoch=record["created_epoch"],
             hints=record["hints"],
             shrinks=tuple(Shrink.from_json(s) for s in record.get("shrinks", ())),
+            null=record.get("null", False),
         )
 
 

@@ -7,6 +7,12 @@ array: it is the UTF-8 end offset of every element (little-endian uint64,
 in C order), then the UTF-8 bytes one after another. The checksum blocks
 cover both, as for any fragment; a reader reads the whole fragment
 (`esdm_hpc.serialisation.Strings`).
+
+A dataset of variable-length sequences of a fixed-size type (h5py's
+``vlen_dtype``) is stored the same way: each element a string of the
+sequence's values in that type, their bytes as `text` keeps undecodable
+input. Its stored dtype is a string dtype naming the element type
+(`sequences_of`); `esdm_hpc.dataset.Dataset` shows object arrays of arrays.
 """
 
 from __future__ import annotations
@@ -16,11 +22,46 @@ from typing import Any
 import numpy as np
 
 STRING = np.dtype("O", metadata={"vlen": str})
+SEQUENCE = "sequence"  # metadata of a stored dtype of sequences: their element type
 _END = np.dtype("<u8")
 
 
 def is_string(dtype: np.dtype) -> bool:
     return dtype.kind == "O" and (dtype.metadata or {}).get("vlen") is str
+
+
+def sequences_of(base: np.dtype) -> np.dtype:
+    """The stored dtype of a dataset of variable-length sequences of ``base``."""
+    return np.dtype("O", metadata={"vlen": str, SEQUENCE: np.dtype(base)})
+
+
+def sequence_base(dtype: np.dtype) -> np.dtype | None:
+    """The element type of a stored dtype of sequences (`sequences_of`), else None."""
+    return (dtype.metadata or {}).get(SEQUENCE) if is_string(dtype) else None
+
+
+def sequences_as_text(values: Any, base: np.dtype, what: str) -> np.ndarray:
+    """Sequences (an array of arrays, or of anything ``base`` takes) as the strings
+    that store them; TypeError naming ``what`` for one that is no sequence of it."""
+    array = np.asarray(values, dtype=object)
+    stored = np.empty(array.shape, dtype=STRING)
+    for index, value in np.ndenumerate(array):
+        try:
+            sequence = np.asarray(value, dtype=base)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{what}: {value!r} is no sequence of {base} ({error})") from None
+        if sequence.ndim != 1:
+            raise TypeError(f"{what}: a sequence of {base} has one dimension, not {sequence.shape}")
+        stored[index] = text(sequence.tobytes())
+    return stored
+
+
+def text_as_sequences(stored: np.ndarray, base: np.dtype, out: np.ndarray) -> np.ndarray:
+    """Fill ``out`` (an object array of ``stored``'s shape) with the sequences the
+    strings ``stored`` hold; returns it."""
+    for index, value in np.ndenumerate(stored):
+        out[index] = np.frombuffer(utf8(value), dtype=base).copy()
+    return out
 
 
 def names_string(dtype: Any) -> bool:

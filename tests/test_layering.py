@@ -44,7 +44,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("store", ("esdm_hpc.epochs.manifest", "esdm_hpc.epochs.store")),
     (
         "paths",
-        ("esdm_hpc.epochs.writer", "esdm_hpc.fragmentview", "esdm_hpc.readplan", "esdm_hpc.reader"),
+        (
+            "esdm_hpc.epochs.writer",
+            "esdm_hpc.fragmentview",
+            "esdm_hpc.readplan",
+            "esdm_hpc.reader",
+            "esdm_hpc.external",
+        ),
     ),
     (
         "epochs",

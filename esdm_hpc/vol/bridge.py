@@ -21,22 +21,28 @@ Contract with vol_plugin/src (keep both sides in step):
 from __future__ import annotations
 
 import atexit
+import base64
+import functools
+import itertools
 import math
 import posixpath
 import sys
 import weakref
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 
 import esdm_hpc
-from esdm_hpc import strings
+from esdm_hpc import codecs, strings
 from esdm_hpc.config import SiteConfig, load_config
 from esdm_hpc.container import Container
 from esdm_hpc.copying import CopyOptions
+from esdm_hpc.dataset import Dataset
 from esdm_hpc.empty import Empty
 from esdm_hpc.encoding import array_of
+from esdm_hpc.errors import ContainerNotFoundError
+from esdm_hpc.fragment import Fragment
 from esdm_hpc.namespace import ExternalLinkFound, Link
 from esdm_hpc.strings import STRING, is_string
 from esdm_hpc.vol import anonymous, dtypes, names, values
@@ -56,6 +62,9 @@ from esdm_hpc.vol.objects import (
 )
 
 SERIAL = -1
+T = TypeVar("T")
+# how external links open the file they name (object_open's access)
+INHERIT, READ_ONLY, READ_WRITE = -1, 0, 1
 MAX_EXTERNAL_LINKS = 16  # followed in one lookup before it is taken for a loop
 ORDER_TRACKED, ORDER_INDEXED = 1, 2  # H5P_CRT_ORDER_TRACKED, H5P_CRT_ORDER_INDEXED
 # H5L_type_t of the link kinds of the namespace; a user-defined link has its class's
@@ -127,6 +136,12 @@ def file_flush(file: FileHandle) -> int:
     """H5Fflush: publish what was written as a new epoch (collective); returns it."""
     container = file.container
     return container.commit() if container.writable else container.epoch
+
+
+def file_refresh(file: FileHandle) -> int:
+    """H5Drefresh, H5Orefresh of a reader (a SWMR one, say): the newest epoch, which
+    it moves on to (collective)."""
+    return file.container.refresh()
 
 
 def file_close(file: FileHandle) -> None:
@@ -215,44 +230,73 @@ def group_track_order(file: FileHandle, order: int) -> None:
     file.container.edit("track_order").track_order("/", bool(order & ORDER_INDEXED))
 
 
-def object_open(location: Location, name: str) -> tuple[NodeHandle, int]:
-    """H5Gopen, H5Dopen, H5Oopen: the handle and its `Kind`; through external links
-    the handle is on the container they lead to."""
-    try:
-        handle = node(location.file, resolve(location, name))
-    except ExternalLinkFound as link:
-        handle = _through_external(location.file, link.file, link.path)
+def object_open(location: Location, name: str, access: int = INHERIT) -> tuple[NodeHandle, int]:
+    """H5Gopen, H5Dopen, H5Oopen: the handle and its `Kind`. Through external links
+    the handle is on the container they lead to, opened for it (see `_open_node`);
+    its ``file`` is then another `FileHandle`, which the C side closes with the
+    last object on it. access: the link access list's H5Pset_elink_acc_flags, as
+    `READ_ONLY` or `READ_WRITE`, or `INHERIT`."""
+    handle = _open_node(location, name, access, 0)
     return handle, int(handle.kind)
 
 
-def _through_external(source: FileHandle, filename: str, path: str) -> NodeHandle:
-    """The object at ``path`` of the file an external link names. Its container is
-    opened (or shared, if this process has it open) for as long as the handle
-    lives: for writing if the link's file is open so by this process alone, else
-    for reading, by this process alone (every rank of an MPI program opens it by
-    itself, so that none takes the lease)."""
-    writable = source.container.writable and source.container.comm.size == 1
-    for _ in range(MAX_EXTERNAL_LINKS):
-        file = file_open(filename, writable, SERIAL)
-        try:
-            handle = node(file, resolve(file, path))
-        except ExternalLinkFound as onward:
-            file_close(file)
-            filename, path = onward.file, onward.path  # not the exception: it holds frames
-            continue
-        except BaseException:
-            file_close(file)
-            raise
-        # The handle is the last to need the file: it closes with the handle,
-        # which goes when HDF5 closes its ID (no cycle holds it).
-        weakref.finalize(handle, file_close, file)
-        return handle
-    raise KeyError(f"more than {MAX_EXTERNAL_LINKS} external links in a row (a loop?)")
+def _open_node(location: Location, name: str, access: int, hops: int) -> NodeHandle:
+    """The object ``name`` names; past an external link, in the container the link
+    names, opened (or shared, if this process has it open) for as long as the
+    handle lives: by this process alone (every rank of an MPI program opens it by
+    itself, so that none takes the lease), for writing if ``access`` asks or, by
+    default, if the link's file is open so by this process alone."""
+    try:
+        return node(location.file, resolve(location, name))
+    except ExternalLinkFound as link:
+        source = location.file.container
+        if access == INHERIT:
+            writable = source.writable and source.comm.size == 1
+        else:
+            writable = access == READ_WRITE
+        file, path = _external_file(link, writable, hops), link.path  # `link` goes with the block
+    try:
+        handle = _open_node(file, path, access, hops + 1)
+    except BaseException:
+        file_close(file)
+        raise
+    if handle.file is not file:  # a further external link led elsewhere
+        file_close(file)
+    return handle
+
+
+def _external_file(link: ExternalLinkFound, writable: bool, hops: int) -> FileHandle:
+    """The file an external link names, opened by this process alone; the caller closes it."""
+    if hops >= MAX_EXTERNAL_LINKS:
+        raise KeyError(f"more than {MAX_EXTERNAL_LINKS} external links in a row (a loop?)")
+    return file_open(link.file, writable, SERIAL)
+
+
+def _across(location: Location, name: str, query: Callable[[Location, str], T], hops: int = 0) -> T:
+    """``query(location, name)``, or past an external link on the way the same query
+    in the container the link names, opened for reading for as long as it takes."""
+    try:
+        return query(location, name)
+    except ExternalLinkFound as link:
+        file, path = _external_file(link, False, hops), link.path
+    try:
+        return _across(file, path, query, hops + 1)
+    finally:
+        file_close(file)
 
 
 def object_info(location: Location, name: str) -> tuple[int, str, int, int]:
     """H5Oexists_by_name, H5Oget_info: (`Kind`, identity, number of attributes, number
-    of hard links); kind NONE when nothing has that name."""
+    of hard links); kind NONE when nothing has that name. Past an external link the
+    object's in the container it names; one whose container does not exist dangles
+    (as a soft link may)."""
+    try:
+        return _across(location, name, _object_info)
+    except ContainerNotFoundError:
+        return int(Kind.NONE), absolute(location, name), 0, 0
+
+
+def _object_info(location: Location, name: str) -> tuple[int, str, int, int]:
     path = resolve(location, name)
     kind = kind_of(location.file, path)
     if kind is Kind.NONE:
@@ -291,7 +335,16 @@ def link_info(location: Location, name: str) -> LinkRecord:
     """H5Lget_info, H5Lget_val: (name, H5L_type_t, value, creation order); the value
     is the object's identity (hard), the path (soft), or the bytes HDF5 packs
     (external, user-defined); the creation order is -1 where the group does not
-    track it (H5Pset_link_creation_order). KeyError if there is no such link."""
+    track it (H5Pset_link_creation_order). KeyError if there is no such link. A group
+    on the way may be in another container, through an external link."""
+    return _across(location, name, lambda at, path: (name, *_link_info(at, path)[1:]))
+
+
+def _link_info(location: Location, name: str) -> LinkRecord:
+    if name == "." and isinstance(location, NodeHandle):
+        # the object itself (H5Gget_objinfo of an open ID), by its identity: a
+        # moved object's first name is no link any more
+        return name, HARD, location.path, -1
     namespace = location.file.container.namespace
     path = link_name(location, name)
     link = namespace.link(path)
@@ -330,7 +383,7 @@ def link_list(
     def walk(path: str, prefix: str) -> None:
         members = group_members(location.file, path, by_order)
         for member in reversed(members) if descending else members:
-            record = link_info(location.file, posixpath.join(path, member))
+            record = _link_info(location.file, posixpath.join(path, member))
             found.append((prefix + member, *record[1:]))
             target = record[2]
             enter = record[1] == HARD and target in namespace.groups
@@ -468,31 +521,51 @@ def datatype_describe(handle: NodeHandle) -> dtypes.Spelling:
 # --- datasets --------------------------------------------------------------------------------
 
 
+# A virtual dataset's mapping: the virtual and the source selection (H5Sencode2),
+# the source's file and dataset names.
+VirtualMapping = tuple[bytes, str, str, bytes]
+
+
 def dataset_create(
     location: Location,
     name: str | None,
     spelling: dtypes.Spelling,
-    shape: tuple[int, ...],
-    maxshape: tuple[int, ...],
+    shape: tuple[int, ...] | None,
+    maxshape: tuple[int, ...] | None,
     fill: bytes | None,
     chunks: tuple[int, ...] | None = None,
     filters: list[Filter] | None = None,
+    virtual: list[VirtualMapping] | None = None,
+    external: list[tuple[str, int, int | None]] | None = None,
 ) -> NodeHandle:
     """H5Dcreate, H5Dcreate_anon (name None) (collective). maxshape -1 is
-    H5S_UNLIMITED; fill is one value or None; chunks the chunk shape asked for
+    H5S_UNLIMITED; shape and maxshape None are a null dataspace (an `Empty` value);
+    fill is one value or None; chunks the chunk shape asked for
     (kept as a hint and reported back: ESDM cuts fragments its own way); filters
     the filter pipeline, applied where the core has the codecs and reported back
-    (esdm_hpc.vol.filters)."""
-    dtype = STRING if spelling == dtypes.VLEN_STR else dtypes.to_numpy(spelling)
+    (esdm_hpc.vol.filters); virtual the mappings of a virtual dataset (kept as the
+    hint ``virtual``, vol_plugin/src/virtual.c reads through them); external the
+    segments (file, offset, size or None) of external storage (esdm_hpc/external.py)."""
+    dtype = dtypes.string_dtype(spelling) or dtypes.to_numpy(spelling)
     path = _new_path(location, name)
-    options: dict[str, Any] = {"maxshape": tuple(None if m < 0 else m for m in maxshape)}
+    if shape is None or maxshape is None:
+        options: dict[str, Any] = {"data": Empty(dtype)}
+    else:
+        options = {"maxshape": tuple(None if m < 0 else m for m in maxshape)}
     if fill is not None:
-        value = strings.text(fill) if dtype is STRING else np.frombuffer(fill, dtype)[0]
+        value = strings.text(fill) if is_string(dtype) else np.frombuffer(fill, dtype)[0]
         options["fillvalue"] = value
     hints: dict[str, Any] = {} if chunks is None else {"chunks": list(chunks)}
     if filters:
         hints["filters"] = [[ident, flags, list(values)] for ident, flags, values in filters]
-        hints["codecs"] = codecs_for(filters, dtype is STRING)
+        hints["codecs"] = codecs_for(filters, is_string(dtype))
+    if virtual is not None:
+        hints["virtual"] = [
+            [_base64(vspace), file, source, _base64(space)]
+            for vspace, file, source, space in virtual
+        ]
+    if external is not None:
+        hints["external"] = [list(segment) for segment in external]
     if hints:
         options["hints"] = hints
     location.file.container.create_dataset(path, shape=shape, dtype=dtype, **options)
@@ -503,35 +576,55 @@ def dataset_describe(
     handle: NodeHandle,
 ) -> tuple[
     dtypes.Spelling,
-    tuple[int, ...],
-    tuple[int, ...],
+    tuple[int, ...] | None,
+    tuple[int, ...] | None,
     bytes,
     tuple[int, ...] | None,
     list[Filter],
     bool,
 ]:
     """H5Dopen, H5Dget_type: (type, shape, maxshape with -1, fill value (a string's
-    UTF-8), the chunk shape it was created with or None, the filters it reports
-    and whether they are derived from its codecs: `esdm_hpc.vol.filters.reported`)."""
+    UTF-8; None for sequences and references), the chunk shape it was created with
+    or None, the filters it reports and whether they are derived from its codecs:
+    `esdm_hpc.vol.filters.reported`)."""
     dataset = handle.dataset()
+    fill: bytes | None = None  # sequences and references: HDF5's (empty, null ones)
     if is_string(dataset.dtype):
         fill = strings.utf8(dataset.fillvalue)
-    else:
+    elif not dtypes.crosses_as_trees(dataset.dtype):
         fill = np.asarray(dataset.fillvalue, dtype=dataset.dtype).tobytes()
-    chunks = dataset.hints.get("chunks")
+    chunks, external = dataset.hints.get("chunks"), dataset.hints.get("external")
     return (
         dtypes.spelling(dataset.dtype),
         *dataset_extent(handle),
         fill,
         None if chunks is None else tuple(chunks),
         *reported(dataset.hints),
+        _mappings(dataset.hints),
+        None if external is None else [tuple(s) for s in external],
     )
 
 
-def dataset_extent(handle: NodeHandle) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """H5Dget_space: (shape, maxshape with -1 for unlimited). h5py asks twice per
-    H5Dwrite, so this is all it costs: no type spelling, no fill value."""
+def _mappings(hints: dict[str, Any]) -> list[VirtualMapping] | None:
+    kept = hints.get("virtual")
+    if kept is None:
+        return None
+    return [(base64.b64decode(v), file, source, base64.b64decode(s)) for v, file, source, s in kept]
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def dataset_extent(
+    handle: NodeHandle,
+) -> tuple[tuple[int, ...], tuple[int, ...]] | tuple[None, None]:
+    """H5Dget_space: (shape, maxshape with -1 for unlimited), (None, None) for a null
+    dataspace. h5py asks twice per H5Dwrite, so this is all it costs: no type
+    spelling, no fill value."""
     dataset = handle.dataset()
+    if dataset.empty:
+        return None, None
     return dataset.shape, tuple(-1 if m is None else m for m in dataset.maxshape)
 
 
@@ -570,6 +663,172 @@ def dataset_read_strings(handle: NodeHandle, nblocks: int, boxes: memoryview) ->
     read = [(o, np.empty(c, dtype=STRING)) for o, c, _, _ in _blocks(boxes, nblocks, dataset.ndim)]
     dataset.read_boxes(read)
     return [strings.utf8(s) for _, block in read for s in block.reshape(-1)]
+
+
+def dataset_write_values(
+    handle: NodeHandle, nblocks: int, boxes: memoryview, trees: list[values.Tree]
+) -> None:
+    """H5Dwrite of values holding references or variable-length sequences, a tree
+    per element (`esdm_hpc.vol.values`): each block of them into its box (independent)."""
+    dataset = handle.dataset()
+    dtype, digest = dataset.dtype, functools.partial(reference_digest, handle.file)
+    elements = array_of([values.from_tree(tree, dtype, digest) for tree in trees], dtype)
+    for offset, count, start, stop in _blocks(boxes, nblocks, dataset.ndim):
+        dataset.write_box(offset, elements[start:stop].reshape(count))
+
+
+def dataset_read_values(handle: NodeHandle, nblocks: int, boxes: memoryview) -> list[values.Tree]:
+    """H5Dread of values holding references or variable-length sequences: the boxes'
+    elements one after another, a tree each."""
+    _publish_own_writes(handle.file)
+    dataset = handle.dataset()
+    dtype, path = dataset.dtype, functools.partial(reference_path, handle.file)
+    read = [(o, np.empty(c, dtype=dtype)) for o, c, _, _ in _blocks(boxes, nblocks, dataset.ndim)]
+    dataset.read_boxes(read)
+    return [values.to_tree(e, dtype, path) for _, block in read for e in block.reshape(-1)]
+
+
+# --- chunks: what HDF5 programs ask of the chunks of a dataset, answered from its fragments
+
+
+ChunkRecord = tuple[tuple[int, ...], int, int]  # offset, stored bytes, address
+
+
+def dataset_chunks(
+    handle: NodeHandle,
+    chunk: tuple[int, ...],
+    low: tuple[int, ...] | None = None,
+    high: tuple[int, ...] | None = None,
+) -> list[ChunkRecord]:
+    """H5Dget_num_chunks, H5Dget_chunk_info(_by_coord), H5Dchunk_iter: the chunks of
+    shape ``chunk`` (the one the dataset reports) that hold written data, in HDF5's
+    order (of their offsets), each as (offset, stored bytes, address). ESDM keeps
+    fragments, not chunks: a chunk holds the parts of the fragments that are read
+    in it, its bytes are theirs (in proportion to elements where fragments are
+    coded), its address is where in its data log the fragment of its first part
+    starts. low, high: the bounds of a selection the chunks meet (None: any)."""
+    _publish_own_writes(handle.file)
+    sizes: dict[tuple[int, ...], float] = {}
+    addresses: dict[tuple[int, ...], int] = {}
+    for fragment, offset, count in _live_parts(handle):
+        per_element = fragment.replicas[0].length / math.prod(fragment.count)
+        spans = [
+            range(o // c, (o + n - 1) // c + 1)
+            for o, n, c in zip(offset, count, chunk, strict=True)
+        ]
+        for index in itertools.product(*spans):
+            start = tuple(i * c for i, c in zip(index, chunk, strict=True))
+            inside = math.prod(
+                min(o + n, s + c) - max(o, s)
+                for o, n, s, c in zip(offset, count, start, chunk, strict=True)
+            )
+            sizes[start] = sizes.get(start, 0.0) + inside * per_element
+            addresses.setdefault(start, fragment.replicas[0].byte_offset)
+    found = [(start, max(1, round(size)), addresses[start]) for start, size in sizes.items()]
+    if low is not None and high is not None:
+        found = [record for record in found if _meets(record[0], chunk, low, high)]
+    return sorted(found)
+
+
+def _meets(
+    start: tuple[int, ...], chunk: tuple[int, ...], low: tuple[int, ...], high: tuple[int, ...]
+) -> bool:
+    """Whether the chunk at ``start`` meets the box from ``low`` to ``high`` (inclusive)."""
+    return all(s <= h and s + c > lo for s, c, lo, h in zip(start, chunk, low, high, strict=True))
+
+
+def dataset_storage_size(handle: NodeHandle) -> int:
+    """H5Dget_storage_size: the stored bytes of the fragments a read of the dataset
+    reads from (their first replicas: coded, as stored)."""
+    _publish_own_writes(handle.file)
+    used = {fragment.id: fragment.replicas[0].length for fragment, _, _ in _live_parts(handle)}
+    return sum(used.values())
+
+
+def dataset_chunk_read(
+    handle: NodeHandle, offset: tuple[int, ...], chunk: tuple[int, ...]
+) -> tuple[int, bytes]:
+    """H5Dread_chunk: (filter mask, bytes) of the chunk at ``offset`` as HDF5 would
+    store it: its values in C order (the fill value where nothing was written and
+    past the extent), through the dataset's codecs where it has any. The mask has
+    the bits of the filters that have no codec (`esdm_hpc.vol.filters`): skipped."""
+    _publish_own_writes(handle.file)
+    dataset = handle.dataset()
+    values = np.full(chunk, dataset.fillvalue, dtype=_fixed_size(dataset))
+    inside = _chunk_inside(dataset, offset, chunk)
+    values[tuple(slice(0, n) for n in inside)] = dataset.read_box(offset, inside)
+    pipeline = codecs.for_dataset(dataset.hints)
+    raw = values.reshape(-1).view(np.uint8)
+    stored = raw if pipeline is None else pipeline.encode(raw, len(raw))[0]
+    return _skipped_filters(dataset), stored.tobytes()
+
+
+def dataset_chunk_write(
+    handle: NodeHandle, offset: tuple[int, ...], chunk: tuple[int, ...], mask: int, data: memoryview
+) -> None:
+    """H5Dwrite_chunk: the chunk at ``offset`` from the bytes HDF5 would store for
+    it, decoded through the dataset's codecs unless ``mask`` skips the filters they
+    stand for (all or none of them) (independent)."""
+    dataset = handle.dataset()
+    dtype = _fixed_size(dataset)
+    pipeline = codecs.for_dataset(dataset.hints)
+    applied = _applied_filters(dataset)
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if pipeline is not None and mask & applied != applied:
+        if mask & applied:
+            raise ValueError(f"{dataset.name}: a chunk with only some of its filters applied")
+        decoded = np.empty(math.prod(chunk) * dtype.itemsize, dtype=np.uint8)
+        pipeline.decode(raw, np.array([0, len(raw)]), decoded, len(decoded))
+        raw = decoded
+    if len(raw) != math.prod(chunk) * dtype.itemsize:
+        raise ValueError(f"{dataset.name}: {len(raw)} bytes for a chunk of {chunk} {dtype}")
+    inside = _chunk_inside(dataset, offset, chunk)
+    values = raw.view(dtype).reshape(chunk)[tuple(slice(0, n) for n in inside)]
+    dataset.write_box(offset, np.ascontiguousarray(values))
+
+
+def _fixed_size(dataset: Dataset) -> np.dtype:
+    if dtypes.crosses_as_trees(dataset.dtype) or is_string(dataset.dtype):
+        raise TypeError(f"{dataset.name}: direct chunk I/O of variable-length values")
+    return dataset.dtype
+
+
+def _chunk_inside(dataset: Dataset, offset: tuple[int, ...], chunk: tuple[int, ...]) -> tuple:
+    """The part of the chunk at ``offset`` inside the dataset's extent (its shape)."""
+    if len(offset) != dataset.ndim or any(o % c for o, c in zip(offset, chunk, strict=True)):
+        raise ValueError(f"{dataset.name}: {offset} is not the offset of a chunk of {chunk}")
+    inside = tuple(min(c, s - o) for o, c, s in zip(offset, chunk, dataset.shape, strict=True))
+    if any(n <= 0 for n in inside):
+        raise ValueError(f"{dataset.name}: the chunk at {offset} is outside {dataset.shape}")
+    return inside
+
+
+def _applied_filters(dataset: Dataset) -> int:
+    """The filter mask bits of the dataset's filters its codecs apply."""
+    filters = dataset.hints.get("filters", [])
+    string = is_string(dataset.dtype)
+    has_codec = [bool(codecs_for([(i, f, tuple(v))], string)) for i, f, v in filters]
+    return sum(1 << k for k, applied in enumerate(has_codec) if applied)
+
+
+def _skipped_filters(dataset: Dataset) -> int:
+    return ((1 << len(dataset.hints.get("filters", []))) - 1) & ~_applied_filters(dataset)
+
+
+def _live_parts(handle: NodeHandle) -> Iterator[tuple[Fragment, tuple[int, ...], tuple[int, ...]]]:
+    """(fragment, offset, count) of every part of the dataset a read takes from a
+    fragment: the committed fragments as the newest ones cover the older."""
+    container, dataset = handle.file.container, handle.dataset()
+    if dataset.empty or dataset.size == 0:
+        return
+    view = container.view(container.dataset_meta(dataset.name))
+    if not len(view):
+        return
+    offsets, counts, sources = view.plan((0,) * dataset.ndim, dataset.shape)
+    parts = zip(offsets.tolist(), counts.tolist(), sources.tolist(), strict=True)
+    for offset, count, source in parts:
+        if source >= 0:
+            yield view.fragment(source), tuple(offset), tuple(count)
 
 
 def dataset_set_extent(handle: NodeHandle, shape: tuple[int, ...]) -> None:
@@ -654,7 +913,9 @@ def attribute_write_strings(handle: AttributeHandle, values: list[bytes | None])
     """H5Awrite of variable-length strings, UTF-8 (None for a null pointer) (collective)."""
     stored = handle.stored()
     text = [strings.text(v) for v in values]
-    _store_attribute(handle, np.array(text, dtype="U").reshape(stored.shape))
+    # UTF-8 ones as numpy unicode; ASCII ones in the core's string dtype, which keeps the cset
+    dtype = stored.dtype if is_string(stored.dtype) else np.dtype("U")
+    _store_attribute(handle, np.array(text, dtype=dtype).reshape(stored.shape))
 
 
 def attribute_read(handle: AttributeHandle, out: memoryview) -> None:
@@ -761,7 +1022,9 @@ def attribute_rename(location: Location, name: str, old: str, new: str) -> None:
 
 
 def _initial_dtype(spelling: dtypes.Spelling) -> np.dtype:
-    return np.dtype("U1") if spelling == dtypes.VLEN_STR else dtypes.to_numpy(spelling)
+    if spelling == dtypes.VLEN_STR:
+        return np.dtype("U1")
+    return dtypes.string_dtype(spelling) or dtypes.to_numpy(spelling)
 
 
 def _store_attribute(handle: AttributeHandle, value: np.ndarray) -> None:

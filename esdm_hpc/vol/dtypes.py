@@ -16,7 +16,9 @@ reads with the C API (vol_plugin/src/types.c):
   ``{"class": "bitfield", "base": "<u2"}``
   ``{"class": "string", "size": 8, "pad": "nullterm", "cset": "utf-8"}`` (fixed-length
   strings other than numpy's NUL-padded ASCII ``|S8``)
-  ``{"class": "vlen", "base": spelling}`` (attributes only, as h5py's `vlen_dtype`)
+  ``{"class": "vlen-str", "cset": "ascii"}`` (variable-length ASCII strings; ``vlen-str``
+  is UTF-8; the core's `STRING` carrying ``cset``)
+  ``{"class": "vlen", "base": spelling}`` (as h5py's `vlen_dtype`)
   ``{"class": "reference"}`` (HDF5's ``H5T_STD_REF`` to an object; attributes only)
   ``{"class": "reference", "format": "address"}`` (``H5T_STD_REF_OBJ``, the 1.10
   format: the object's token as an haddr_t, which names it for good)
@@ -43,9 +45,10 @@ from typing import Any
 
 import numpy as np
 
-from esdm_hpc.strings import is_string
+from esdm_hpc.strings import STRING, is_string
 
 VLEN_STR = "vlen-str"
+VLEN_ASCII = {"class": "vlen-str", "cset": "ascii"}  # variable-length ASCII strings
 OPAQUE_TAG = "opaque_tag"
 BITFIELD = "bitfield"
 STRPAD = "strpad"
@@ -62,7 +65,10 @@ ADDRESS_SIZE = 8  # sizeof(haddr_t)
 Spelling = str | dict[str, Any]
 Metadata = dict[str, Any]
 
-_FLOAT_SIZES = (2, 4, 8)
+# IEEE binary16/32/64, and C's long double where it is wider (x87's in 16 bytes)
+_FLOAT_SIZES = (2, 4, 8) + (
+    (np.dtype(np.longdouble).itemsize,) * (np.finfo(np.longdouble).bits > 64)
+)
 
 
 def to_numpy(spelling: Spelling) -> np.dtype:
@@ -90,6 +96,16 @@ def is_vlen(dtype: np.dtype) -> bool:
     return dtype.kind == "O" and VLEN in (dtype.metadata or {})
 
 
+def crosses_as_trees(dtype: np.dtype) -> bool:
+    """Whether values of ``dtype`` cross the bridge as trees (`esdm_hpc.vol.values`):
+    those holding variable-length sequences or references kept as digests."""
+    if dtype.names is not None:
+        return any(crosses_as_trees(member(dtype, name)) for name in dtype.names)
+    if dtype.subdtype is not None:
+        return crosses_as_trees(dtype.subdtype[0])
+    return is_vlen(dtype) or is_reference(dtype)
+
+
 def is_reference(dtype: np.dtype) -> bool:
     """Whether ``dtype`` holds references the core keeps as digests (not the 1.10
     format's addresses, which are plain bytes to it)."""
@@ -103,8 +119,21 @@ def _with(dtype: np.dtype, metadata: Metadata) -> np.dtype:
 def spelling(dtype: np.dtype) -> Spelling:
     """How the C side is told about values stored with ``dtype``."""
     if dtype.kind == "U" or is_string(dtype):
-        return VLEN_STR
+        ascii = (dtype.metadata or {}).get(CSET) == "ascii"
+        return VLEN_ASCII if ascii else VLEN_STR
     return _spelling(dtype, dict(dtype.metadata or {}))
+
+
+def string_dtype(spelling: Spelling) -> np.dtype | None:
+    """The core's dtype of variable-length strings ``spelling`` spells (`STRING`, with
+    the character set where it is ASCII); None for other types."""
+    if spelling == VLEN_STR:
+        return STRING
+    return (
+        np.dtype("O", metadata={**STRING.metadata, CSET: "ascii"})
+        if spelling == VLEN_ASCII
+        else None
+    )
 
 
 def _to_numpy(spelling: Spelling) -> tuple[np.dtype, Metadata]:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from esdm_hpc.encoding import array_of
+from esdm_hpc.strings import is_string
 from esdm_hpc.vol import dtypes
 
 Tree = bytes | str | tuple | list | None
@@ -37,7 +38,9 @@ def digest(path: str) -> bytes:
 
 
 def empty(dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
-    """A new attribute's value: zeros, or empty sequences for a variable-length type."""
+    """A new attribute's value: zeros, empty strings or empty sequences."""
+    if is_string(dtype):
+        return np.full(shape, "", dtype=dtype)
     if not dtypes.is_vlen(dtype):
         return np.zeros(shape, dtype=dtype)
     base = np.dtype(dtype.metadata[dtypes.VLEN])

@@ -41,8 +41,11 @@ def test_datasets_describe_themselves_in_the_shims_terms(site_config: Path) -> N
     f = bridge.file_create("esdm://d", True, SERIAL)
     bridge.group_create(f, "a/b")
     d = bridge.dataset_create(f, "a/b/x", ">f8", (3,), (3,), np.array([-1], ">f8").tobytes())
-    spelling, shape, maxshape, fill, chunks, filters, _ = bridge.dataset_describe(d)
+    spelling, shape, maxshape, fill, chunks, filters, _, virtual, external = (
+        bridge.dataset_describe(d)
+    )
     assert (spelling, shape, maxshape, chunks, filters) == (">f8", (3,), (3,), None, [])
+    assert virtual is None and external is None
     assert np.frombuffer(fill, ">f8")[0] == -1
     handle, kind = bridge.object_open(f, "a/b/x")
     assert kind == Kind.DATASET and handle.path == "/a/b/x"

@@ -8,6 +8,7 @@
 #include "esdm_vol.h"
 
 #include <H5PLextern.h>
+#include <H5VLnative.h>
 
 static herr_t
 esdm_init(hid_t vipl_id)
@@ -34,6 +35,7 @@ esdm_get_conn_cls(void *obj, H5VL_get_conn_lvl_t lvl, const H5VL_class_t **conn_
 {
     (void)obj;
     (void)lvl;
+    esdm_errors_guard();
     *conn_cls = &esdm_class;
     return 0;
 }
@@ -53,7 +55,7 @@ esdm_get_conn_cls(void *obj, H5VL_get_conn_lvl_t lvl, const H5VL_class_t **conn_
      H5VL_CAP_FLAG_CREATION_ORDER | H5VL_CAP_FLAG_BY_IDX | H5VL_CAP_FLAG_STORED_DATATYPES |   \
      H5VL_CAP_FLAG_FILE_MORE | H5VL_CAP_FLAG_GROUP_MORE | H5VL_CAP_FLAG_DATASET_MORE |            \
      H5VL_CAP_FLAG_OBJECT_MORE | H5VL_CAP_FLAG_LINK_BASIC | H5VL_CAP_FLAG_ATTR_MORE |             \
-     H5VL_CAP_FLAG_EXTERNAL_LINKS | H5VL_CAP_FLAG_UD_LINKS)
+     H5VL_CAP_FLAG_EXTERNAL_LINKS | H5VL_CAP_FLAG_UD_LINKS | H5VL_CAP_FLAG_STORAGE_SIZE)
 
 static herr_t
 esdm_get_cap_flags(const void *info, uint64_t *cap_flags)
@@ -66,12 +68,13 @@ esdm_get_cap_flags(const void *info, uint64_t *cap_flags)
 static herr_t
 esdm_opt_query(void *obj, H5VL_subclass_t cls, int opt_type, uint64_t *flags)
 {
-    /* No optional (native-only) operations: HDF5 then skips those it can,
-     * such as the 'post open' step of H5Fopen. */
+    /* The native operations the connector answers (chunks.c, file.c); for the
+     * others HDF5 skips what it can, such as the 'post open' step of H5Fopen. */
     (void)obj;
-    (void)cls;
-    (void)opt_type;
-    *flags = 0;
+    bool dataset = cls == H5VL_SUBCLS_DATASET && opt_type >= H5VL_NATIVE_DATASET_GET_CHUNK_STORAGE_SIZE &&
+                   opt_type <= H5VL_NATIVE_DATASET_CHUNK_ITER;
+    bool file    = cls == H5VL_SUBCLS_FILE && opt_type == H5VL_NATIVE_FILE_START_SWMR_WRITE;
+    *flags       = dataset || file ? H5VL_OPT_QUERY_SUPPORTED : 0;
     return 0;
 }
 

@@ -13,16 +13,6 @@
 
 #include <stdlib.h>
 
-static herr_t
-check_creation_properties(hid_t dcpl_id)
-{
-    if (H5Pget_layout(dcpl_id) == H5D_VIRTUAL)
-        return esdm_unsupported("a virtual dataset (H5D_VIRTUAL layout)");
-    if (H5Pget_external_count(dcpl_id) > 0)
-        return esdm_unsupported("external storage of raw data (H5Pset_external)");
-    return 0;
-}
-
 /* The user-defined fill value in the dataset's type (a variable-length
  * string's characters), or None. GIL held. */
 static PyObject *
@@ -33,7 +23,8 @@ fill_value(hid_t dcpl_id, hid_t type_id)
 
     if (H5Pfill_value_defined(dcpl_id, &defined) < 0)
         return NULL;
-    if (defined != H5D_FILL_VALUE_USER_DEFINED)
+    /* sequences and references fill with empty and null ones, whatever is set */
+    if (defined != H5D_FILL_VALUE_USER_DEFINED || esdm_type_needs_tree(type_id))
         return Py_NewRef(Py_None);
     if (esdm_type_is_vlen_string(type_id)) {
         char *text = NULL;
@@ -150,17 +141,8 @@ esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, h
     const char      *base = esdm_loc_name(loc, "creating a dataset");
     (void)lcpl_id, (void)dxpl_id, (void)req;
 
-    if (!base || !esdm_plist_ok(dapl_id, H5P_DATASET_ACCESS, "creating a dataset") ||
-        check_creation_properties(dcpl_id) < 0)
+    if (!base || !esdm_plist_ok(dapl_id, H5P_DATASET_ACCESS, "creating a dataset"))
         return NULL;
-    if (H5Sget_simple_extent_type(space_id) == H5S_NULL) {
-        esdm_unsupported("a dataset with a null dataspace (no elements, as h5py.Empty)");
-        return NULL;
-    }
-    if (esdm_type_needs_tree(type_id)) {
-        esdm_unsupported("a dataset of references or variable-length sequences (attributes may hold them)");
-        return NULL;
-    }
     if (esdm_enter(&gil) < 0)
         return NULL;
     PyObject *spelling = esdm_type_to_py(type_id);
@@ -169,16 +151,24 @@ esdm_dataset_create(void *obj, const H5VL_loc_params_t *loc, const char *name, h
     PyObject *fill     = maxshape ? fill_value(dcpl_id, type_id) : NULL;
     PyObject *chunks   = fill ? chunk_shape(dcpl_id) : NULL;
     PyObject *filters  = chunks ? filter_list(dcpl_id) : NULL;
-    if (filters) {
-        PyObject *py = esdm_call("dataset_create", "(ONOOOOOO)", where->py,
+    PyObject *mappings = filters ? esdm_virtual_mappings(dcpl_id) : NULL; /* virtual.c */
+    PyObject *segments = mappings ? esdm_external_segments(dcpl_id, dapl_id, where->file->name) : NULL;
+    if (segments) { /* external.c */
+        PyObject *py = esdm_call("dataset_create", "(ONOOOOOONN)", where->py,
                                  esdm_new_name(base, name), spelling, shape, maxshape, fill,
-                                 chunks, filters);
+                                 chunks, filters, mappings, segments);
+        mappings = segments = NULL;
         if (py && (dset = esdm_obj_new(ESDM_DATASET, where->file, py))) {
             dset->type_id = H5Tcopy(type_id);
             dset->dcpl_id = own_plist(dcpl_id, H5P_DATASET_CREATE);
             dset->dapl_id = own_plist(dapl_id, H5P_DATASET_ACCESS);
+            if (esdm_expand_efile_prefix(dset) < 0) {
+                esdm_obj_release(dset);
+                dset = NULL;
+            }
         }
     }
+    Py_XDECREF(mappings);
     Py_XDECREF(spelling);
     Py_XDECREF(shape);
     Py_XDECREF(maxshape);
@@ -206,12 +196,13 @@ esdm_dataset_init(esdm_obj_t *dset, hid_t dapl_id)
      * otherwise chunking where a dimension can grow or filters are reported
      * (HDF5 filters only chunks), since HDF5 applications (netCDF among them)
      * expect extendible datasets chunked. */
-    const char *fill  = PyBytes_AsString(PyTuple_GET_ITEM(info, 3));
-    const void *value = esdm_type_is_vlen_string(dset->type_id) ? (const void *)&fill : fill;
-    if (H5Pset_fill_value(dset->dcpl_id, dset->type_id, value) < 0)
+    PyObject   *stored = PyTuple_GET_ITEM(info, 3); /* None: HDF5's default fill */
+    const char *fill   = stored == Py_None ? NULL : PyBytes_AsString(stored);
+    const void *value  = esdm_type_is_vlen_string(dset->type_id) ? (const void *)&fill : fill;
+    if (fill && H5Pset_fill_value(dset->dcpl_id, dset->type_id, value) < 0)
         goto done;
     PyObject  *shape = PyTuple_GET_ITEM(info, 1), *maxshape = PyTuple_GET_ITEM(info, 2);
-    Py_ssize_t rank  = PyTuple_GET_SIZE(shape);
+    Py_ssize_t rank  = shape == Py_None ? 0 : PyTuple_GET_SIZE(shape); /* None: a null dataspace */
     hsize_t    chunk[H5S_MAX_RANK];
     bool       growable = false;
     for (Py_ssize_t i = 0; i < rank && i < H5S_MAX_RANK; i++) {
@@ -226,7 +217,13 @@ esdm_dataset_init(esdm_obj_t *dset, hid_t dapl_id)
                                   PyTuple_GET_ITEM(info, 6) == Py_True);
     if (filtered < 0)
         goto done;
-    bool chunked = growable || asked != Py_None || (filtered && rank > 0);
+    PyObject *mappings = PyTuple_GET_ITEM(info, 7); /* a virtual dataset's (virtual.c) */
+    PyObject *segments = PyTuple_GET_ITEM(info, 8); /* external storage (external.c) */
+    if (esdm_virtual_restore(dset->dcpl_id, mappings) < 0 ||
+        esdm_external_restore(dset->dcpl_id, segments) < 0 || esdm_expand_efile_prefix(dset) < 0)
+        goto done;
+    bool plain   = mappings == Py_None && segments == Py_None;
+    bool chunked = plain && (growable || asked != Py_None || (filtered && rank > 0));
     if (chunked && H5Pset_chunk(dset->dcpl_id, (int)rank, chunk) < 0)
         goto done;
     status = 0;
@@ -316,7 +313,7 @@ esdm_dataset_get(void *obj, H5VL_dataset_get_args_t *args, hid_t dxpl_id, void *
             *args->args.get_space_status.status = H5D_SPACE_STATUS_ALLOCATED;
             return 0;
         case H5VL_DATASET_GET_STORAGE_SIZE:
-            return esdm_unsupported("H5Dget_storage_size (fragments live on several backends)");
+            return esdm_dataset_storage_size(dset, args->args.get_storage_size.storage_size);
         default:
             esdm_error(esdm_err_unsupported, "esdm VOL: dataset query %d is not supported yet",
                        (int)args->op_type);
@@ -339,9 +336,11 @@ esdm_dataset_specific(void *obj, H5VL_dataset_specific_args_t *args, hid_t dxpl_
             esdm_leave(gil);
             return status;
         case H5VL_DATASET_FLUSH:
+            /* Data becomes visible with the container's next commit (H5Fflush),
+             * which a SWMR writer's H5Dflush makes. */
+            return esdm_file_swmr_flush(((esdm_obj_t *)obj)->file);
         case H5VL_DATASET_REFRESH:
-            /* Data becomes visible with the container's next commit (H5Fflush). */
-            return 0;
+            return esdm_file_refresh(((esdm_obj_t *)obj)->file);
         default:
             esdm_error(esdm_err_unsupported, "esdm VOL: dataset operation %d is not supported yet",
                        (int)args->op_type);
@@ -352,10 +351,6 @@ esdm_dataset_specific(void *obj, H5VL_dataset_specific_args_t *args, hid_t dxpl_
 herr_t
 esdm_dataset_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req)
 {
-    (void)obj, (void)dxpl_id, (void)req;
-    esdm_error(esdm_err_unsupported,
-               "esdm VOL: native dataset operation %d (chunk I/O, H5Dget_offset, ...) is not "
-               "supported yet",
-               args->op_type);
-    return -1;
+    (void)dxpl_id, (void)req;
+    return esdm_dataset_chunk_op(obj, args); /* chunks.c */
 }

@@ -145,6 +145,9 @@ extern hid_t esdm_err_class, esdm_err_major, esdm_err_python, esdm_err_unsupport
 
 herr_t esdm_errors_register(void);
 void   esdm_errors_unregister(void);
+/* Keep HDF5's own refusals of this connector from corrupting the error
+ * stack (errors.c says how); call from the connector class query. */
+void esdm_errors_guard(void);
 
 #define esdm_error(minor, ...)                                                                      \
     H5Epush2(H5E_DEFAULT, __FILE__, __func__, __LINE__, esdm_err_class, esdm_err_major, (minor),   \
@@ -255,8 +258,17 @@ herr_t esdm_file_get(void *obj, H5VL_file_get_args_t *args, hid_t dxpl_id, void 
 herr_t esdm_file_specific(void *obj, H5VL_file_specific_args_t *args, hid_t dxpl_id, void **req);
 herr_t esdm_file_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req);
 herr_t esdm_file_close(void *file, hid_t dxpl_id, void **req);
+/* The file of an object opened through an external link, from the bridge's
+ * FileHandle of it (borrowed), the link access list and the file the link is
+ * in; NULL with an HDF5
+ * error. The first object on it takes the reference that keeps it. GIL held. */
+esdm_file_t *esdm_file_adopt(PyObject *file_handle, hid_t lapl_id, const esdm_file_t *source);
 /* Account for the file ID HDF5 is about to register for H5Iget_file_id. */
 void esdm_file_new_id(esdm_file_t *file);
+/* H5Dflush, H5Oflush: a SWMR writer publishes what it wrote (commits). */
+herr_t esdm_file_swmr_flush(esdm_file_t *file);
+/* H5Drefresh, H5Orefresh: a reader moves on to the newest epoch. */
+herr_t esdm_file_refresh(esdm_file_t *file);
 
 /* group.c */
 void  *esdm_group_create(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t lcpl_id,
@@ -282,11 +294,41 @@ herr_t esdm_dataset_init(esdm_obj_t *dset, hid_t dapl_id);
 /* The dataset's current extent as a new dataspace (selection: all). GIL held. */
 hid_t esdm_dataset_space(esdm_obj_t *dset);
 
+/* virtual.c: virtual datasets. The mappings of a creation property list as the
+ * bridge keeps them (a list, None for a dataset that is not virtual; a new
+ * reference, NULL with an HDF5 error); set them again in a dcpl from those;
+ * whether a dataset is virtual; H5Dread of one. GIL held for the first two. */
+PyObject *esdm_virtual_mappings(hid_t dcpl_id);
+herr_t    esdm_virtual_restore(hid_t dcpl_id, PyObject *mappings);
+bool      esdm_is_virtual(const esdm_obj_t *dset);
+herr_t    esdm_virtual_read(esdm_obj_t *dset, hid_t mem_type_id, hid_t mem_space_id,
+                            hid_t file_space_id, hid_t dxpl_id, void *buf);
+
+/* external.c: external storage (H5Pset_external). The segments of a creation
+ * property list as the bridge keeps them, each file resolved under the access
+ * list's prefix (a list, None without external storage; new reference, NULL
+ * with an HDF5 error); set them again in a dcpl; the access list's prefix with
+ * ${ORIGIN} expanded for this file (a string to free, NULL if it has none).
+ * GIL held for the first two. */
+PyObject *esdm_external_segments(hid_t dcpl_id, hid_t dapl_id, const char *file_name);
+herr_t    esdm_external_restore(hid_t dcpl_id, PyObject *segments);
+char     *esdm_efile_prefix(hid_t dapl_id, const char *file_name);
+/* Show the expanded prefix in the dataset's access list, as H5Dget_access_plist does. */
+herr_t esdm_expand_efile_prefix(esdm_obj_t *dset);
+
+/* chunks.c: H5Dget_num_chunks, H5Dget_chunk_info, H5Dchunk_iter, H5Dread_chunk,
+ * H5Dwrite_chunk, H5Dget_offset (the native dataset operations), answered
+ * from the fragments; H5Dget_storage_size. */
+herr_t esdm_dataset_chunk_op(esdm_obj_t *dset, H5VL_optional_args_t *args);
+herr_t esdm_dataset_storage_size(esdm_obj_t *dset, hsize_t *size);
+
 /* transfer.c */
 herr_t esdm_dataset_read(size_t count, void *dset[], hid_t mem_type_id[], hid_t mem_space_id[],
                          hid_t file_space_id[], hid_t dxpl_id, void *buf[], void **req);
 herr_t esdm_dataset_write(size_t count, void *dset[], hid_t mem_type_id[], hid_t mem_space_id[],
                           hid_t file_space_id[], hid_t dxpl_id, const void *buf[], void **req);
+/* H5Dvlen_get_buf_size: the selection read and its variable-length parts counted. */
+herr_t esdm_dataset_vlen_buf_size(esdm_obj_t *dset, hid_t type_id, hid_t space_id, hsize_t *size);
 
 /* attribute.c */
 void  *esdm_attr_create(void *obj, const H5VL_loc_params_t *loc, const char *name, hid_t type_id,
@@ -349,5 +391,10 @@ herr_t esdm_object_optional(void *obj, const H5VL_loc_params_t *loc, H5VL_option
 /* Open the group or dataset at name (a str, reference stolen) relative to loc
  * as a connector object; datasets get their type and properties. GIL held. */
 esdm_obj_t *esdm_open_node(esdm_obj_t *loc, PyObject *name, hid_t dapl_id);
+/* The same, opening the files of external links on the way as the link
+ * access list lapl_id says (H5Pset_elink_acc_flags, H5Pset_elink_fapl). */
+esdm_obj_t *esdm_open_node_via(esdm_obj_t *loc, PyObject *name, hid_t dapl_id, hid_t lapl_id);
+/* The link access list of a location (H5P_DEFAULT if it has none). */
+hid_t esdm_loc_lapl(const H5VL_loc_params_t *loc);
 
 #endif /* ESDM_VOL_H */

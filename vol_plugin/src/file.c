@@ -10,6 +10,7 @@
 #include "esdm_vol.h"
 
 #include <H5FDmpio.h>
+#include <H5VLnative.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,9 +133,10 @@ void *
 esdm_file_open(const char *name, unsigned flags, hid_t fapl_id, hid_t dxpl_id, void **req)
 {
     (void)dxpl_id, (void)req;
-    bool writable = (flags & H5F_ACC_RDWR) != 0;
-    return file_start(name, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT, fapl_id, false,
-                      writable);
+    bool     writable = (flags & H5F_ACC_RDWR) != 0;
+    unsigned swmr     = flags & (H5F_ACC_SWMR_READ | H5F_ACC_SWMR_WRITE); /* kept for H5Fget_intent */
+    return file_start(name, (writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY) | swmr, H5P_DEFAULT, fapl_id,
+                      false, writable);
 }
 
 /* ---- H5Fget_obj_count / H5Fget_obj_ids --------------------------------------------------- */
@@ -307,7 +309,7 @@ esdm_file_specific(void *obj, H5VL_file_specific_args_t *args, hid_t dxpl_id, vo
             /* a new file on the same container, as another H5Fopen would share it */
             esdm_file_t *file  = ((esdm_obj_t *)obj)->file;
             esdm_file_t *again = file_start(file->name, file->intent, file->fcpl_id, file->fapl_id,
-                                            false, file->intent == H5F_ACC_RDWR);
+                                            false, (file->intent & H5F_ACC_RDWR) != 0);
             *args->args.reopen.file = again;
             return again ? 0 : -1;
         }
@@ -320,10 +322,48 @@ esdm_file_specific(void *obj, H5VL_file_specific_args_t *args, hid_t dxpl_id, vo
     }
 }
 
+/* SWMR (docs/architecture.md §6.2): readers see what the writer published, as
+ * with any ESDM reader; the writer publishes (commits) at H5Dflush, which
+ * HDF5 lets a SWMR writer call to show its readers new data. */
+static herr_t
+start_swmr_write(esdm_file_t *file)
+{
+    if ((file->intent & H5F_ACC_RDWR) == 0) {
+        esdm_error(esdm_err_argument, "esdm VOL: H5Fstart_swmr_write: %s is open read-only",
+                   file->name);
+        return -1;
+    }
+    file->intent |= H5F_ACC_SWMR_WRITE;
+    return 0;
+}
+
+herr_t
+esdm_file_swmr_flush(esdm_file_t *file)
+{
+    return file->intent & H5F_ACC_SWMR_WRITE ? file_flush(file) : 0;
+}
+
+herr_t
+esdm_file_refresh(esdm_file_t *file)
+{
+    PyGILState_STATE gil;
+
+    if (file->intent & H5F_ACC_RDWR)
+        return 0; /* a writer sees its own writes */
+    if (esdm_enter(&gil) < 0)
+        return -1;
+    PyObject *epoch = esdm_call("file_refresh", "(O)", file->obj.py);
+    Py_XDECREF(epoch);
+    esdm_leave(gil);
+    return epoch ? 0 : -1;
+}
+
 herr_t
 esdm_file_optional(void *obj, H5VL_optional_args_t *args, hid_t dxpl_id, void **req)
 {
-    (void)obj, (void)dxpl_id, (void)req;
+    (void)dxpl_id, (void)req;
+    if (args->op_type == H5VL_NATIVE_FILE_START_SWMR_WRITE)
+        return start_swmr_write(((esdm_obj_t *)obj)->file);
     esdm_error(esdm_err_unsupported,
                "esdm VOL: native file operation %d (H5Fget_filesize, H5Fget_mdc_*, ...) is not "
                "supported yet",
@@ -367,6 +407,49 @@ esdm_file_close_container(esdm_file_t *file)
     Py_XDECREF(done);
     Py_CLEAR(file->obj.py);
     return done ? 0 : -1;
+}
+
+/* An external link's file: the container of an object the bridge opened past
+ * one. It has no HDF5 file ID until H5Iget_file_id asks for one, and closes
+ * with the last object on it, whatever the close degree. Its intent is how
+ * the bridge opened it (with the SWMR flags the link access list asked for),
+ * its access list the link's (H5Pset_elink_fapl) or, as in HDF5, that of the
+ * file the link is in. */
+esdm_file_t *
+esdm_file_adopt(PyObject *file_handle, hid_t lapl_id, const esdm_file_t *source)
+{
+    PyObject   *filename  = PyObject_GetAttrString(file_handle, "filename");
+    PyObject   *container = filename ? PyObject_GetAttrString(file_handle, "container") : NULL;
+    PyObject   *writable  = container ? PyObject_GetAttrString(container, "writable") : NULL;
+    const char *name      = writable ? PyUnicode_AsUTF8(filename) : NULL;
+    unsigned    flags     = H5F_ACC_DEFAULT;
+    hid_t       fapl_id   = H5P_DEFAULT;
+    esdm_file_t *file     = NULL;
+
+    if (!name)
+        esdm_python_error("opening a file through an external link");
+    else if (lapl_id == H5P_DEFAULT ||
+             (H5Pget_elink_acc_flags(lapl_id, &flags) >= 0 && (fapl_id = H5Pget_elink_fapl(lapl_id)) >= 0)) {
+        unsigned swmr   = flags == H5F_ACC_DEFAULT ? 0 : flags & (H5F_ACC_SWMR_READ | H5F_ACC_SWMR_WRITE);
+        unsigned intent = (PyObject_IsTrue(writable) == 1 ? H5F_ACC_RDWR : H5F_ACC_RDONLY) | swmr;
+        /* every process opens the file alone: no MPI-IO list, whose communicator
+         * HDF5 duplicates collectively */
+        hid_t inherited = H5Pget_driver(source->fapl_id) == H5FD_MPIO ? H5P_FILE_ACCESS_DEFAULT
+                                                                       : source->fapl_id;
+        file = file_new(name, intent, fapl_id == H5P_DEFAULT ? inherited : fapl_id, H5P_DEFAULT);
+    }
+    if (fapl_id != H5P_DEFAULT)
+        esdm_close(fapl_id);
+    if (file) {
+        file->nids = file->nrefs = 0; /* the objects on it hold it */
+        file->weak = true;
+        file->open = true;
+        file->obj.py = Py_NewRef(file_handle);
+    }
+    Py_XDECREF(writable);
+    Py_XDECREF(container);
+    Py_XDECREF(filename);
+    return file;
 }
 
 /* H5Iget_file_id on an object whose file has no ID left registers a new

@@ -59,8 +59,13 @@ get_gcpl(esdm_obj_t *group, hid_t *gcpl_id)
         return -1;
     PyObject *order  = esdm_call("group_creation_order", "(Os)", group->py, ".");
     herr_t    status = order ? 0 : -1;
-    if (order && PyLong_AsUnsignedLong(order))
-        status = H5Pset_link_creation_order(*gcpl_id, (unsigned)PyLong_AsUnsignedLong(order));
+    /* attributes are kept in creation order always; a group that tracks its
+     * links' says so of its attributes too (h5py's track_order asks both, and
+     * lists attributes by what the group reports) */
+    unsigned flags = order ? (unsigned)PyLong_AsUnsignedLong(order) : 0;
+    if (flags && (H5Pset_link_creation_order(*gcpl_id, flags) < 0 ||
+                  H5Pset_attr_creation_order(*gcpl_id, flags) < 0))
+        status = -1;
     Py_XDECREF(order);
     esdm_leave(gil);
     if (status < 0) {

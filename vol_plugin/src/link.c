@@ -47,7 +47,10 @@ fill_link_info(esdm_obj_t *where, PyObject *record, H5L_info2_t *info)
     info->type         = (H5L_type_t)type;
     info->corder_valid = corder >= 0;
     info->corder       = corder >= 0 ? corder : 0;
-    info->cset         = H5T_CSET_UTF8;
+    /* HDF5 keeps the character set the link creation list named, which h5py
+     * sets to UTF-8 for names ASCII cannot spell: the same answer */
+    PyObject *name = PyTuple_GET_ITEM(record, 0);
+    info->cset     = PyUnicode_Check(name) && PyUnicode_IS_ASCII(name) ? H5T_CSET_ASCII : H5T_CSET_UTF8;
     if (PyBytes_Check(value)) {
         info->u.val_size = (size_t)PyBytes_GET_SIZE(value);
         return 0;

@@ -10,13 +10,58 @@
 esdm_obj_t *
 esdm_open_node(esdm_obj_t *loc, PyObject *name, hid_t dapl_id)
 {
+    return esdm_open_node_via(loc, name, dapl_id, H5P_DEFAULT);
+}
+
+hid_t
+esdm_loc_lapl(const H5VL_loc_params_t *loc)
+{
+    switch (loc->type) {
+        case H5VL_OBJECT_BY_NAME:
+            return loc->loc_data.loc_by_name.lapl_id;
+        case H5VL_OBJECT_BY_IDX:
+            return loc->loc_data.loc_by_idx.lapl_id;
+        default:
+            return H5P_DEFAULT;
+    }
+}
+
+/* The bridge's access for the files of external links (bridge.INHERIT, READ_ONLY,
+ * READ_WRITE) from a link access list, which esdm_loc_name has checked. */
+static int
+elink_access(hid_t lapl_id)
+{
+    unsigned flags = H5F_ACC_DEFAULT;
+    if (lapl_id == H5P_DEFAULT || H5Pget_elink_acc_flags(lapl_id, &flags) < 0 || flags == H5F_ACC_DEFAULT)
+        return -1;
+    return (flags & H5F_ACC_RDWR) != 0;
+}
+
+esdm_obj_t *
+esdm_open_node_via(esdm_obj_t *loc, PyObject *name, hid_t dapl_id, hid_t lapl_id)
+{
     if (!name)
         return NULL;
-    PyObject *pair = esdm_call("object_open", "(ON)", loc->py, name);
+    PyObject *pair = esdm_call("object_open", "(ONi)", loc->py, name, elink_access(lapl_id));
     if (!pair)
         return NULL;
-    esdm_kind_t kind = (esdm_kind_t)PyLong_AsLong(PyTuple_GET_ITEM(pair, 1));
-    esdm_obj_t *obj  = esdm_obj_new(kind, loc->file, Py_NewRef(PyTuple_GET_ITEM(pair, 0)));
+    esdm_kind_t  kind   = (esdm_kind_t)PyLong_AsLong(PyTuple_GET_ITEM(pair, 1));
+    PyObject    *handle = PyTuple_GET_ITEM(pair, 0);
+    PyObject    *owner  = PyObject_GetAttrString(handle, "file");
+    esdm_file_t *file   = owner == loc->file->obj.py ? loc->file : NULL;
+    if (!owner)
+        esdm_python_error("opening an object");
+    else if (!file && !(file = esdm_file_adopt(owner, lapl_id, loc->file)))
+        /* past an external link: the bridge opened that file for the object */
+        Py_XDECREF(esdm_call("file_close", "(O)", owner));
+    else if (file != loc->file && esdm_remember_tokens(file) < 0) {
+        file->nrefs = 1; /* no object took it: close and free it here */
+        esdm_file_close_container(file);
+        esdm_file_unref(file);
+        file = NULL;
+    }
+    esdm_obj_t *obj = file ? esdm_obj_new(kind, file, Py_NewRef(handle)) : NULL;
+    Py_XDECREF(owner);
     Py_DECREF(pair);
     if (obj && ((kind == ESDM_DATASET && esdm_dataset_init(obj, dapl_id) < 0) ||
                 (kind == ESDM_DATATYPE && esdm_datatype_init(obj) < 0))) {
@@ -50,7 +95,8 @@ esdm_object_open(void *obj, const H5VL_loc_params_t *loc, H5I_type_t *opened_typ
 
     if (esdm_enter(&gil) < 0)
         return NULL;
-    if ((opened = esdm_open_node(obj, esdm_loc_str(obj, loc, "H5Oopen"), H5P_DEFAULT)))
+    if ((opened = esdm_open_node_via(obj, esdm_loc_str(obj, loc, "H5Oopen"), H5P_DEFAULT,
+                                     esdm_loc_lapl(loc))))
         *opened_type = id_type(opened);
     esdm_leave(gil);
     return opened;
@@ -246,9 +292,10 @@ esdm_object_specific(void *obj, const H5VL_loc_params_t *loc, H5VL_object_specif
     (void)dxpl_id, (void)req;
 
     switch (args->op_type) {
-        case H5VL_OBJECT_FLUSH:
+        case H5VL_OBJECT_FLUSH: /* published by the container's next commit (H5Fflush) */
+            return esdm_file_swmr_flush(((esdm_obj_t *)obj)->file);
         case H5VL_OBJECT_REFRESH:
-            return 0; /* published by the container's next commit (H5Fflush) */
+            return esdm_file_refresh(((esdm_obj_t *)obj)->file);
         case H5VL_OBJECT_CHANGE_REF_COUNT:
             return esdm_unsupported("changing an object's link count (H5Oincr/decr_refcount)");
         case H5VL_OBJECT_LOOKUP:

@@ -165,7 +165,14 @@ esdm_call_at(esdm_site_t site, const char *function, const char *format, ...)
         return NULL;
     }
     if ((callable = PyObject_GetAttrString(bridge, function))) {
-        result = PyObject_CallObject(callable, args);
+        /* No cyclic collection while the core works: under h5py the caller
+         * holds h5py's lock, which deallocating an h5py object takes, so a
+         * collection in a thread the core starts or waits for (its lease
+         * keeper, its writers) would wait for the caller, which waits for it. */
+        int collecting = PyGC_Disable();
+        result         = PyObject_CallObject(callable, args);
+        if (collecting)
+            PyGC_Enable();
         Py_DECREF(callable);
     }
     Py_DECREF(args);

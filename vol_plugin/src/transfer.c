@@ -23,6 +23,9 @@
  * Variable-length strings move as their char pointers: packing, reordering
  * and scattering move pointers like any element; only the core's side
  * differs (a list of bytes, and strings the application frees on a read).
+ * Values holding variable-length sequences or references (hvl_t, H5R_ref_t)
+ * move the same way and cross to the core as trees (values.c), in the
+ * dataset's own type only, as for attributes.
  *
  * Collective and independent transfers behave the same: every rank writes
  * its own fragments independently, and the commit at H5Fflush/H5Fclose is
@@ -180,6 +183,30 @@ point_boxes(hid_t space_id, boxes_t *boxes)
     return 0;
 }
 
+/* H5Soffset_simple moves a selection (h5py broadcasts a write so, slab after
+ * slab); the block and point lists are of the selection before the move and
+ * its bounds after it, so the move is their difference at the lowest corner. */
+static herr_t
+apply_offset(hid_t space_id, boxes_t *boxes)
+{
+    hsize_t low[H5S_MAX_RANK], high[H5S_MAX_RANK], first[H5S_MAX_RANK];
+    int     rank  = boxes->rank;
+    size_t  width = 2 * (size_t)rank;
+
+    if (!boxes->nblocks || H5Sget_select_bounds(space_id, low, high) < 0)
+        return boxes->nblocks ? -1 : 0;
+    for (int i = 0; i < rank; i++)
+        first[i] = boxes->table[i];
+    for (size_t k = 1; k < boxes->nblocks; k++)
+        for (int i = 0; i < rank; i++)
+            if (boxes->table[k * width + i] < first[i])
+                first[i] = boxes->table[k * width + i];
+    for (size_t k = 0; k < boxes->nblocks; k++)
+        for (int i = 0; i < rank; i++)
+            boxes->table[k * width + i] += low[i] - first[i];
+    return 0;
+}
+
 static herr_t
 boxes_of(hid_t space_id, boxes_t *boxes)
 {
@@ -205,7 +232,8 @@ boxes_of(hid_t space_id, boxes_t *boxes)
         case H5S_SEL_POINTS:
             /* one box per point (or run of points), in the order they were
              * selected, which is the order HDF5 pairs them with memory */
-            if ((status = point_boxes(space_id, boxes)) == 0)
+            if ((status = point_boxes(space_id, boxes)) == 0 &&
+                (status = apply_offset(space_id, boxes)) == 0)
                 coalesce(boxes, true);
             break;
         case H5S_SEL_HYPERSLABS:
@@ -213,6 +241,8 @@ boxes_of(hid_t space_id, boxes_t *boxes)
              * whole selection: box after box only if boxes do not interleave */
             status = H5Sis_regular_hyperslab(space_id) > 0 ? regular_boxes(space_id, boxes)
                                                           : listed_boxes(space_id, boxes);
+            if (status == 0)
+                status = apply_offset(space_id, boxes);
             if (status == 0) {
                 coalesce(boxes, false);
                 size_t width = 2 * (size_t)rank;
@@ -247,8 +277,13 @@ contiguous(hid_t space_id, hsize_t *first)
     if (selected == H5S_SEL_ALL)
         return true;
     /* H5Sis_regular_hyperslab pushes an error for points and none */
+    hsize_t low[H5S_MAX_RANK], high[H5S_MAX_RANK];
     if (rank <= 0 || selected != H5S_SEL_HYPERSLABS || H5Sis_regular_hyperslab(space_id) <= 0 ||
-        H5Sget_regular_hyperslab(space_id, start, stride, count, block) < 0)
+        H5Sget_regular_hyperslab(space_id, start, stride, count, block) < 0 ||
+        H5Sget_select_bounds(space_id, low, high) < 0)
+        return false;
+    /* a selection moved by H5Soffset_simple: let H5Dgather find it */
+    if (memcmp(low, start, (size_t)rank * sizeof(hsize_t)))
         return false;
     /* one box (blocks that touch joined), then a run in C order: full
      * trailing extents after single leading ones */
@@ -369,6 +404,7 @@ typedef struct {
     boxes_t     boxes;
     bool        same_type; /* memory type == the dataset's: no conversion */
     bool        strings;   /* variable-length strings: char pointers in memory */
+    bool        trees;     /* sequences or references: hvl_t, H5R_ref_t in memory */
     bool        direct;    /* the buffer goes to (comes from) the core as it is */
     size_t      offset;    /* direct: where the selection starts in the buffer, in bytes */
     size_t      scratch;   /* else: bytes of the buffer to pack (unpack) into */
@@ -445,8 +481,16 @@ transfer_begin(transfer_t *t, esdm_obj_t *dset, hid_t mem_type_id, hid_t mem_spa
     if (same_type < 0)
         return -1;
     t->strings = esdm_type_is_vlen_string(dset->type_id);
-    if (t->strings != esdm_type_is_vlen_string(mem_type_id))
+    /* fixed-length strings in the file convert to and from variable-length ones
+     * in memory as any conversion does (H5Tconvert allocates what a read hands out) */
+    bool fixed_to_vlen = !t->strings && H5Tget_class(dset->type_id) == H5T_STRING &&
+                         esdm_type_is_vlen_string(mem_type_id);
+    if (t->strings != esdm_type_is_vlen_string(mem_type_id) && !fixed_to_vlen)
         return esdm_unsupported("converting between variable-length strings and other types");
+    t->trees = esdm_type_needs_tree(dset->type_id);
+    if (t->trees && !same_type)
+        return esdm_unsupported("converting references or variable-length sequences to another "
+                                "type than the dataset's");
     t->same_type = same_type || t->strings; /* pointers either way, whatever the character set */
     t->direct    = same_type && t->boxes.ordered && contiguous(t->mem_space, &first);
     t->offset    = t->direct ? (size_t)first * mem_size : 0;
@@ -478,6 +522,31 @@ call_core_strings(const transfer_t *t, PyObject *table, const void *packed, bool
     return status;
 }
 
+/* Trees to the core (write) or from it into the packed elements, which the
+ * application frees (H5Treclaim). GIL held. */
+static herr_t
+call_core_trees(const transfer_t *t, PyObject *table, const void *packed, bool writable)
+{
+    size_t    n    = (size_t)t->boxes.npoints;
+    PyObject *done = NULL;
+    herr_t    status;
+
+    if (!writable) {
+        PyObject *trees = esdm_values_to_py(t->dset->type_id, packed, n);
+        done   = trees ? esdm_call("dataset_write_values", "(OnON)", t->dset->py,
+                                   (Py_ssize_t)t->boxes.nblocks, table, trees)
+                       : NULL;
+        status = done ? 0 : -1;
+    }
+    else {
+        done   = esdm_call("dataset_read_values", "(OnO)", t->dset->py, (Py_ssize_t)t->boxes.nblocks,
+                           table);
+        status = done ? esdm_values_from_py(t->dset->type_id, done, (void *)packed, n, t->dset->file) : -1;
+    }
+    Py_XDECREF(done);
+    return status;
+}
+
 /* Hand the packed data to the core or have it fill the packed buffer. */
 static herr_t
 call_core(const transfer_t *t, const char *function, const void *packed, bool writable)
@@ -493,6 +562,8 @@ call_core(const transfer_t *t, const char *function, const void *packed, bool wr
     PyObject *data  = NULL;
     if (table && t->strings)
         status = call_core_strings(t, table, packed, writable);
+    else if (table && t->trees)
+        status = call_core_trees(t, table, packed, writable);
     else if (table)
         data = esdm_view(packed, (size_t)t->boxes.npoints * elem, writable);
     if (data) {
@@ -619,14 +690,91 @@ done:
     return status;
 }
 
+/* The bytes the variable-length parts of n values of type_id at buf take in
+ * memory (H5Dvlen_get_buf_size's count): sequences' elements and strings'
+ * characters with their terminators, nested ones too. */
+static hsize_t
+vlen_bytes(hid_t type_id, const char *buf, size_t n)
+{
+    size_t  size  = H5Tget_size(type_id);
+    hsize_t total = 0;
+
+    if (esdm_type_is_vlen_string(type_id)) {
+        for (size_t i = 0; i < n; i++) {
+            const char *s = ((const char *const *)buf)[i];
+            total += s ? strlen(s) + 1 : 0;
+        }
+        return total;
+    }
+    if (H5Tget_class(type_id) == H5T_VLEN) {
+        hid_t base = H5Tget_super(type_id);
+        for (size_t i = 0; base >= 0 && i < n; i++) {
+            const hvl_t *sequence = (const hvl_t *)(buf + i * size);
+            total += sequence->len * H5Tget_size(base) + vlen_bytes(base, sequence->p, sequence->len);
+        }
+        esdm_close(base);
+        return total;
+    }
+    if (H5Tget_class(type_id) == H5T_COMPOUND)
+        for (int m = 0; m < H5Tget_nmembers(type_id); m++) {
+            hid_t  member = H5Tget_member_type(type_id, (unsigned)m);
+            size_t offset = H5Tget_member_offset(type_id, (unsigned)m);
+            for (size_t i = 0; member >= 0 && i < n; i++)
+                total += vlen_bytes(member, buf + i * size + offset, 1);
+            esdm_close(member);
+        }
+    return total;
+}
+
+herr_t
+esdm_dataset_vlen_buf_size(esdm_obj_t *dset, hid_t type_id, hid_t space_id, hsize_t *size)
+{
+    hssize_t n   = H5Sget_select_npoints(space_id);
+    char    *buf = n < 0 ? NULL : calloc((size_t)n + 1, H5Tget_size(type_id));
+    herr_t   status = -1;
+
+    if (!buf) {
+        esdm_error(esdm_err_argument, "esdm VOL: H5Dvlen_get_buf_size: out of memory");
+        return -1;
+    }
+    /* the values read into a packed buffer, counted, and given back */
+    hsize_t count = (hsize_t)n;
+    hid_t   packed = H5Screate_simple(1, &count, NULL);
+    if (packed >= 0 && read_one(dset, type_id, packed, space_id, H5P_DEFAULT, buf) == 0) {
+        *size  = vlen_bytes(type_id, buf, (size_t)n);
+        status = H5Treclaim(type_id, packed, H5P_DEFAULT, buf);
+    }
+    esdm_close(packed);
+    free(buf);
+    return status;
+}
+
+/* A virtual dataset's read, with H5S_ALL and H5S_BLOCK resolved (virtual.c). */
+static herr_t
+read_virtual(esdm_obj_t *dset, hid_t mem_type_id, hid_t mem_space_id, hid_t file_space_id,
+             hid_t dxpl_id, void *buf)
+{
+    transfer_t t;
+    herr_t     status = -1;
+
+    if (resolve_spaces(&t, dset, mem_space_id, file_space_id) == 0 && check_buffer(&t, buf) == 0)
+        status = t.boxes.npoints ? esdm_virtual_read(dset, mem_type_id, t.mem_space, t.file_space, dxpl_id, buf)
+                                 : 0;
+    transfer_end(&t);
+    return status;
+}
+
 herr_t
 esdm_dataset_write(size_t count, void *dset[], hid_t mem_type_id[], hid_t mem_space_id[],
                    hid_t file_space_id[], hid_t dxpl_id, const void *buf[], void **req)
 {
     (void)req;
-    for (size_t i = 0; i < count; i++)
+    for (size_t i = 0; i < count; i++) {
+        if (esdm_is_virtual(dset[i]))
+            return esdm_unsupported("writing through a virtual dataset (write its sources)");
         if (write_one(dset[i], mem_type_id[i], mem_space_id[i], file_space_id[i], dxpl_id, buf[i]) < 0)
             return -1;
+    }
     return 0;
 }
 
@@ -636,7 +784,9 @@ esdm_dataset_read(size_t count, void *dset[], hid_t mem_type_id[], hid_t mem_spa
 {
     (void)req;
     for (size_t i = 0; i < count; i++)
-        if (read_one(dset[i], mem_type_id[i], mem_space_id[i], file_space_id[i], dxpl_id, buf[i]) < 0)
+        if ((esdm_is_virtual(dset[i])
+                 ? read_virtual(dset[i], mem_type_id[i], mem_space_id[i], file_space_id[i], dxpl_id, buf[i])
+                 : read_one(dset[i], mem_type_id[i], mem_space_id[i], file_space_id[i], dxpl_id, buf[i])) < 0)
             return -1;
     return 0;
 }

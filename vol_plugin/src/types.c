@@ -228,10 +228,15 @@ spell(hid_t type_id, bool member)
         case H5T_FLOAT:
             if (is_ieee(type_id, bytes))
                 return PyUnicode_FromFormat("%cf%zu", byte_order(type_id, bytes), bytes);
+            /* C's long double, which numpy's longdouble is (x87's 80 bits in 16 bytes) */
+            if (bytes == sizeof(long double) && bytes > sizeof(double) && H5Tequal(type_id, H5T_NATIVE_LDOUBLE) > 0)
+                return PyUnicode_FromFormat("%cf%zu", byte_order(type_id, bytes), bytes);
             break;
         case H5T_STRING:
             if (!esdm_type_is_vlen_string(type_id))
                 return spell_string(type_id, bytes);
+            if (!member && H5Tget_cset(type_id) == H5T_CSET_ASCII)
+                return Py_BuildValue("{s:s,s:s}", "class", ESDM_VLEN_STR, "cset", "ascii");
             if (!member)
                 return PyUnicode_FromString(ESDM_VLEN_STR);
             return refuse(type_id, " (variable-length strings) inside compound or array types");
@@ -306,7 +311,11 @@ float_type(size_t bytes, bool big)
         case 2: return H5Tcopy(big ? H5T_IEEE_F16BE : H5T_IEEE_F16LE);
         case 4: return H5Tcopy(big ? H5T_IEEE_F32BE : H5T_IEEE_F32LE);
         case 8: return H5Tcopy(big ? H5T_IEEE_F64BE : H5T_IEEE_F64LE);
-        default: return H5I_INVALID_HID;
+        default:
+            return bytes == sizeof(long double) && bytes > sizeof(double) &&
+                           (H5Tget_order(H5T_NATIVE_LDOUBLE) == H5T_ORDER_BE) == big
+                       ? H5Tcopy(H5T_NATIVE_LDOUBLE)
+                       : H5I_INVALID_HID;
     }
 }
 
@@ -462,6 +471,10 @@ composite_type(PyObject *spelling)
                              H5Tset_cset(type_id, (H5T_cset_t)lookup(csets, 2, cset)) < 0
                          ? -1
                          : 0;
+    }
+    else if (!strcmp(cls, ESDM_VLEN_STR)) { /* ASCII: "vlen-str" alone is UTF-8 */
+        if ((type_id = string_type(H5T_VARIABLE)) >= 0)
+            status = H5Tset_cset(type_id, H5T_CSET_ASCII);
     }
     else if (!strcmp(cls, "vlen") && base) {
         if ((base_id = from_py(base, 0)) >= 0 && (type_id = H5Tvlen_create(base_id)) >= 0)

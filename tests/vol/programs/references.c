@@ -4,11 +4,12 @@
  * References to a dataset and a group are created, compared, queried and
  * dereferenced; they are stored in attributes as H5DS stores them (plain,
  * in a compound with a number, in variable-length sequences) and, after
- * the file is reopened, read back, named and dereferenced again. Objects
- * open by token, and a dataset of references is refused by name.
+ * the file is reopened, read back, named and dereferenced again; so are a
+ * dataset of references and a dataset of sequences of them. Objects open by
+ * token.
  *
- *   references FILE   ("ok" on stdout, the refusal's error stack on stderr;
- *                      what went wrong, with its error stack, on stdout otherwise)
+ *   references FILE   ("ok" on stdout; what went wrong, with its error stack,
+ *                      on stdout otherwise)
  */
 #include <hdf5.h>
 #include <stdio.h>
@@ -47,11 +48,11 @@ names(H5R_ref_t *ref, const char *path)
 static void
 write_file(const char *filename)
 {
-    hsize_t   two = 2, one = 1;
+    hsize_t   two = 2;
     int       data[2] = {42, 43};
     H5R_ref_t refs[2], again;
     hid_t     file = H5Fcreate(filename, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    hid_t     space = H5Screate_simple(1, &two, NULL), single = H5Screate_simple(1, &one, NULL);
+    hid_t     space = H5Screate_simple(1, &two, NULL);
     hid_t     group = H5Gcreate2(file, "g", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t     dset  = H5Dcreate2(group, "d", H5T_NATIVE_INT, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     H5O_type_t type;
@@ -83,9 +84,14 @@ write_file(const char *filename)
     check(H5Awrite(a, sequences, lists) >= 0, "writing sequences of references");
     H5Aclose(a);
 
-    hid_t refused = H5Dcreate2(file, "refs", H5T_STD_REF, single, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    check(refused < 0, "a dataset of references is refused");
-    H5Eprint2(H5E_DEFAULT, stderr);
+    hid_t stored = H5Dcreate2(file, "refs", H5T_STD_REF, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    check(stored >= 0 && H5Dwrite(stored, H5T_STD_REF, H5S_ALL, H5S_ALL, H5P_DEFAULT, refs) >= 0,
+          "writing a dataset of references");
+    H5Dclose(stored);
+    stored = H5Dcreate2(file, "lists", sequences, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    check(stored >= 0 && H5Dwrite(stored, sequences, H5S_ALL, H5S_ALL, H5P_DEFAULT, lists) >= 0,
+          "writing a dataset of sequences of references");
+    H5Dclose(stored);
 
     H5Rdestroy(&refs[0]);
     H5Rdestroy(&refs[1]);
@@ -95,7 +101,6 @@ write_file(const char *filename)
     H5Dclose(dset);
     H5Gclose(group);
     H5Sclose(space);
-    H5Sclose(single);
     check(H5Fclose(file) >= 0, "closing the file");
 }
 
@@ -147,6 +152,26 @@ read_file(const char *filename)
     H5Sclose(space);
     H5Tclose(type);
     H5Aclose(a);
+
+    hid_t stored = H5Dopen2(file, "refs", H5P_DEFAULT);
+    type         = stored < 0 ? H5I_INVALID_HID : H5Dget_type(stored);
+    check(H5Tequal(type, H5T_STD_REF) > 0 && H5Dread(stored, H5T_STD_REF, H5S_ALL, H5S_ALL, H5P_DEFAULT, refs) >= 0 &&
+              names(&refs[0], "/g/d") && names(&refs[1], "/g"),
+          "reading a dataset of references");
+    H5Rdestroy(&refs[0]);
+    H5Rdestroy(&refs[1]);
+    H5Tclose(type);
+    H5Dclose(stored);
+    stored = H5Dopen2(file, "lists", H5P_DEFAULT);
+    type   = stored < 0 ? H5I_INVALID_HID : H5Dget_type(stored);
+    check(H5Dread(stored, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, lists) >= 0 && lists[0].len == 2 &&
+              lists[1].len == 0 && names(&((H5R_ref_t *)lists[0].p)[0], "/g/d"),
+          "reading a dataset of sequences of references");
+    space = H5Dget_space(stored);
+    check(H5Treclaim(type, space, H5P_DEFAULT, lists) >= 0, "H5Treclaim of a dataset's sequences");
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Dclose(stored);
 
     check(H5Oget_info3(dset, &info, H5O_INFO_BASIC) >= 0, "H5Oget_info3");
     hid_t by_token = H5Oopen_by_token(file, info.token);

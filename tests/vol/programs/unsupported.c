@@ -1,9 +1,9 @@
 /*
  * Features the connector does not support yet must fail like any HDF5
  * error (a negative return and an error stack naming the feature) and
- * leave the program able to carry on: here a virtual dataset and a
- * dataset of variable-length sequences are refused, then an ordinary dataset
- * is written and the file closes cleanly.
+ * leave the program able to carry on: here a virtual dataset with an
+ * unlimited mapping and a dataset of region references are refused, then an
+ * ordinary dataset is written and the file closes cleanly.
  *
  *   unsupported FILE     (prints the error stacks to stderr, "ok" to stdout)
  */
@@ -42,13 +42,16 @@ main(int argc, char **argv)
         return 1;
     }
 
-    /* a virtual dataset mapping another dataset */
+    /* a virtual dataset mapping another dataset as it grows */
+    hsize_t unlimited[1] = {H5S_UNLIMITED}, start[1] = {0}, one[1] = {1};
+    hid_t   growing = H5Screate_simple(1, dims, unlimited);
+    H5Sselect_hyperslab(growing, H5S_SELECT_SET, start, NULL, one, unlimited);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    H5Pset_layout(dcpl, H5D_VIRTUAL);
-    H5Pset_virtual(dcpl, space, "source.h5", "/data", space);
-    hid_t vds = H5Dcreate2(file, "virtual", H5T_NATIVE_INT, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    expect_failure(vds, "H5Dcreate2 with a virtual layout");
+    H5Pset_virtual(dcpl, growing, "source.h5", "/data", growing);
+    hid_t vds = H5Dcreate2(file, "virtual", H5T_NATIVE_INT, growing, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    expect_failure(vds, "H5Dcreate2 with an unlimited virtual mapping");
     H5Pclose(dcpl);
+    H5Sclose(growing);
 
     /* the connector carries on: an ordinary dataset */
     hid_t dset = H5Dcreate2(file, "data", H5T_NATIVE_INT, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -57,11 +60,10 @@ main(int argc, char **argv)
         return 1;
     }
 
-    /* a dataset of variable-length sequences */
-    hid_t sequence = H5Tvlen_create(H5T_NATIVE_INT);
-    hid_t ragged = H5Dcreate2(file, "ragged", sequence, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    expect_failure(ragged, "H5Dcreate2 of variable-length sequences");
-    H5Tclose(sequence);
+    /* a dataset of region references */
+    hid_t regions = H5Dcreate2(file, "regions", H5T_STD_REF_DSETREG, space, H5P_DEFAULT, H5P_DEFAULT,
+                               H5P_DEFAULT);
+    expect_failure(regions, "H5Dcreate2 of region references");
 
     if (H5Dread(dset, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, back) < 0 || back[7] != 8) {
         H5Eprint2(H5E_DEFAULT, stderr);
