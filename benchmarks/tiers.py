@@ -37,7 +37,6 @@ With --json, the figures go there and their chart next to it (the same path, .pn
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import shutil
@@ -66,8 +65,8 @@ from write_read import (
     System,
     Workload,
     h5py,
-    machine,
     on_root,
+    record_header,
     workload_shape,
     write_run,
 )
@@ -411,14 +410,7 @@ def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
         report(summary, workload)
         if args.json is not None:
             record = {
-                "benchmark": "tiers",
-                "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                "machine": machine(),
-                "nprocs": comm.size,
-                "shape": list(shape),
-                "steps": steps,
-                "dtype": DTYPE.str,
-                "bytes_per_system": workload.total_bytes,
+                **record_header("tiers", comm, workload),
                 "runs": runs,
                 "summary": summary,
             }

@@ -718,6 +718,20 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def record_header(benchmark: str, comm: MPI.Comm, workload: Workload) -> dict[str, Any]:
+    """What a W1 benchmark's JSON record starts with: the run, the machine, the workload."""
+    return {
+        "benchmark": benchmark,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "nprocs": comm.size,
+        "shape": list(workload.shape),
+        "steps": workload.steps,
+        "dtype": DTYPE.str,
+        "bytes_per_system": workload.total_bytes,
+    }
+
+
 def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
     root = comm.rank == 0
     shape, steps = workload_shape(args)
@@ -787,14 +801,7 @@ def run(args: argparse.Namespace, comm: MPI.Comm) -> int:
             print(profiler.report(args.profile))
         if args.json is not None:
             record = {
-                "benchmark": "write_read",
-                "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                "machine": machine(),
-                "nprocs": comm.size,
-                "shape": list(shape),
-                "steps": steps,
-                "dtype": DTYPE.str,
-                "bytes_per_system": workload.total_bytes,
+                **record_header("write_read", comm, workload),
                 "repeat": args.repeat,
                 "esdm_block_size": args.block_size,
                 "read_cache": "cold" if cold else "warm",
