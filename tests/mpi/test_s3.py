@@ -36,8 +36,11 @@ def killable() -> Iterator[tuple[SeaweedFS | None, FaultProxy | None, dict]]:
             site = f"SeaweedFS cannot start: {why}"
         else:
             proxy = FaultProxy(server.s3_port).start()
+            # a dead server refuses at once, so the budget bounds only a server that
+            # is slow to answer: generous, since 4 ranks on 2 cores slow the
+            # restarted one (1 s timeouts failed its first write after restart)
             options = server.options(
-                endpoint=proxy.endpoint, retries=3, retry_timeout=1.5, request_timeout=1.0
+                endpoint=proxy.endpoint, retries=4, retry_timeout=10.0, request_timeout=5.0
             )
             site = {
                 "backends": [
